@@ -1,0 +1,97 @@
+#pragma once
+
+#include "broker/log.hpp"
+#include "stomp/parser.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace broker {
+
+// Everything stompd can be told, with the built-in defaults as member initializers.
+// conf/stompd.yaml documents every key; load_config() in config.cpp is the only code that
+// knows YAML. Units are in the names (or the types, for std::chrono members).
+struct config {
+  struct listener {
+    bool enabled = true;
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 0;  // 0: ephemeral, the bound port is logged
+  };
+
+  struct tcp_listener : listener {
+    tcp_listener() { port = 61613; }
+  };
+
+  struct websocket_listener : listener {
+    websocket_listener() { port = 15674; }
+    std::string path = "/ws";
+    // Largest WebSocket message accepted; a STOMP frame may also span several messages.
+    std::size_t max_message_bytes = 4 * 1024 * 1024;
+  };
+
+  struct heartbeat_settings {
+    // What CONNECTED offers: the server can send every send_interval and wants to hear from
+    // the client every receive_interval (STOMP 1.2, "Heart-beating"). Zero disables.
+    std::chrono::milliseconds send_interval{10'000};
+    std::chrono::milliseconds receive_interval{10'000};
+    // A connection silent for receive interval × grace_factor is closed.
+    double grace_factor = 2.0;
+  };
+
+  struct limits_settings {
+    stomp::parser_limits frame;                      // max_frame_bytes, max_header_count, ...
+    std::size_t max_queued_bytes = 4 * 1024 * 1024;  // outbound queue per connection
+    std::size_t max_queued_frames = 65'536;
+    std::size_t max_subscriptions_per_connection = 1024;
+    std::size_t max_destination_bytes = 512;
+    // Messages held by one /queue/ destination while no consumer takes them.
+    std::size_t max_queue_messages = 100'000;
+    // Unacknowledged messages per subscription when the client sets no prefetch-count.
+    std::size_t default_prefetch = 1000;
+    std::size_t max_transactions_per_connection = 64;
+    std::size_t max_frames_per_transaction = 10'000;
+    // Time between accept and a CONNECT frame before the connection is dropped.
+    std::chrono::milliseconds connect_timeout{10'000};
+  };
+
+  tcp_listener tcp;
+  websocket_listener websocket;
+  heartbeat_settings heartbeat;
+  limits_settings limits;
+  // Worker threads, each running its own event loop with the connections pinned to it
+  // (docs/ARCHITECTURE.md); 0 means one per core.
+  std::size_t threads = 0;
+  static constexpr std::size_t max_threads = 64;  // the config file and --threads check it
+  broker::log_level log_level = broker::log_level::info;
+  std::filesystem::path data_dir = "./data";
+  // Written into CONNECTED's `server` header.
+  std::string server_name = "stompd";
+};
+
+// A config file problem, with where it is: "conf/stompd.yaml:12: limits.max_queued_bytes:
+// must be at least 1, got 0".
+struct config_error {
+  // "file:line"; just "file" when it cannot be read; "--flag" or "command line" for flags.
+  std::string where;
+  std::string what;
+};
+
+// "where: what", the way a compiler prints a diagnostic.
+std::string to_string(const config_error& error);
+
+// Reads `path` over the defaults. Collects every problem (unknown key, wrong type, out of
+// range) instead of stopping at the first; returns the config only when there are none.
+struct config_result {
+  std::optional<config> value;
+  std::vector<config_error> errors;
+};
+config_result load_config(const std::filesystem::path& path);
+config_result parse_config(std::string_view yaml, std::string_view file_name, config base = {});
+
+}  // namespace broker

@@ -1,0 +1,363 @@
+#include "broker/config.hpp"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <limits>
+#include <map>
+#include <utility>
+
+namespace broker {
+
+std::string to_string(const config_error& error) {
+  return error.where.empty() ? error.what : fmt::format("{}: {}", error.where, error.what);
+}
+
+namespace {
+
+// The longest duration a key may hold: one day. Timers compute now() + interval ×
+// grace_factor in nanoseconds, so an unbounded value would overflow the clock.
+constexpr std::uint64_t max_duration_ms = 24 * 60 * 60 * 1000;
+// Bounds the heart-beat deadline for the same reason; 100 silent intervals is already lax.
+constexpr double max_grace_factor = 100.0;
+
+// Reads one YAML value into the config field it was made for. Returns "" on success, else
+// what is wrong with the value ("expected an integer, got 'abc'"); the caller adds where.
+using reader = std::function<std::string(const YAML::Node&)>;
+
+// One key of a mapping: a value read by `read`, or a nested mapping listed in `section`.
+struct entry {
+  entry(std::string_view k, reader r) : key(k), read(std::move(r)) {}
+  entry(std::string_view k, std::vector<entry> s) : key(k), section(std::move(s)) {}
+
+  std::string_view key;
+  reader read;
+  std::vector<entry> section;
+};
+
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar:
+      return node.Tag() == "!" ? fmt::format("the quoted string \"{}\"", node.Scalar())
+                               : fmt::format("'{}'", node.Scalar());
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    default:
+      return "an empty value";
+  }
+}
+
+// The text of an unquoted scalar, or null: in YAML `port: "61613"` is a string, so it is not
+// taken where a number or a boolean is expected.
+const std::string* plain_scalar(const YAML::Node& node) {
+  return node.IsScalar() && node.Tag() == "?" ? &node.Scalar() : nullptr;
+}
+
+bool is_digits(std::string_view text) {
+  return !text.empty() && std::ranges::all_of(text, [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Reads a decimal integer within [min, max]. A '-' sign and values beyond 64 bits are parsed
+// (not rejected as "not an integer") so the range error can quote them.
+std::string read_integer(const YAML::Node& node, std::uint64_t min, std::uint64_t max,
+                         std::uint64_t& out) {
+  const std::string* text = plain_scalar(node);
+  std::string_view digits = text ? std::string_view(*text) : std::string_view();
+  bool negative = digits.starts_with('-');
+  if (negative) digits.remove_prefix(1);
+  if (!is_digits(digits)) return fmt::format("expected an integer, got {}", describe(node));
+  std::uint64_t value = 0;
+  auto parsed = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  bool too_large = parsed.ec == std::errc::result_out_of_range || value > max;
+  if ((negative && value != 0) || too_large || value < min) {
+    if (max == std::numeric_limits<std::uint64_t>::max())
+      return fmt::format("must be at least {}, got {}", min, *text);
+    return fmt::format("must be between {} and {}, got {}", min, max, *text);
+  }
+  out = value;
+  return {};
+}
+
+template <typename T>
+reader read_uint(T& out, std::uint64_t min = 0, std::uint64_t max = std::numeric_limits<T>::max()) {
+  return [&out, min, max](const YAML::Node& node) {
+    std::uint64_t value = 0;
+    std::string error = read_integer(node, min, max, value);
+    if (error.empty()) out = static_cast<T>(value);
+    return error;
+  };
+}
+
+// A size or count where zero would make the broker useless (every frame rejected, ...).
+reader read_positive(std::size_t& out) { return read_uint(out, 1); }
+
+reader read_ms(std::chrono::milliseconds& out, std::uint64_t min) {
+  return [&out, min](const YAML::Node& node) {
+    std::uint64_t value = 0;
+    std::string error = read_integer(node, min, max_duration_ms, value);
+    if (error.empty()) out = std::chrono::milliseconds(value);
+    return error;
+  };
+}
+
+reader read_double(double& out, double min, double max) {
+  return [&out, min, max](const YAML::Node& node) -> std::string {
+    const std::string* text = plain_scalar(node);
+    double value = 0;
+    std::from_chars_result parsed{};
+    if (text) parsed = std::from_chars(text->data(), text->data() + text->size(), value);
+    if (!text || parsed.ec != std::errc() || parsed.ptr != text->data() + text->size() ||
+        !std::isfinite(value))
+      return fmt::format("expected a number, got {}", describe(node));
+    if (value < min || value > max)
+      return fmt::format("must be between {} and {}, got {}", min, max, *text);
+    out = value;
+    return {};
+  };
+}
+
+// YAML 1.2 core schema booleans only: YAML 1.1's yes/no/on/off surprise people (`off` is
+// also a log level), so they are rejected with a hint rather than guessed.
+reader read_bool(bool& out) {
+  return [&out](const YAML::Node& node) -> std::string {
+    static constexpr std::string_view yes[] = {"true", "True", "TRUE"};
+    static constexpr std::string_view no[] = {"false", "False", "FALSE"};
+    const std::string* text = plain_scalar(node);
+    if (text && std::ranges::find(yes, *text) != std::end(yes)) {
+      out = true;
+    } else if (text && std::ranges::find(no, *text) != std::end(no)) {
+      out = false;
+    } else {
+      return fmt::format("expected true or false, got {}", describe(node));
+    }
+    return {};
+  };
+}
+
+// Checks a string value; returns "" when it is acceptable.
+using string_check = std::string (*)(const std::string&);
+
+std::string not_empty(const std::string& value) { return value.empty() ? "must not be empty" : ""; }
+
+std::string url_path(const std::string& value) {
+  return value.starts_with('/') ? "" : fmt::format("must start with '/', got '{}'", value);
+}
+
+reader read_string(std::string& out, string_check check = not_empty) {
+  return [&out, check](const YAML::Node& node) {
+    if (!node.IsScalar()) return fmt::format("expected a string, got {}", describe(node));
+    std::string error = check(node.Scalar());
+    if (error.empty()) out = node.Scalar();
+    return error;
+  };
+}
+
+reader read_path(std::filesystem::path& out) {
+  return [&out](const YAML::Node& node) {
+    std::string text;
+    std::string error = read_string(text)(node);
+    if (error.empty()) out = text;
+    return error;
+  };
+}
+
+reader read_log_level(log_level& out) {
+  return [&out](const YAML::Node& node) -> std::string {
+    std::optional<log_level> level;
+    if (node.IsScalar()) level = parse_log_level(node.Scalar());
+    if (!level)
+      return fmt::format("expected trace, debug, info, warn, error or off, got {}", describe(node));
+    out = *level;
+    return {};
+  };
+}
+
+std::vector<entry> listener_keys(config::listener& l, std::vector<entry> more = {}) {
+  std::vector<entry> keys = {
+      {"enabled", read_bool(l.enabled)},
+      {"host", read_string(l.host)},
+      {"port", read_uint(l.port)},  // 0: ephemeral
+  };
+  keys.insert(keys.end(), std::make_move_iterator(more.begin()),
+              std::make_move_iterator(more.end()));
+  return keys;
+}
+
+// Every key the config file may hold, bound to the field of `c` it sets. conf/stompd.yaml
+// documents each one; adding a key is one line here, one there, and a test.
+std::vector<entry> schema(config& c) {
+  auto& frame = c.limits.frame;
+  auto& limits = c.limits;
+  return {
+      {"tcp", listener_keys(c.tcp)},
+      {"websocket",
+       listener_keys(c.websocket,
+                     {
+                         {"path", read_string(c.websocket.path, url_path)},
+                         {"max_message_bytes", read_positive(c.websocket.max_message_bytes)},
+                     })},
+      {"heartbeat",
+       {
+           {"send_interval_ms", read_ms(c.heartbeat.send_interval, 0)},  // 0: never sends
+           {"receive_interval_ms", read_ms(c.heartbeat.receive_interval, 0)},
+           {"grace_factor", read_double(c.heartbeat.grace_factor, 1.0, max_grace_factor)},
+       }},
+      {"limits",
+       {
+           {"max_frame_bytes", read_positive(frame.max_frame_bytes)},
+           {"max_header_count", read_positive(frame.max_header_count)},
+           {"max_header_line_bytes", read_positive(frame.max_header_line_bytes)},
+           {"max_body_bytes", read_positive(frame.max_body_bytes)},
+           {"max_queued_bytes", read_positive(limits.max_queued_bytes)},
+           {"max_queued_frames", read_positive(limits.max_queued_frames)},
+           {"max_subscriptions_per_connection",
+            read_positive(limits.max_subscriptions_per_connection)},
+           {"max_destination_bytes", read_positive(limits.max_destination_bytes)},
+           {"max_queue_messages", read_positive(limits.max_queue_messages)},
+           {"default_prefetch", read_positive(limits.default_prefetch)},
+           {"max_transactions_per_connection",
+            read_positive(limits.max_transactions_per_connection)},
+           {"max_frames_per_transaction", read_positive(limits.max_frames_per_transaction)},
+           {"connect_timeout_ms", read_ms(limits.connect_timeout, 1)},
+       }},
+      {"threads", read_uint(c.threads, 0, config::max_threads)},  // 0: one per core
+      {"log_level", read_log_level(c.log_level)},
+      {"data_dir", read_path(c.data_dir)},
+      {"server_name", read_string(c.server_name)},
+  };
+}
+
+// Levenshtein distance, for "did you mean" on misspelt keys.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string unknown_key(const std::string& name, std::string_view key,
+                        const std::vector<entry>& keys) {
+  const entry* best = nullptr;
+  std::size_t best_distance = 3;  // further than this is a different word, not a typo
+  for (const entry& e : keys) {
+    if (std::size_t d = edit_distance(key, e.key); d < best_distance) {
+      best = &e;
+      best_distance = d;
+    }
+  }
+  if (!best) return fmt::format("unknown key '{}'", name);
+  std::string_view prefix = std::string_view(name).substr(0, name.size() - key.size());
+  return fmt::format("unknown key '{}' (did you mean '{}{}'?)", name, prefix, best->key);
+}
+
+// Walks the document against the schema, collecting every problem rather than stopping.
+class reader_context {
+ public:
+  reader_context(std::string_view file_name, std::vector<config_error>& errors)
+      : file_name_(file_name), errors_(errors) {}
+
+  void fail(const YAML::Mark& mark, std::string what) {
+    std::string where =
+        mark.is_null() ? std::string(file_name_) : fmt::format("{}:{}", file_name_, mark.line + 1);
+    errors_.push_back({std::move(where), std::move(what)});
+  }
+
+  void read_mapping(const YAML::Node& node, const std::vector<entry>& keys,
+                    const std::string& prefix) {
+    std::map<std::string, int, std::less<>> seen;  // key -> line where first set
+    for (const auto& item : node) {
+      const YAML::Node& key = item.first;
+      const YAML::Node& value = item.second;
+      // Errors point at the key: an empty value's mark is already on the next line.
+      if (!key.IsScalar()) {
+        fail(key.Mark(), fmt::format("{}expected a key name, got {}",
+                                     prefix.empty() ? "" : prefix + ": ", describe(key)));
+        continue;
+      }
+      std::string name = prefix.empty() ? key.Scalar() : prefix + "." + key.Scalar();
+      if (auto [first, inserted] = seen.emplace(key.Scalar(), key.Mark().line); !inserted) {
+        fail(key.Mark(),
+             fmt::format("duplicate key '{}' (first set on line {})", name, first->second + 1));
+        continue;
+      }
+      auto known = std::ranges::find(keys, std::string_view(key.Scalar()), &entry::key);
+      if (known == keys.end()) {
+        fail(key.Mark(), unknown_key(name, key.Scalar(), keys));
+      } else if (known->read) {
+        if (std::string error = known->read(value); !error.empty())
+          fail(key.Mark(), fmt::format("{}: {}", name, error));
+      } else if (value.IsMap()) {
+        read_mapping(value, known->section, name);
+      } else if (!value.IsNull()) {  // a section with every key commented out is fine
+        fail(key.Mark(),
+             fmt::format("{}: expected a mapping of settings, got {}", name, describe(value)));
+      }
+    }
+  }
+
+ private:
+  std::string_view file_name_;
+  std::vector<config_error>& errors_;
+};
+
+}  // namespace
+
+config_result parse_config(std::string_view yaml, std::string_view file_name, config base) {
+  config_result result;
+  reader_context context(file_name, result.errors);
+  std::vector<YAML::Node> documents;
+  try {
+    documents = YAML::LoadAll(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    context.fail(e.mark, fmt::format("invalid YAML: {}", e.msg));
+    return result;
+  }
+  // An empty file, or one of only comments, has no document and means "all defaults".
+  if (documents.size() > 1)
+    context.fail(documents[1].Mark(), "expected one YAML document, found a second one");
+  if (!documents.empty() && !documents[0].IsNull()) {
+    if (documents[0].IsMap()) {
+      context.read_mapping(documents[0], schema(base), "");
+    } else {
+      context.fail(documents[0].Mark(),
+                   fmt::format("expected a mapping of settings, got {}", describe(documents[0])));
+    }
+  }
+  if (result.errors.empty()) result.value = std::move(base);
+  return result;
+}
+
+config_result load_config(const std::filesystem::path& path) {
+  auto cannot_read = [&](std::string_view why) {
+    config_result result;
+    result.errors.push_back({path.string(), fmt::format("cannot read: {}", why)});
+    return result;
+  };
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return cannot_read("is a directory");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return cannot_read(std::strerror(errno));
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (in.bad()) return cannot_read(std::strerror(errno));
+  return parse_config(text, path.string());
+}
+
+}  // namespace broker
