@@ -1,0 +1,46 @@
+#pragma once
+
+#include "broker/config.hpp"
+#include "queue.hpp"
+#include "router.hpp"
+
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+namespace broker {
+
+class session;
+
+// One event loop on one thread. Connections are pinned to a worker at accept, so a session's
+// state is only ever touched on its worker's thread and needs no strand or lock.
+struct worker {
+  explicit worker(std::size_t i) : index(i), io(1) {}
+  std::size_t index;
+  // Declared before `io` so it outlives it: destroying `io` destroys pending handlers, and
+  // with them sessions, which unregister themselves here.
+  std::unordered_set<session*> sessions;  // this worker's live sessions; its thread only
+  boost::asio::io_context io;
+};
+
+// What every session shares: settings, routing, counters. Outlives all sessions.
+struct broker_context {
+  explicit broker_context(config c);
+
+  const config settings;
+  router topics;
+  queue_registry queues;
+  // Last, so it is destroyed first: sessions freed with the event loops still reach
+  // the router and queues.
+  std::vector<std::unique_ptr<worker>> workers;
+  std::atomic<std::uint64_t> next_session_id{1};
+  std::atomic<std::uint64_t> slow_consumer_closes{0};
+  const std::string server_header;  // CONNECTED's `server`: "stompd/0.1.0"
+};
+
+}  // namespace broker

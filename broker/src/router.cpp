@@ -1,0 +1,92 @@
+#include "router.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <stdexcept>
+
+namespace broker {
+
+router::router(std::size_t workers, post_function post) : tables_(workers), post_(std::move(post)) {
+  if (workers == 0 || workers > max_workers)
+    throw std::invalid_argument("router: worker count must be 1.." + std::to_string(max_workers));
+}
+
+router::shard& router::shard_for(std::string_view destination) noexcept {
+  return shards_[string_hash{}(destination) % shard_count];
+}
+
+void router::subscribe(std::size_t w, std::string_view destination, topic_subscriber* s,
+                       std::uint64_t subscription_key) {
+  assert(w < tables_.size());
+  auto& table = tables_[w];
+  auto it = table.find(destination);
+  if (it == table.end()) {
+    it = table.emplace(std::string(destination), std::vector<local_subscription>{}).first;
+    // First local subscriber: make this worker visible to publishers on other workers
+    // before the subscription counts as made (a RECEIPT the caller sends next happens after).
+    auto& sh = shard_for(destination);
+    std::lock_guard lock(sh.mutex);
+    auto [entry, inserted] = sh.workers.try_emplace(std::string(destination), 0);
+    entry->second |= std::uint64_t{1} << w;
+  }
+  it->second.push_back({s, subscription_key});
+}
+
+void router::unsubscribe(std::size_t w, std::string_view destination, topic_subscriber* s,
+                         std::uint64_t subscription_key) {
+  assert(w < tables_.size());
+  auto& table = tables_[w];
+  auto it = table.find(destination);
+  if (it == table.end()) return;
+  auto& subs = it->second;
+  std::erase_if(subs, [&](const local_subscription& l) {
+    return l.subscriber == s && l.key == subscription_key;
+  });
+  if (!subs.empty()) return;
+  table.erase(it);
+  auto& sh = shard_for(destination);
+  std::lock_guard lock(sh.mutex);
+  auto entry = sh.workers.find(destination);
+  if (entry == sh.workers.end()) return;
+  entry->second &= ~(std::uint64_t{1} << w);
+  if (entry->second == 0) sh.workers.erase(entry);
+}
+
+void router::publish(std::size_t from, const message_ptr& m) {
+  counters_.published.fetch_add(1, std::memory_order_relaxed);
+  std::uint64_t mask = 0;
+  {
+    auto& sh = shard_for(m->destination);
+    std::lock_guard lock(sh.mutex);
+    auto entry = sh.workers.find(m->destination);
+    if (entry != sh.workers.end()) mask = entry->second;
+  }
+  for (std::size_t w = 0; mask != 0; ++w, mask >>= 1) {
+    if ((mask & 1) == 0) continue;
+    if (w == from)
+      deliver_local(w, m);
+    else
+      post_(w, [this, w, m] { deliver_local(w, m); });
+  }
+}
+
+void router::deliver_local(std::size_t w, const message_ptr& m) {
+  auto& table = tables_[w];
+  auto it = table.find(m->destination);
+  if (it == table.end()) return;  // the last subscriber left while the task was queued
+  // Subscribers never unsubscribe synchronously from inside on_topic_message (a session
+  // that must close posts its close), so the vector is stable during the loop.
+  for (const auto& sub : it->second) sub.subscriber->on_topic_message(m, sub.key);
+  counters_.delivered.fetch_add(it->second.size(), std::memory_order_relaxed);
+}
+
+std::size_t router::destination_count() const {
+  std::size_t n = 0;
+  for (const auto& sh : shards_) {
+    std::lock_guard lock(sh.mutex);
+    n += sh.workers.size();
+  }
+  return n;
+}
+
+}  // namespace broker

@@ -1,0 +1,101 @@
+#pragma once
+
+#include "message.hpp"
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace broker {
+
+// Receives topic messages, always on the thread of the worker it subscribed from.
+class topic_subscriber {
+ public:
+  virtual void on_topic_message(const message_ptr& m, std::uint64_t subscription_key) = 0;
+
+ protected:
+  ~topic_subscriber() = default;
+};
+
+// Transparent hashing so a std::string_view finds a std::string key without a copy.
+struct string_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
+template <typename T>
+using string_map = std::unordered_map<std::string, T, string_hash, std::equal_to<>>;
+
+// Routes /topic/ messages to subscribers across worker threads.
+//
+// Each worker (an event loop on its own thread) keeps its own table of the subscriptions made
+// from its connections, touched only on that thread, so subscribing and delivering take no
+// lock. A small sharded index records which workers have subscribers of a destination; a
+// publish reads it under one shard's mutex, delivers to its own worker's subscribers inline
+// and posts one task per other worker that has any. Fan-out therefore costs one post per
+// remote worker per message, not per subscriber, and no lock is shared by all destinations.
+//
+// Order: messages of one publisher reach each subscriber in publish order (inline delivery
+// happens in call order, and posts to one worker run FIFO).
+class router {
+ public:
+  static constexpr std::size_t max_workers = 64;  // worker sets are 64-bit masks
+
+  // Runs `task` on worker `w`'s thread, later; thread-safe.
+  using post_function = std::function<void(std::size_t w, std::function<void()> task)>;
+
+  router(std::size_t workers, post_function post);
+  router(const router&) = delete;
+  router& operator=(const router&) = delete;
+
+  // On worker w's thread. `s` must stay valid until unsubscribed on the same thread.
+  void subscribe(std::size_t w, std::string_view destination, topic_subscriber* s,
+                 std::uint64_t subscription_key);
+  void unsubscribe(std::size_t w, std::string_view destination, topic_subscriber* s,
+                   std::uint64_t subscription_key);
+
+  // On worker `from`'s thread. Returns the number of local deliveries made inline.
+  void publish(std::size_t from, const message_ptr& m);
+
+  // Counters for the admin API, relaxed: they are statistics, not synchronisation.
+  struct counters {
+    std::atomic<std::uint64_t> published{0};
+    std::atomic<std::uint64_t> delivered{0};
+  };
+  const counters& stats() const noexcept { return counters_; }
+
+  // Destinations with at least one subscriber on any worker; thread-safe.
+  std::size_t destination_count() const;
+
+ private:
+  struct local_subscription {
+    topic_subscriber* subscriber;
+    std::uint64_t key;
+  };
+  using local_table = string_map<std::vector<local_subscription>>;
+
+  struct shard {
+    mutable std::mutex mutex;
+    string_map<std::uint64_t> workers;  // destination -> bit per worker with subscribers
+  };
+  static constexpr std::size_t shard_count = 16;
+
+  shard& shard_for(std::string_view destination) noexcept;
+  void deliver_local(std::size_t w, const message_ptr& m);
+
+  std::vector<local_table> tables_;  // one per worker
+  std::array<shard, shard_count> shards_;
+  post_function post_;
+  counters counters_;
+};
+
+}  // namespace broker

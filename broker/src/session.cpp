@@ -1,0 +1,716 @@
+#include "session.hpp"
+
+#include "broker/log.hpp"
+#include "stomp/serializer.hpp"
+
+#include <boost/asio/post.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+
+namespace net = boost::asio;
+
+namespace broker {
+
+namespace {
+
+using stomp::command;
+using stomp::header_view;
+using clock = std::chrono::steady_clock;
+
+// Bytes asked of each read; the parser grows its buffer only when a frame needs more.
+constexpr std::size_t read_chunk_bytes = 16 * 1024;
+// Frames coalesced into one socket write (for WebSocket, one message). The byte bound keeps a
+// WebSocket message within what clients buffer: Spring's WebSocketStompClient refuses
+// messages over 64 KiB (inboundMessageSizeLimit). A larger single frame still goes alone.
+constexpr std::size_t max_frames_per_write = 64;
+constexpr std::size_t max_coalesced_bytes = 32 * 1024;
+
+// Headers a SEND may not pass on to subscribers: the broker sets them, or they concern only
+// the SEND itself.
+bool is_reserved_header(std::string_view name) {
+  return name == "destination" || name == "receipt" || name == "transaction" ||
+         name == "content-length" || name == "message-id" || name == "subscription" ||
+         name == "ack" || name == "redelivered";
+}
+
+std::optional<stomp::version> negotiate_version(std::optional<std::string_view> accept) {
+  if (!accept) return stomp::version::v1_0;  // STOMP 1.2, "Protocol Negotiation"
+  std::optional<stomp::version> best;
+  std::string_view rest = *accept;
+  while (!rest.empty()) {
+    auto comma = rest.find(',');
+    auto v = rest.substr(0, comma);
+    while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+    while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+    std::optional<stomp::version> got;
+    if (v == "1.0") got = stomp::version::v1_0;
+    if (v == "1.1") got = stomp::version::v1_1;
+    if (v == "1.2") got = stomp::version::v1_2;
+    if (got && (!best || *got > *best)) best = got;
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  return best;
+}
+
+bool parse_ms(std::string_view s, std::uint64_t& out) {
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc{} && p == s.data() + s.size();
+}
+
+// "cx,cy" (STOMP 1.2, "Heart-beating"); absent means "0,0".
+bool parse_heartbeat(std::optional<std::string_view> h, std::uint64_t& cx, std::uint64_t& cy) {
+  cx = cy = 0;
+  if (!h) return true;
+  auto comma = h->find(',');
+  if (comma == std::string_view::npos) return false;
+  return parse_ms(h->substr(0, comma), cx) && parse_ms(h->substr(comma + 1), cy);
+}
+
+std::chrono::milliseconds negotiate_interval(std::uint64_t ours_ms, std::uint64_t theirs_ms) {
+  if (ours_ms == 0 || theirs_ms == 0) return std::chrono::milliseconds{0};
+  return std::chrono::milliseconds{std::max(ours_ms, theirs_ms)};
+}
+
+}  // namespace
+
+std::string_view to_string(close_reason r) noexcept {
+  switch (r) {
+    case close_reason::client_disconnect:
+      return "client_disconnect";
+    case close_reason::peer_closed:
+      return "peer_closed";
+    case close_reason::io_error:
+      return "io_error";
+    case close_reason::protocol_error:
+      return "protocol_error";
+    case close_reason::slow_consumer:
+      return "slow_consumer";
+    case close_reason::heartbeat_timeout:
+      return "heartbeat_timeout";
+    case close_reason::connect_timeout:
+      return "connect_timeout";
+    case close_reason::shutdown:
+      return "shutdown";
+  }
+  return "unknown";
+}
+
+session::session(broker_context& ctx, worker& w, std::string peer, std::string_view transport)
+    : ctx_(ctx),
+      worker_(w),
+      timer_(w.io),
+      id_(ctx.next_session_id.fetch_add(1, std::memory_order_relaxed)),
+      peer_(std::move(peer)),
+      transport_(transport),
+      parser_(ctx.settings.limits.frame) {
+  worker_.sessions.insert(this);
+  last_read_ = last_write_ = clock::now();
+  log_debug("session={} peer={} transport={} accepted", id_, peer_, transport_);
+}
+
+session::~session() { release_resources(); }
+
+void session::run() {
+  // Until CONNECT arrives the timer enforces connect_timeout, WebSocket handshake included
+  // (slowloris defence).
+  timer_.expires_after(ctx_.settings.limits.connect_timeout);
+  timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || self->closing_ || self->connected_) return;
+    log_warn("session={} peer={} no CONNECT within {} ms", self->id_, self->peer_,
+             self->ctx_.settings.limits.connect_timeout.count());
+    if (!self->ready_) return self->fail(close_reason::connect_timeout, "handshake", "timeout");
+    const header_view h[] = {{"message", "connect timeout"}, {"content-type", "text/plain"}};
+    self->enqueue_frame(command::error, h, "no CONNECT frame received in time\n");
+    self->close(close_reason::connect_timeout, true);
+  });
+  start_transport();
+}
+
+void session::transport_ready() {
+  ready_ = true;
+  start_read();
+}
+
+net::mutable_buffer session::read_space() {
+  auto space = parser_.prepare(read_chunk_bytes);
+  return {space.data(), space.size()};
+}
+
+void session::on_read(std::size_t bytes) {
+  parser_.commit(bytes);
+  last_read_ = clock::now();
+  stomp::frame_view f;
+  while (!closing_) {
+    auto ec = parser_.next(f);
+    if (ec == stomp::errc::need_more) break;
+    if (ec) {
+      const auto& err = parser_.error();
+      log_warn("session={} peer={} bad frame: {}", id_, peer_, err.message());
+      protocol_error("malformed frame", err.message());
+      return;
+    }
+    handle_frame(f);
+  }
+  if (!closing_) start_read();
+}
+
+void session::handle_frame(const stomp::frame_view& f) {
+  if (log_enabled(log_level::trace))
+    log_trace("session={} frame={} headers={} body_bytes={}", id_, stomp::to_string(f.command),
+              f.headers.size(), f.body.size());
+  if (!connected_) {
+    if (f.command == command::connect || f.command == command::stomp) return handle_connect(f);
+    return protocol_error(
+        "not connected",
+        fmt::format("expected CONNECT or STOMP, got {}", stomp::to_string(f.command)), &f);
+  }
+  switch (f.command) {
+    case command::send:
+    case command::ack:
+    case command::nack:
+      if (auto tx = f.header("transaction")) {
+        auto it = transactions_.find(std::string(*tx));
+        if (it == transactions_.end())
+          return protocol_error("unknown transaction",
+                                fmt::format("transaction '{}' was not begun", *tx), &f);
+        if (it->second.size() >= ctx_.settings.limits.max_frames_per_transaction)
+          return protocol_error("transaction too large",
+                                fmt::format("transaction '{}' exceeds {} frames", *tx,
+                                            ctx_.settings.limits.max_frames_per_transaction),
+                                &f);
+        if (f.command == command::send) {
+          auto dest = f.header("destination");
+          if (!dest) return protocol_error("missing header", "SEND requires 'destination'", &f);
+          if (!check_destination(*dest, f)) return;
+        }
+        it->second.emplace_back(f);
+        return send_receipt(f);
+      }
+      if (apply(f)) send_receipt(f);
+      return;
+    case command::subscribe:
+      return handle_subscribe(f);
+    case command::unsubscribe:
+      return handle_unsubscribe(f);
+    case command::begin:
+      return handle_begin(f);
+    case command::commit:
+      return handle_end_transaction(f, true);
+    case command::abort:
+      return handle_end_transaction(f, false);
+    case command::disconnect:
+      return handle_disconnect(f);
+    case command::connect:
+    case command::stomp:
+      return protocol_error("already connected", "second CONNECT frame", &f);
+    default:
+      return protocol_error("unexpected frame",
+                            fmt::format("{} is a server frame", stomp::to_string(f.command)), &f);
+  }
+}
+
+void session::handle_connect(const stomp::frame_view& f) {
+  auto v = negotiate_version(f.header("accept-version"));
+  if (!v) {
+    const header_view h[] = {{"version", "1.0,1.1,1.2"},
+                             {"message", "unsupported protocol version"},
+                             {"content-type", "text/plain"}};
+    enqueue_frame(command::error, h, "Supported protocol versions are 1.0,1.1,1.2\n");
+    log_warn("session={} peer={} no common STOMP version: accept-version={}", id_, peer_,
+             *f.header("accept-version"));
+    return close(close_reason::protocol_error, true);
+  }
+  std::uint64_t cx = 0, cy = 0;
+  if (!parse_heartbeat(f.header("heart-beat"), cx, cy))
+    return protocol_error(
+        "invalid heart-beat",
+        fmt::format("heart-beat must be two integers 'cx,cy', got '{}'", *f.header("heart-beat")),
+        &f);
+  version_ = *v;
+  parser_.set_version(version_);
+  connected_ = true;
+  const auto& hb = ctx_.settings.heartbeat;
+  auto sx = static_cast<std::uint64_t>(hb.send_interval.count());
+  auto sy = static_cast<std::uint64_t>(hb.receive_interval.count());
+  send_every_ = negotiate_interval(sx, cy);
+  expect_every_ = negotiate_interval(sy, cx);
+
+  auto heart_beat = fmt::format("{},{}", sx, sy);
+  auto session_id = fmt::format("{}", id_);
+  const header_view h[] = {{"version", stomp::to_string(version_)},
+                           {"heart-beat", heart_beat},
+                           {"session", session_id},
+                           {"server", ctx_.server_header}};
+  enqueue_frame(command::connected, h);
+  log_debug("session={} peer={} connected version={} heartbeat_send_ms={} heartbeat_expect_ms={}",
+            id_, peer_, stomp::to_string(version_), send_every_.count(), expect_every_.count());
+  timer_.cancel();  // ends the connect timeout; arm_timer() takes over
+  arm_timer();
+}
+
+bool session::check_destination(std::string_view d, const stomp::frame_view& f) {
+  std::string_view problem;
+  if (d.empty())
+    problem = "is empty";
+  else if (d.size() > ctx_.settings.limits.max_destination_bytes)
+    problem = "is too long";
+  else if (std::any_of(d.begin(), d.end(),
+                       [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+    problem = "contains a control character";
+  else if (!((d.starts_with("/topic/") && d.size() > 7) ||
+             (d.starts_with("/queue/") && d.size() > 7)))
+    problem = "must start with /topic/ or /queue/ followed by a name";
+  if (problem.empty()) return true;
+  // The name is echoed only when it is printable; a too-long one is cut.
+  std::string shown(d.substr(0, 128));
+  std::replace_if(
+      shown.begin(), shown.end(),
+      [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }, '?');
+  protocol_error(fmt::format("invalid destination '{}'", shown),
+                 fmt::format("destination '{}' {}", shown, problem), &f);
+  return false;
+}
+
+bool session::apply(const stomp::frame_view& f) {
+  if (f.command == command::send) {
+    auto dest = f.header("destination");
+    if (!dest) {
+      protocol_error("missing header", "SEND requires 'destination'", &f);
+      return false;
+    }
+    if (!check_destination(*dest, f)) return false;
+    return publish(f, *dest);
+  }
+  handle_ack(f, f.command == command::ack);
+  return !closing_;
+}
+
+bool session::publish(const stomp::frame_view& f, std::string_view destination) {
+  auto message_id = fmt::format("{}-{}", id_, ++published_);
+  std::vector<header_view> headers;
+  headers.reserve(f.headers.size() + 2);
+  headers.push_back({"destination", destination});
+  headers.push_back({"message-id", message_id});
+  for (const auto& h : f.headers) {
+    if (is_reserved_header(h.name)) continue;
+    // Repeated headers: only the first counts (STOMP 1.2, "Repeated Header Entries").
+    if (std::any_of(headers.begin(), headers.end(),
+                    [&](const header_view& x) { return x.name == h.name; }))
+      continue;
+    headers.push_back(h);
+  }
+  stomp::shared_message encoded(headers, f.body);
+  bool text = is_utf8(encoded.tail(stomp::version::v1_2));
+  auto m = std::make_shared<const message>(std::string(destination), std::move(message_id),
+                                           std::move(encoded), text);
+  if (destination.starts_with("/topic/")) {
+    ctx_.topics.publish(worker_.index, m);
+    return true;
+  }
+  bool accepted = false;
+  ctx_.queues.with_queue(destination, [&](queue& q) { accepted = q.enqueue(m); });
+  if (!accepted) {
+    protocol_error("queue full",
+                   fmt::format("queue '{}' already holds {} messages", destination,
+                               ctx_.settings.limits.max_queue_messages),
+                   &f);
+    return false;
+  }
+  return true;
+}
+
+void session::handle_subscribe(const stomp::frame_view& f) {
+  auto dest = f.header("destination");
+  if (!dest) return protocol_error("missing header", "SUBSCRIBE requires 'destination'", &f);
+  if (!check_destination(*dest, f)) return;
+  auto id = f.header("id");
+  if (!id && version_ != stomp::version::v1_0)
+    return protocol_error("missing header", "SUBSCRIBE requires 'id' in STOMP 1.1 and 1.2", &f);
+  std::string sub_id(id ? *id : *dest);  // 1.0: the destination identifies the subscription
+  if (subscription_keys_.contains(sub_id))
+    return protocol_error("duplicate subscription",
+                          fmt::format("subscription id '{}' is already in use", sub_id), &f);
+  if (subscriptions_.size() >= ctx_.settings.limits.max_subscriptions_per_connection)
+    return protocol_error("too many subscriptions",
+                          fmt::format("limit is {} per connection",
+                                      ctx_.settings.limits.max_subscriptions_per_connection),
+                          &f);
+  ack_mode mode = ack_mode::auto_ack;
+  if (auto a = f.header("ack")) {
+    if (*a == "client")
+      mode = ack_mode::client;
+    else if (*a == "client-individual")
+      mode = ack_mode::client_individual;
+    else if (*a != "auto")
+      return protocol_error(
+          "invalid ack mode",
+          fmt::format("ack must be auto, client or client-individual, got '{}'", *a), &f);
+  }
+  std::size_t prefetch = ctx_.settings.limits.default_prefetch;
+  if (auto p = f.header("prefetch-count")) {
+    std::uint64_t n = 0;
+    if (!parse_ms(*p, n))
+      return protocol_error("invalid prefetch-count",
+                            fmt::format("prefetch-count must be an integer, got '{}'", *p), &f);
+    prefetch = static_cast<std::size_t>(n);  // 0: unbounded, as in RabbitMQ
+  }
+
+  auto key = next_key_++;
+  subscription sub;
+  sub.id = sub_id;
+  sub.destination = std::string(*dest);
+  sub.mode = mode;
+  sub.is_queue = dest->starts_with("/queue/");
+  sub.key = key;
+  stomp::shared_message::head(sub.head, sub.id, {}, version_);
+  if (mode != ack_mode::auto_ack && version_ == stomp::version::v1_2)
+    sub.ack_prefix = fmt::format("ack:{}-", key);
+  auto& stored = subscriptions_.emplace(key, std::move(sub)).first->second;
+  subscription_keys_.emplace(std::move(sub_id), key);
+  if (stored.is_queue) {
+    // The consumer is registered by raw pointer: release_resources() removes it before this
+    // session can go away, and deliveries reach us by post (on_queue_message).
+    stored.q = ctx_.queues.with_queue(stored.destination,
+                                      [&](queue& q) { q.add_consumer(this, key, mode, prefetch); });
+  } else {
+    ctx_.topics.subscribe(worker_.index, stored.destination, this, key);
+  }
+  log_debug("session={} subscribed id={} destination={}", id_, stored.id, stored.destination);
+  send_receipt(f);
+}
+
+void session::handle_unsubscribe(const stomp::frame_view& f) {
+  auto id = f.header("id");
+  if (!id && version_ == stomp::version::v1_0) id = f.header("destination");
+  if (!id) return protocol_error("missing header", "UNSUBSCRIBE requires 'id'", &f);
+  auto k = subscription_keys_.find(std::string(*id));
+  if (k == subscription_keys_.end())
+    return protocol_error("unknown subscription", fmt::format("no subscription with id '{}'", *id),
+                          &f);
+  auto key = k->second;
+  subscription_keys_.erase(k);
+  auto it = subscriptions_.find(key);
+  if (it->second.is_queue) {
+    it->second.q->remove_consumer(this, key);
+    ctx_.queues.release(it->second.destination);
+  } else {
+    ctx_.topics.unsubscribe(worker_.index, it->second.destination, this, key);
+  }
+  subscriptions_.erase(it);
+  send_receipt(f);
+}
+
+void session::handle_ack(const stomp::frame_view& f, bool positive) {
+  const char* what = positive ? "ACK" : "NACK";
+  // Which subscription and delivery: 1.2 uses the MESSAGE's `ack` value as `id`
+  // ("<subscription key>-<message-id>"); 1.1 uses subscription + message-id; 1.0 only
+  // message-id.
+  std::string_view message_id;
+  std::vector<std::uint64_t> candidates;
+  if (version_ == stomp::version::v1_2) {
+    auto id = f.header("id");
+    if (!id) return protocol_error("missing header", fmt::format("{} requires 'id'", what), &f);
+    auto dash = id->find('-');
+    std::uint64_t key = 0;
+    if (dash == std::string_view::npos || !parse_ms(id->substr(0, dash), key) ||
+        !subscriptions_.contains(key))
+      return protocol_error("unknown ack id",
+                            fmt::format("{} id '{}' matches no message delivered here", what, *id),
+                            &f);
+    message_id = id->substr(dash + 1);
+    candidates.push_back(key);
+  } else {
+    auto mid = f.header("message-id");
+    if (!mid)
+      return protocol_error("missing header", fmt::format("{} requires 'message-id'", what), &f);
+    message_id = *mid;
+    if (auto sub = f.header("subscription"); sub && version_ == stomp::version::v1_1) {
+      auto k = subscription_keys_.find(std::string(*sub));
+      if (k == subscription_keys_.end())
+        return protocol_error("unknown subscription",
+                              fmt::format("no subscription with id '{}'", *sub), &f);
+      candidates.push_back(k->second);
+    } else {
+      for (const auto& entry : subscriptions_) candidates.push_back(entry.first);
+    }
+  }
+  for (auto key : candidates) {
+    const auto& sub = subscriptions_.at(key);
+    if (!sub.is_queue || sub.mode == ack_mode::auto_ack) {
+      // Topic deliveries are not tracked: acknowledging one is accepted and has no effect.
+      if (candidates.size() == 1) return;
+      continue;
+    }
+    bool cumulative = sub.mode == ack_mode::client;
+    bool found = positive ? sub.q->ack(this, key, message_id, cumulative)
+                          : sub.q->nack(this, key, message_id, cumulative);
+    if (found) return;
+  }
+  protocol_error(
+      "unknown message",
+      fmt::format("{} for message '{}', which is not awaiting acknowledgement", what, message_id),
+      &f);
+}
+
+void session::handle_begin(const stomp::frame_view& f) {
+  auto tx = f.header("transaction");
+  if (!tx) return protocol_error("missing header", "BEGIN requires 'transaction'", &f);
+  if (transactions_.contains(std::string(*tx)))
+    return protocol_error("duplicate transaction",
+                          fmt::format("transaction '{}' is already open", *tx), &f);
+  if (transactions_.size() >= ctx_.settings.limits.max_transactions_per_connection)
+    return protocol_error("too many transactions",
+                          fmt::format("limit is {} open transactions per connection",
+                                      ctx_.settings.limits.max_transactions_per_connection),
+                          &f);
+  transactions_.emplace(std::string(*tx), std::vector<stomp::frame>{});
+  send_receipt(f);
+}
+
+void session::handle_end_transaction(const stomp::frame_view& f, bool commit) {
+  const char* what = commit ? "COMMIT" : "ABORT";
+  auto tx = f.header("transaction");
+  if (!tx)
+    return protocol_error("missing header", fmt::format("{} requires 'transaction'", what), &f);
+  auto it = transactions_.find(std::string(*tx));
+  if (it == transactions_.end())
+    return protocol_error("unknown transaction", fmt::format("transaction '{}' was not begun", *tx),
+                          &f);
+  auto frames = std::move(it->second);
+  transactions_.erase(it);
+  if (commit) {
+    std::vector<header_view> headers;
+    for (const auto& saved : frames) {
+      headers.clear();
+      for (const auto& h : saved.headers) headers.push_back({h.name, h.value});
+      stomp::frame_view view{saved.command, headers, saved.body};
+      if (!apply(view)) return;  // apply() has sent the ERROR
+    }
+  }
+  send_receipt(f);
+}
+
+void session::handle_disconnect(const stomp::frame_view& f) {
+  send_receipt(f);
+  log_debug("session={} peer={} disconnect", id_, peer_);
+  close(close_reason::client_disconnect, true);
+}
+
+void session::send_receipt(const stomp::frame_view& f) {
+  auto r = f.header("receipt");
+  if (!r || closing_) return;
+  const header_view h[] = {{"receipt-id", *r}};
+  enqueue_frame(command::receipt, h);
+}
+
+void session::protocol_error(std::string_view message, std::string_view detail,
+                             const stomp::frame_view* f) {
+  if (closing_) return;
+  log_warn("session={} peer={} protocol error: {}: {}", id_, peer_, message, detail);
+  std::vector<header_view> h{{"message", message}, {"content-type", "text/plain"}};
+  if (f != nullptr)
+    if (auto r = f->header("receipt")) h.push_back({"receipt-id", *r});
+  enqueue_frame(command::error, h, fmt::format("{}\n", detail));
+  close(close_reason::protocol_error, true);
+}
+
+// --- delivery -------------------------------------------------------------------------------
+
+void session::on_topic_message(const message_ptr& m, std::uint64_t key) {
+  if (closing_) return;
+  auto it = subscriptions_.find(key);
+  if (it != subscriptions_.end()) deliver(it->second, m, false);
+}
+
+void session::on_queue_message(const message_ptr& m, std::uint64_t key, bool redelivered) {
+  // Any thread, with the queue's mutex held: hop to our worker. A session already gone by
+  // then leaves the message in the queue's unacknowledged list, which its removal requeued.
+  net::post(worker_.io, [weak = weak_from_this(), m, key, redelivered] {
+    auto self = weak.lock();
+    if (!self || self->closing_) return;
+    auto it = self->subscriptions_.find(key);
+    if (it != self->subscriptions_.end()) self->deliver(it->second, m, redelivered);
+  });
+}
+
+void session::deliver(const subscription& sub, const message_ptr& m, bool redelivered) {
+  outbound o;
+  o.bytes.reserve(sub.head.size() + sub.ack_prefix.size() + m->id.size() + 20);
+  o.bytes = sub.head;
+  if (!sub.ack_prefix.empty()) {
+    o.bytes += sub.ack_prefix;
+    stomp::append_escaped(o.bytes, m->id, version_);
+    o.bytes += '\n';
+  }
+  if (redelivered) o.bytes += "redelivered:true\n";
+  o.tail = m->encoded.tail(version_);
+  o.msg = m;
+  enqueue(std::move(o));
+}
+
+void session::enqueue_frame(command c, std::span<const header_view> headers,
+                            std::string_view body) {
+  outbound o;
+  stomp::serialize(o.bytes, c, headers, body, version_);
+  enqueue(std::move(o));
+}
+
+void session::enqueue(outbound o) {
+  if (closing_ || condemned_) return;  // nothing new goes out once a close has begun
+  queued_bytes_ += o.size();
+  outbox_.push_back(std::move(o));
+  const auto& limits = ctx_.settings.limits;
+  if (queued_bytes_ > limits.max_queued_bytes || outbox_.size() > limits.max_queued_frames)
+    return condemn_slow_consumer();
+  if (writing_ == 0) start_write();
+}
+
+void session::condemn_slow_consumer() {
+  // A subscriber that can't keep up is cut off rather than slowing publishers or growing
+  // without bound: what is queued and not yet being written is dropped, an ERROR goes
+  // instead. We may be inside the router's delivery loop, which must not see us unsubscribe,
+  // so the close itself is posted.
+  condemned_ = true;
+  const auto& limits = ctx_.settings.limits;
+  ctx_.slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
+  log_warn("session={} peer={} slow consumer: queued_bytes={} queued_frames={} closing", id_, peer_,
+           queued_bytes_, outbox_.size());
+  while (outbox_.size() > writing_) {
+    queued_bytes_ -= outbox_.back().size();
+    outbox_.pop_back();
+  }
+  const header_view h[] = {{"message", "slow consumer"}, {"content-type", "text/plain"}};
+  outbound err;
+  stomp::serialize(err.bytes, command::error, h,
+                   fmt::format("outbound queue exceeded its limit ({} bytes or {} frames); "
+                               "the connection is closed\n",
+                               limits.max_queued_bytes, limits.max_queued_frames),
+                   version_);
+  queued_bytes_ += err.size();
+  outbox_.push_back(std::move(err));
+  net::post(worker_.io,
+            [self = shared_from_this()] { self->close(close_reason::slow_consumer, true); });
+}
+
+void session::start_write() {
+  if (outbox_.empty() || writing_ != 0) return;
+  std::vector<buffer_view> buffers;
+  std::size_t n = 0, bytes = 0;
+  bool text = true;
+  for (; n < outbox_.size() && n < max_frames_per_write; ++n) {
+    const auto& o = outbox_[n];
+    if (n > 0 && bytes + o.size() > max_coalesced_bytes) break;
+    bytes += o.size();
+    buffers.push_back({o.bytes.data(), o.bytes.size()});
+    if (!o.tail.empty()) buffers.push_back({o.tail.data(), o.tail.size()});
+    if (o.msg && !o.msg->utf8) text = false;
+  }
+  writing_ = n;
+  write(buffers, text);
+}
+
+void session::on_write_done() {
+  last_write_ = clock::now();
+  for (; writing_ > 0; --writing_) {
+    queued_bytes_ -= outbox_.front().size();
+    outbox_.pop_front();
+  }
+  if (!outbox_.empty()) return start_write();
+  if (closing_ && flush_then_close_) shutdown_transport();
+}
+
+// --- heart-beats and closing ----------------------------------------------------------------
+
+void session::arm_timer() {
+  if (closing_ || (send_every_.count() == 0 && expect_every_.count() == 0)) return;
+  auto next = clock::time_point::max();
+  if (send_every_.count() != 0) next = std::min(next, last_write_ + send_every_);
+  if (expect_every_.count() != 0) {
+    auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(
+        expect_every_ * ctx_.settings.heartbeat.grace_factor);
+    next = std::min(next, last_read_ + grace);
+  }
+  timer_.expires_at(next);
+  timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) self->on_timer();
+  });
+}
+
+void session::on_timer() {
+  if (closing_) return;
+  auto now = clock::now();
+  if (expect_every_.count() != 0) {
+    auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(
+        expect_every_ * ctx_.settings.heartbeat.grace_factor);
+    if (now - last_read_ >= grace) {
+      log_warn("session={} peer={} heart-beat timeout: silent for over {} ms", id_, peer_,
+               grace.count());
+      const header_view h[] = {{"message", "heart-beat timeout"}, {"content-type", "text/plain"}};
+      enqueue_frame(command::error, h, fmt::format("nothing received for {} ms\n", grace.count()));
+      return close(close_reason::heartbeat_timeout, true);
+    }
+  }
+  if (send_every_.count() != 0 && now - last_write_ >= send_every_ && writing_ == 0 &&
+      outbox_.empty()) {
+    outbound o;
+    o.bytes = stomp::heartbeat_bytes;
+    enqueue(std::move(o));
+    last_write_ = now;  // counts from the send, not its completion, to stay on time
+  }
+  arm_timer();
+}
+
+void session::close(close_reason why, bool flush) {
+  if (closing_) return;
+  closing_ = true;
+  flush_then_close_ = flush;
+  log_debug("session={} peer={} closing reason={}", id_, peer_, to_string(why));
+  timer_.cancel();
+  release_resources();
+  if (!flush) {
+    abort_transport();
+    return;
+  }
+  if (writing_ == 0) {
+    if (outbox_.empty())
+      shutdown_transport();
+    else
+      start_write();
+  }
+}
+
+void session::fail(close_reason why, std::string_view what, std::string_view detail) {
+  log_debug("session={} peer={} closed reason={} {}: {}", id_, peer_, to_string(why), what, detail);
+  if (!closing_) {
+    closing_ = true;
+    timer_.cancel();
+    release_resources();
+  }
+  flush_then_close_ = false;
+  abort_transport();
+}
+
+void session::release_resources() {
+  if (released_) return;
+  released_ = true;
+  for (auto& [key, sub] : subscriptions_) {
+    if (sub.is_queue) {
+      sub.q->remove_consumer(this, key);
+      ctx_.queues.release(sub.destination);
+    } else {
+      ctx_.topics.unsubscribe(worker_.index, sub.destination, this, key);
+    }
+  }
+  subscriptions_.clear();
+  subscription_keys_.clear();
+  transactions_.clear();  // a connection that ends aborts its open transactions
+  worker_.sessions.erase(this);
+}
+
+}  // namespace broker

@@ -1,0 +1,177 @@
+#pragma once
+
+#include "context.hpp"
+#include "message.hpp"
+#include "queue.hpp"
+#include "router.hpp"
+#include "stomp/frame.hpp"
+#include "stomp/parser.hpp"
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace broker {
+
+// Why a connection ended; logged, and counted by the admin API later.
+enum class close_reason : std::uint8_t {
+  client_disconnect,  // DISCONNECT frame
+  peer_closed,        // EOF or WebSocket close from the peer
+  io_error,
+  protocol_error,  // we sent ERROR
+  slow_consumer,   // outbound queue over its limit
+  heartbeat_timeout,
+  connect_timeout,  // no CONNECT in time
+  shutdown,         // broker stopping
+};
+std::string_view to_string(close_reason r) noexcept;
+
+// One client connection speaking STOMP, whatever carries it (TCP or WebSocket: see the
+// transports in session.cpp). It owns the protocol state machine, subscriptions,
+// transactions, heart-beats and the bounded outbound queue; the transport moves bytes.
+//
+// Threading: every member is touched only on the thread of the worker the connection was
+// accepted onto. Other threads reach it by posting to that worker (queue deliveries) or via
+// the router, which delivers topic messages on this worker's thread. Lifetime: owned by its
+// pending asynchronous operations (shared_from_this in every handler); close() removes it from
+// the router, the queues and its worker before the last handler lets go, so no raw pointer
+// to it outlives it.
+class session : public std::enable_shared_from_this<session>,
+                public topic_subscriber,
+                public queue_consumer {
+ public:
+  session(broker_context& ctx, worker& w, std::string peer, std::string_view transport);
+  virtual ~session();
+  session(const session&) = delete;
+  session& operator=(const session&) = delete;
+
+  // Starts the connection: the connect timeout, then the transport (handshake, first
+  // read). On the worker's thread.
+  void run();
+
+  // Ends the connection: `flush` lets queued frames (and an ERROR just queued) go out first.
+  // Idempotent. On the worker's thread.
+  void close(close_reason why, bool flush);
+
+  std::uint64_t id() const noexcept { return id_; }
+
+  struct buffer_view {
+    const char* data;
+    std::size_t size;
+  };
+
+  void on_topic_message(const message_ptr& m, std::uint64_t key) override;
+  void on_queue_message(const message_ptr& m, std::uint64_t key, bool redelivered) override;
+
+ protected:
+  // --- transport interface ---
+  // Space for the next read, and the bytes that arrived in it.
+  boost::asio::mutable_buffer read_space();
+  void on_read(std::size_t bytes);
+  // Writes `buffers` (the frames at the head of the outbox) as one operation, then calls
+  // on_write_done. `text`: all of it is UTF-8 (matters to WebSocket only).
+  virtual void write(const std::vector<buffer_view>& buffers, bool text) = 0;
+  void on_write_done();
+  // After the final flush: shut the transport down cleanly (WebSocket close, TCP FIN).
+  virtual void shutdown_transport() = 0;
+  // Immediately: no more I/O.
+  virtual void abort_transport() = 0;
+  // Transport-level failure or end of stream.
+  void fail(close_reason why, std::string_view what, std::string_view detail);
+  virtual void start_transport() = 0;
+  // Called by the transport when it is ready for STOMP (after the WebSocket handshake).
+  void transport_ready();
+  virtual void start_read() = 0;
+
+  broker_context& ctx_;
+  worker& worker_;
+  bool closing_ = false;
+  // Heart-beats and the connect timeout; after close() the transport may reuse it (linger).
+  boost::asio::steady_timer timer_;
+
+ private:
+  struct subscription {
+    std::string id;
+    std::string destination;
+    ack_mode mode = ack_mode::auto_ack;
+    bool is_queue = false;
+    std::shared_ptr<queue> q;
+    std::uint64_t key = 0;
+    std::string head;        // "MESSAGE\nsubscription:<id>\n", built once
+    std::string ack_prefix;  // "ack:<key>-" for the client ack modes in STOMP 1.2
+  };
+
+  // Entry in the outbound queue: `bytes` (a whole frame, or a MESSAGE head) followed by
+  // `tail` when `msg` is set (the shared remainder of a MESSAGE, kept alive by `msg`).
+  struct outbound {
+    std::string bytes;
+    message_ptr msg;
+    std::string_view tail;
+    std::size_t size() const noexcept { return bytes.size() + tail.size(); }
+  };
+
+  void handle_frame(const stomp::frame_view& f);
+  void handle_connect(const stomp::frame_view& f);
+  void handle_send(const stomp::frame_view& f);
+  void handle_subscribe(const stomp::frame_view& f);
+  void handle_unsubscribe(const stomp::frame_view& f);
+  void handle_ack(const stomp::frame_view& f, bool positive);
+  void handle_begin(const stomp::frame_view& f);
+  void handle_end_transaction(const stomp::frame_view& f, bool commit);
+  void handle_disconnect(const stomp::frame_view& f);
+  // Applies a SEND or ACK/NACK now (outside a transaction, or at COMMIT).
+  bool apply(const stomp::frame_view& f);
+  bool publish(const stomp::frame_view& f, std::string_view destination);
+  void send_receipt(const stomp::frame_view& f);
+  // Sends ERROR (with receipt-id when `f` asked for a receipt) and closes after flushing.
+  void protocol_error(std::string_view message, std::string_view detail,
+                      const stomp::frame_view* f = nullptr);
+  bool check_destination(std::string_view destination, const stomp::frame_view& f);
+
+  void deliver(const subscription& sub, const message_ptr& m, bool redelivered);
+  void enqueue(outbound o);
+  void condemn_slow_consumer();
+  void enqueue_frame(stomp::command c, std::span<const stomp::header_view> headers,
+                     std::string_view body = {});
+  void start_write();
+  void release_resources();  // subscriptions, transactions, worker registration
+
+  void arm_timer();
+  void on_timer();
+
+  const std::uint64_t id_;
+  const std::string peer_;
+  const std::string_view transport_;
+  stomp::parser parser_;
+  bool connected_ = false;
+  bool released_ = false;
+  stomp::version version_ = stomp::version::v1_2;
+
+  std::unordered_map<std::uint64_t, subscription> subscriptions_;     // by key
+  std::unordered_map<std::string, std::uint64_t> subscription_keys_;  // client id -> key
+  std::uint64_t next_key_ = 1;
+  std::unordered_map<std::string, std::vector<stomp::frame>> transactions_;
+  std::uint64_t published_ = 0;
+
+  std::deque<outbound> outbox_;
+  std::size_t queued_bytes_ = 0;
+  std::size_t writing_ = 0;  // frames at the head of outbox_ in the write in flight
+  bool flush_then_close_ = false;
+  bool condemned_ = false;  // over the outbound limit; its close is posted
+
+  bool ready_ = false;  // transport handshake done: frames may be written
+  std::chrono::steady_clock::time_point last_read_;
+  std::chrono::steady_clock::time_point last_write_;
+  std::chrono::milliseconds send_every_{0};    // negotiated; 0: no heart-beats sent
+  std::chrono::milliseconds expect_every_{0};  // negotiated; 0: silence allowed
+};
+
+}  // namespace broker

@@ -1,0 +1,134 @@
+#include "queue.hpp"
+
+#include "stomp/serializer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace broker {
+namespace {
+
+struct fake_consumer : queue_consumer {
+  struct delivery {
+    std::string id;
+    std::uint64_t key;
+    bool redelivered;
+  };
+  std::vector<delivery> got;
+  void on_queue_message(const message_ptr& m, std::uint64_t key, bool redelivered) override {
+    got.push_back({m->id, key, redelivered});
+  }
+};
+
+message_ptr make_message(std::string id) {
+  const stomp::header_view h[] = {{"destination", "/queue/q"}, {"message-id", id}};
+  return std::make_shared<const message>("/queue/q", std::move(id), stomp::shared_message(h, "x"),
+                                         true);
+}
+
+TEST(QueueTest, HoldsMessagesUntilAConsumerArrives) {
+  queue q("/queue/q", 10);
+  EXPECT_TRUE(q.enqueue(make_message("1")));
+  EXPECT_TRUE(q.enqueue(make_message("2")));
+  EXPECT_EQ(q.depth(), 2u);
+  fake_consumer c;
+  q.add_consumer(&c, 1, ack_mode::auto_ack, 0);
+  ASSERT_EQ(c.got.size(), 2u);
+  EXPECT_EQ(c.got[0].id, "1");
+  EXPECT_EQ(c.got[1].id, "2");
+  EXPECT_EQ(q.depth(), 0u);
+}
+
+TEST(QueueTest, RefusesMessagesBeyondItsBound) {
+  queue q("/queue/q", 2);
+  EXPECT_TRUE(q.enqueue(make_message("1")));
+  EXPECT_TRUE(q.enqueue(make_message("2")));
+  EXPECT_FALSE(q.enqueue(make_message("3")));
+}
+
+TEST(QueueTest, DistributesRoundRobinAmongConsumers) {
+  queue q("/queue/q", 10);
+  fake_consumer a, b;
+  q.add_consumer(&a, 1, ack_mode::auto_ack, 0);
+  q.add_consumer(&b, 1, ack_mode::auto_ack, 0);
+  for (int i = 0; i < 6; ++i) q.enqueue(make_message(std::to_string(i)));
+  ASSERT_EQ(a.got.size(), 3u);
+  ASSERT_EQ(b.got.size(), 3u);
+  EXPECT_EQ(a.got[0].id, "0");
+  EXPECT_EQ(b.got[0].id, "1");
+}
+
+TEST(QueueTest, PrefetchBoundsUnacknowledgedMessages) {
+  queue q("/queue/q", 10);
+  fake_consumer c;
+  q.add_consumer(&c, 1, ack_mode::client_individual, 2);
+  for (int i = 0; i < 5; ++i) q.enqueue(make_message(std::to_string(i)));
+  EXPECT_EQ(c.got.size(), 2u);
+  EXPECT_TRUE(q.ack(&c, 1, "0", false));
+  EXPECT_EQ(c.got.size(), 3u);
+  EXPECT_EQ(c.got[2].id, "2");
+}
+
+TEST(QueueTest, CumulativeAckSettlesEarlierDeliveries) {
+  queue q("/queue/q", 10);
+  fake_consumer c;
+  q.add_consumer(&c, 1, ack_mode::client, 3);
+  for (int i = 0; i < 6; ++i) q.enqueue(make_message(std::to_string(i)));
+  ASSERT_EQ(c.got.size(), 3u);
+  EXPECT_TRUE(q.ack(&c, 1, "1", true));  // settles 0 and 1
+  EXPECT_EQ(c.got.size(), 5u);
+  EXPECT_FALSE(q.ack(&c, 1, "0", true));  // already settled
+}
+
+TEST(QueueTest, NackRedeliversAtTheHead) {
+  queue q("/queue/q", 10);
+  fake_consumer c;
+  q.add_consumer(&c, 1, ack_mode::client_individual, 1);
+  q.enqueue(make_message("a"));
+  q.enqueue(make_message("b"));
+  ASSERT_EQ(c.got.size(), 1u);
+  EXPECT_TRUE(q.nack(&c, 1, "a", false));
+  ASSERT_EQ(c.got.size(), 2u);
+  EXPECT_EQ(c.got[1].id, "a");
+  EXPECT_TRUE(c.got[1].redelivered);
+}
+
+TEST(QueueTest, RemovedConsumersUnackedMessagesGoToTheNextConsumerInOrder) {
+  queue q("/queue/q", 10);
+  fake_consumer a, b;
+  q.add_consumer(&a, 1, ack_mode::client, 0);
+  q.enqueue(make_message("1"));
+  q.enqueue(make_message("2"));
+  ASSERT_EQ(a.got.size(), 2u);
+  q.add_consumer(&b, 1, ack_mode::client, 0);
+  q.remove_consumer(&a, 1);
+  ASSERT_EQ(b.got.size(), 2u);
+  EXPECT_EQ(b.got[0].id, "1");
+  EXPECT_EQ(b.got[1].id, "2");
+  EXPECT_TRUE(b.got[0].redelivered);
+  EXPECT_TRUE(q.idle() == false);
+}
+
+TEST(QueueTest, UnknownAckIsReported) {
+  queue q("/queue/q", 10);
+  fake_consumer c;
+  q.add_consumer(&c, 1, ack_mode::client, 0);
+  EXPECT_FALSE(q.ack(&c, 1, "nope", false));
+  EXPECT_FALSE(q.ack(&c, 2, "nope", false));
+}
+
+TEST(QueueRegistryTest, DropsIdleQueues) {
+  queue_registry reg(10);
+  fake_consumer c;
+  auto q =
+      reg.with_queue("/queue/q", [&](queue& x) { x.add_consumer(&c, 1, ack_mode::auto_ack, 0); });
+  EXPECT_EQ(reg.size(), 1u);
+  q->remove_consumer(&c, 1);
+  reg.release("/queue/q");
+  EXPECT_EQ(reg.size(), 0u);
+}
+
+}  // namespace
+}  // namespace broker

@@ -1,0 +1,512 @@
+// The real broker in-process on ephemeral loopback ports, driven over TCP and WebSocket.
+#include "broker/server.hpp"
+#include "stomp_client.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <set>
+#include <thread>
+
+namespace {
+
+using stomp::command;
+using stompd_test::stomp_client;
+using namespace std::chrono_literals;
+
+broker::config test_config() {
+  broker::config c;
+  c.tcp.port = 0;
+  c.websocket.port = 0;
+  c.threads = 2;
+  c.log_level = broker::log_level::off;
+  return c;
+}
+
+class BrokerTest : public ::testing::Test {
+ protected:
+  void start(broker::config c = test_config()) {
+    server_ = std::make_unique<broker::server>(std::move(c));
+    server_->start();
+  }
+  void SetUp() override { start(); }
+  void TearDown() override { server_.reset(); }
+
+  stomp_client tcp() { return stomp_client::tcp(server_->tcp_port()); }
+  stomp_client ws() { return stomp_client::websocket(server_->websocket_port()); }
+  stomp_client connected_tcp() {
+    auto c = tcp();
+    c.connect();
+    return c;
+  }
+
+  std::unique_ptr<broker::server> server_;
+};
+
+stomp::frame send_frame(std::string destination, std::string body,
+                        std::vector<stomp::header> extra = {}) {
+  stomp::frame f(command::send, {{"destination", std::move(destination)}}, std::move(body));
+  for (auto& h : extra) f.headers.push_back(std::move(h));
+  return f;
+}
+
+// Expects an ERROR whose message header is `message`, then the connection closing.
+void expect_error_and_close(stomp_client& c, std::string_view message) {
+  auto e = c.receive();
+  ASSERT_TRUE(e.has_value());
+  ASSERT_EQ(e->command, command::error) << stomp::to_string(e->command);
+  EXPECT_EQ(e->header("message"), message) << e->body;
+  EXPECT_TRUE(c.wait_closed());
+}
+
+TEST_F(BrokerTest, ConnectedCarriesVersionHeartBeatSessionAndServer) {
+  auto c = tcp();
+  auto connected = c.connect({{"accept-version", "1.0,1.1,1.2"}, {"heart-beat", "0,0"}});
+  EXPECT_EQ(connected.header("version"), "1.2");
+  EXPECT_EQ(connected.header("heart-beat"), "10000,10000");
+  EXPECT_TRUE(connected.header("session").has_value());
+  EXPECT_TRUE(connected.header("server")->starts_with("stompd/"));
+}
+
+TEST_F(BrokerTest, NegotiatesHighestCommonVersion) {
+  auto c = tcp();
+  EXPECT_EQ(c.connect({{"accept-version", "1.0,1.1"}}).header("version"), "1.1");
+}
+
+TEST_F(BrokerTest, MissingAcceptVersionMeansStomp10) {
+  auto c = tcp();
+  c.send(stomp::frame(command::connect));
+  auto r = c.receive();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->header("version"), "1.0");
+}
+
+TEST_F(BrokerTest, NoCommonVersionGetsErrorAndClose) {
+  auto c = tcp();
+  c.send(stomp::frame(command::connect, {{"accept-version", "2.0"}}));
+  auto r = c.receive();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->command, command::error);
+  EXPECT_EQ(r->header("version"), "1.0,1.1,1.2");
+  EXPECT_TRUE(c.wait_closed());
+}
+
+TEST_F(BrokerTest, FrameBeforeConnectGetsError) {
+  auto c = tcp();
+  c.send(send_frame("/topic/a", "x", {{"receipt", "7"}}));
+  auto r = c.receive();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->command, command::error);
+  EXPECT_EQ(r->header("receipt-id"), "7");
+  EXPECT_TRUE(c.wait_closed());
+}
+
+TEST_F(BrokerTest, StompCommandConnectsLikeConnect) {
+  auto c = tcp();
+  c.send(stomp::frame(command::stomp, {{"accept-version", "1.2"}, {"host", "x"}}));
+  auto r = c.receive();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->command, command::connected);
+}
+
+TEST_F(BrokerTest, TopicMessageReachesSubscriberWithHeaders) {
+  auto sub = connected_tcp();
+  sub.subscribe("/topic/chat", "s1");
+  auto pub = connected_tcp();
+  pub.send_with_receipt(
+      send_frame("/topic/chat", "hello", {{"content-type", "text/plain"}, {"x-custom", "a:b"}}));
+  auto m = sub.receive();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->command, command::message);
+  EXPECT_EQ(m->header("subscription"), "s1");
+  EXPECT_EQ(m->header("destination"), "/topic/chat");
+  EXPECT_TRUE(m->header("message-id").has_value());
+  EXPECT_EQ(m->header("content-type"), "text/plain");
+  EXPECT_EQ(m->header("content-length"), "5");
+  EXPECT_EQ(m->header("x-custom"), "a:b");
+  EXPECT_FALSE(m->header("ack").has_value());
+  EXPECT_FALSE(m->header("receipt").has_value());
+  EXPECT_EQ(m->body, "hello");
+}
+
+TEST_F(BrokerTest, BodyWithNulBytesArrivesIntact) {
+  auto sub = connected_tcp();
+  sub.subscribe("/topic/bin", "s1");
+  auto pub = connected_tcp();
+  std::string body("a\0b\0\xff", 5);
+  pub.send_with_receipt(send_frame("/topic/bin", body));
+  auto m = sub.receive();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->body, body);
+}
+
+TEST_F(BrokerTest, TwoSubscriptionsOnOneConnectionEachGetACopy) {
+  auto sub = connected_tcp();
+  sub.subscribe("/topic/t", "a");
+  sub.subscribe("/topic/t", "b");
+  auto pub = connected_tcp();
+  pub.send_with_receipt(send_frame("/topic/t", "x"));
+  std::set<std::string> got;
+  for (int i = 0; i < 2; ++i) {
+    auto m = sub.receive();
+    ASSERT_TRUE(m);
+    got.insert(std::string(*m->header("subscription")));
+  }
+  EXPECT_EQ(got, (std::set<std::string>{"a", "b"}));
+  EXPECT_FALSE(sub.receive(200ms));
+}
+
+TEST_F(BrokerTest, UnsubscribeStopsDelivery) {
+  auto sub = connected_tcp();
+  sub.subscribe("/topic/t", "a");
+  sub.send_with_receipt(stomp::frame(command::unsubscribe, {{"id", "a"}}));
+  auto pub = connected_tcp();
+  pub.send_with_receipt(send_frame("/topic/t", "x"));
+  EXPECT_FALSE(sub.receive(200ms));
+}
+
+TEST_F(BrokerTest, EveryClientFrameCanAskForAReceipt) {
+  auto c = connected_tcp();
+  c.send_with_receipt(send_frame("/topic/t", "x"));
+  c.send_with_receipt(stomp::frame(command::subscribe, {{"destination", "/topic/t"}, {"id", "1"}}));
+  c.send_with_receipt(stomp::frame(command::begin, {{"transaction", "t1"}}));
+  c.send_with_receipt(stomp::frame(command::abort, {{"transaction", "t1"}}));
+  c.send_with_receipt(stomp::frame(command::unsubscribe, {{"id", "1"}}));
+}
+
+TEST_F(BrokerTest, DisconnectWithReceiptGetsReceiptThenClose) {
+  auto c = connected_tcp();
+  c.send(stomp::frame(command::disconnect, {{"receipt", "bye"}}));
+  auto r = c.receive();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->command, command::receipt);
+  EXPECT_EQ(r->header("receipt-id"), "bye");
+  EXPECT_TRUE(c.wait_closed());
+}
+
+TEST_F(BrokerTest, InvalidDestinationGetsErrorNamingIt) {
+  auto c = connected_tcp();
+  c.send(send_frame("/exchange/x", "x", {{"receipt", "r1"}}));
+  auto e = c.receive();
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->command, command::error);
+  EXPECT_EQ(e->header("receipt-id"), "r1");
+  EXPECT_NE(e->body.find("/exchange/x"), std::string::npos) << e->body;
+  EXPECT_TRUE(c.wait_closed());
+}
+
+TEST_F(BrokerTest, SubscribeWithoutIdIsAnErrorIn12) {
+  auto c = connected_tcp();
+  c.send(stomp::frame(command::subscribe, {{"destination", "/topic/a"}}));
+  expect_error_and_close(c, "missing header");
+}
+
+TEST_F(BrokerTest, MalformedFrameGetsErrorAndOnlyThatConnectionCloses) {
+  auto bystander = connected_tcp();
+  bystander.subscribe("/topic/t", "s");
+  auto c = connected_tcp();
+  c.send_raw("SEND\ndestination:/topic/t\nbad\\qescape:x\n\nbody");
+  c.send_raw(std::string(1, '\0'));
+  expect_error_and_close(c, "malformed frame");
+  auto pub = connected_tcp();
+  pub.send_with_receipt(send_frame("/topic/t", "still here"));
+  auto m = bystander.receive();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->body, "still here");
+}
+
+TEST_F(BrokerTest, QueueDistributesRoundRobin) {
+  auto a = connected_tcp();
+  auto b = connected_tcp();
+  a.subscribe("/queue/work", "a");
+  b.subscribe("/queue/work", "b");
+  auto pub = connected_tcp();
+  for (int i = 0; i < 4; ++i) pub.send_with_receipt(send_frame("/queue/work", std::to_string(i)));
+  std::vector<std::string> got_a, got_b;
+  for (int i = 0; i < 2; ++i) {
+    auto m = a.receive();
+    ASSERT_TRUE(m);
+    got_a.push_back(m->body);
+    m = b.receive();
+    ASSERT_TRUE(m);
+    got_b.push_back(m->body);
+  }
+  EXPECT_EQ(got_a, (std::vector<std::string>{"0", "2"}));
+  EXPECT_EQ(got_b, (std::vector<std::string>{"1", "3"}));
+}
+
+TEST_F(BrokerTest, QueueHoldsMessagesUntilAConsumerSubscribes) {
+  auto pub = connected_tcp();
+  pub.send_with_receipt(send_frame("/queue/later", "1"));
+  pub.send_with_receipt(send_frame("/queue/later", "2"));
+  auto c = connected_tcp();
+  c.send(stomp::frame(command::subscribe, {{"destination", "/queue/later"}, {"id", "s"}}));
+  auto m1 = c.receive();
+  auto m2 = c.receive();
+  ASSERT_TRUE(m1 && m2);
+  EXPECT_EQ(m1->body, "1");
+  EXPECT_EQ(m2->body, "2");
+}
+
+TEST_F(BrokerTest, UnackedQueueMessagesAreRedeliveredAfterDisconnect) {
+  auto pub = connected_tcp();
+  {
+    auto c = connected_tcp();
+    c.subscribe("/queue/jobs", "s", {{"ack", "client-individual"}});
+    pub.send_with_receipt(send_frame("/queue/jobs", "job"));
+    auto m = c.receive();
+    ASSERT_TRUE(m);
+    EXPECT_TRUE(m->header("ack").has_value());
+  }  // closed without ACK
+  auto d = connected_tcp();
+  d.subscribe("/queue/jobs", "s", {{"ack", "client-individual"}});
+  auto m = d.receive();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->body, "job");
+  EXPECT_EQ(m->header("redelivered"), "true");
+  d.send_with_receipt(stomp::frame(command::ack, {{"id", std::string(*m->header("ack"))}}));
+}
+
+TEST_F(BrokerTest, NackRedeliversAndAckSettles) {
+  auto c = connected_tcp();
+  c.subscribe("/queue/n", "s", {{"ack", "client"}, {"prefetch-count", "1"}});
+  auto pub = connected_tcp();
+  pub.send_with_receipt(send_frame("/queue/n", "1"));
+  pub.send_with_receipt(send_frame("/queue/n", "2"));
+  auto m = c.receive();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->body, "1");
+  EXPECT_FALSE(c.receive(200ms)) << "prefetch-count 1 allows one unacked message";
+  c.send(stomp::frame(command::nack, {{"id", std::string(*m->header("ack"))}}));
+  m = c.receive();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->body, "1");
+  c.send(stomp::frame(command::ack, {{"id", std::string(*m->header("ack"))}}));
+  m = c.receive();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->body, "2");
+}
+
+TEST_F(BrokerTest, AckForUnknownMessageIsAnError) {
+  auto c = connected_tcp();
+  c.subscribe("/queue/u", "s", {{"ack", "client"}});
+  c.send(stomp::frame(command::ack, {{"id", "999-nope"}}));
+  expect_error_and_close(c, "unknown ack id");
+}
+
+TEST_F(BrokerTest, TransactionTakesEffectAtCommit) {
+  auto sub = connected_tcp();
+  sub.subscribe("/topic/tx", "s");
+  auto pub = connected_tcp();
+  pub.send_with_receipt(stomp::frame(command::begin, {{"transaction", "t"}}));
+  pub.send_with_receipt(send_frame("/topic/tx", "1", {{"transaction", "t"}}));
+  EXPECT_FALSE(sub.receive(200ms));
+  pub.send_with_receipt(stomp::frame(command::commit, {{"transaction", "t"}}));
+  auto m = sub.receive();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->body, "1");
+  EXPECT_FALSE(m->header("transaction").has_value());
+}
+
+TEST_F(BrokerTest, AbortDiscardsTransaction) {
+  auto sub = connected_tcp();
+  sub.subscribe("/topic/tx", "s");
+  auto pub = connected_tcp();
+  pub.send_with_receipt(stomp::frame(command::begin, {{"transaction", "t"}}));
+  pub.send_with_receipt(send_frame("/topic/tx", "1", {{"transaction", "t"}}));
+  pub.send_with_receipt(stomp::frame(command::abort, {{"transaction", "t"}}));
+  EXPECT_FALSE(sub.receive(200ms));
+}
+
+TEST_F(BrokerTest, UnknownTransactionIsAnError) {
+  auto c = connected_tcp();
+  c.send(send_frame("/topic/a", "x", {{"transaction", "nope"}}));
+  expect_error_and_close(c, "unknown transaction");
+}
+
+TEST_F(BrokerTest, WebSocketNegotiatesNewestStompSubprotocol) {
+  auto c = ws();
+  EXPECT_EQ(c.subprotocol(), "v12.stomp");
+  EXPECT_EQ(c.connect().header("version"), "1.2");
+}
+
+TEST_F(BrokerTest, WebSocketClientOfferingNoSubprotocolIsAccepted) {
+  stomp_client::options o;
+  o.port = server_->websocket_port();
+  o.websocket = true;
+  o.subprotocols.clear();
+  stomp_client c(o);
+  EXPECT_EQ(c.subprotocol(), "");
+  c.connect();
+}
+
+TEST_F(BrokerTest, WebSocketFramesMaySpanMessagesAndShareThem) {
+  auto sub = ws();
+  sub.connect();
+  sub.subscribe("/topic/ws", "s");
+  auto pub = ws();
+  pub.connect();
+  // One frame split over three messages, then two frames in one message.
+  pub.send_raw("SEND\ndestina");
+  pub.send_raw("tion:/topic/ws\n\nfir");
+  pub.send_raw(std::string("st\0", 3));
+  using namespace std::string_literals;
+  pub.send_raw("SEND\ndestination:/topic/ws\n\nsecond\0SEND\ndestination:/topic/ws\n\nthird\0"s);
+  for (const char* want : {"first", "second", "third"}) {
+    auto m = sub.receive();
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->body, want);
+  }
+}
+
+TEST_F(BrokerTest, TcpAndWebSocketClientsShareTopics) {
+  auto sub = ws();
+  sub.connect();
+  sub.subscribe("/topic/mixed", "s");
+  auto pub = connected_tcp();
+  pub.send_with_receipt(send_frame("/topic/mixed", "across"));
+  auto m = sub.receive();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->body, "across");
+}
+
+class BrokerHeartbeatTest : public BrokerTest {
+  void SetUp() override {
+    auto c = test_config();
+    c.heartbeat.send_interval = 100ms;
+    c.heartbeat.receive_interval = 100ms;
+    c.heartbeat.grace_factor = 2.0;
+    start(c);
+  }
+};
+
+TEST_F(BrokerHeartbeatTest, BrokerSendsHeartBeatsOnTime) {
+  auto c = tcp();
+  auto connected = c.connect({{"heart-beat", "0,100"}});
+  EXPECT_EQ(connected.header("heart-beat"), "100,100");
+  EXPECT_FALSE(c.receive(550ms));  // only heart-beats arrive meanwhile
+  EXPECT_GE(c.heartbeats(), 3u);
+}
+
+TEST_F(BrokerHeartbeatTest, SilentClientIsClosedAfterIntervalTimesGrace) {
+  auto c = tcp();
+  c.connect({{"heart-beat", "100,0"}});
+  auto start = std::chrono::steady_clock::now();
+  auto e = c.receive(3s);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->command, command::error);
+  EXPECT_EQ(e->header("message"), "heart-beat timeout");
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 150ms);
+  EXPECT_TRUE(c.wait_closed());
+}
+
+TEST_F(BrokerHeartbeatTest, ClientHeartBeatsKeepConnectionOpen) {
+  auto c = tcp();
+  c.connect({{"heart-beat", "100,0"}});
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_FALSE(c.receive(50ms));
+    c.send_raw("\n");
+  }
+  c.send_with_receipt(send_frame("/topic/alive", "x"));
+}
+
+class BrokerLimitsTest : public BrokerTest {
+  void SetUp() override {
+    auto c = test_config();
+    c.limits.max_queued_bytes = 64 * 1024;
+    c.limits.connect_timeout = 300ms;
+    start(c);
+  }
+};
+
+TEST_F(BrokerLimitsTest, SlowConsumerIsCutOffWithoutSlowingThePublisher) {
+  auto slow = connected_tcp();
+  slow.subscribe("/topic/flood", "s");  // and never reads again
+  auto fast = connected_tcp();
+  fast.subscribe("/topic/flood", "f");
+  auto pub = connected_tcp();
+  std::string body(16 * 1024, 'x');
+  // Enough to overflow the slow subscriber's 64 KiB queue and its socket buffers.
+  for (int i = 0; i < 400; ++i) {
+    pub.send(send_frame("/topic/flood", body));
+    auto m = fast.receive();
+    ASSERT_TRUE(m) << i;
+  }
+  pub.send_with_receipt(send_frame("/topic/flood", "end"));
+  bool saw_error = false;
+  for (;;) {
+    auto m = slow.receive(5s);
+    if (!m) break;
+    if (m->command == command::error) {
+      EXPECT_EQ(m->header("message"), "slow consumer");
+      saw_error = true;
+    }
+  }
+  EXPECT_TRUE(saw_error);
+}
+
+TEST_F(BrokerLimitsTest, ConnectionWithoutConnectIsDropped) {
+  auto c = tcp();
+  auto e = c.receive(3s);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->command, command::error);
+  EXPECT_EQ(e->header("message"), "connect timeout");
+  EXPECT_TRUE(c.wait_closed());
+}
+
+// Many publishers and subscribers over four worker threads: every subscriber gets every
+// message exactly once, in each publisher's order.
+TEST(BrokerFanOutTest, EverySubscriberGetsEveryMessageOnceInPublisherOrder) {
+  auto cfg = test_config();
+  cfg.threads = 4;
+  broker::server server(cfg);
+  server.start();
+  constexpr int publishers = 4, subscribers = 8, per_publisher = 300;
+
+  std::vector<stomp_client> subs;
+  for (int i = 0; i < subscribers; ++i) {
+    subs.push_back(i % 2 ? stomp_client::tcp(server.tcp_port())
+                         : stomp_client::websocket(server.websocket_port()));
+    subs.back().connect();
+    subs.back().subscribe("/topic/fan", "s");
+  }
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int p = 0; p < publishers; ++p) {
+    threads.emplace_back([&, p] {
+      try {
+        auto c = stomp_client::tcp(server.tcp_port());
+        c.connect();
+        for (int i = 0; i < per_publisher; ++i)
+          c.send(send_frame("/topic/fan", std::to_string(i), {{"x-publisher", std::to_string(p)}}));
+        c.send_with_receipt(stomp::frame(command::disconnect));
+      } catch (...) {
+        ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_EQ(failures.load(), 0);
+  for (auto& s : subs) {
+    std::map<std::string, int> next;
+    for (int i = 0; i < publishers * per_publisher; ++i) {
+      auto m = s.receive(10s);
+      ASSERT_TRUE(m) << "missing message " << i;
+      auto pub = std::string(*m->header("x-publisher"));
+      ASSERT_EQ(m->body, std::to_string(next[pub]++)) << "publisher " << pub;
+    }
+    EXPECT_FALSE(s.receive(100ms)) << "duplicate delivery";
+  }
+}
+
+TEST(BrokerShutdownTest, StopClosesSessionsGracefully) {
+  broker::server server(test_config());
+  server.start();
+  auto c = stomp_client::tcp(server.tcp_port());
+  c.connect();
+  server.stop();
+  EXPECT_TRUE(c.wait_closed());
+}
+
+}  // namespace
