@@ -1,0 +1,227 @@
+"""Starts the real stompd binary for a test class and stops it again.
+
+The binary comes from STOMPD_BIN (CTest sets it to $<TARGET_FILE:stompd>). Each broker gets
+ephemeral loopback ports, a fresh data directory and, when asked, a temporary YAML config; the
+bound ports are read from its "listening transport=... address=HOST:PORT" log lines. stderr is
+kept for failure messages.
+"""
+
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+# Deadlines scale with STOMPD_E2E_TIME_SCALE (e.g. 3 for a sanitizer build on a busy machine).
+TIME_SCALE = float(os.environ.get("STOMPD_E2E_TIME_SCALE", "1") or "1")
+
+
+def scaled(seconds):
+    return seconds * TIME_SCALE
+
+
+_LISTENING = re.compile(r"listening transport=(\w+) address=([0-9.]+):(\d+)")
+
+
+def to_yaml(obj, indent=""):
+    """A YAML document from nested dicts of scalars, enough for stompd's config keys."""
+    out = ""
+    for key, value in obj.items():
+        if isinstance(value, dict):
+            out += f"{indent}{key}:\n" + to_yaml(value, indent + "  ")
+        else:
+            out += f"{indent}{key}: {value}\n"
+    return out
+
+
+class Broker:
+    """One stompd process: Broker.start(config={...}), .tcp_port, .ws_port, .stop()."""
+
+    def __init__(self, proc, workdir, args):
+        self.proc = proc
+        self.workdir = workdir
+        self.args = args
+        self.listeners = {}
+        self._stderr = []
+        self._lines = queue.Queue()
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+
+    @classmethod
+    def start(cls, config=None, tcp="127.0.0.1:0", ws="127.0.0.1:0"):
+        binary = os.environ.get("STOMPD_BIN")
+        if not binary:
+            raise RuntimeError("STOMPD_BIN is not set: run these tests through CTest, or set it "
+                               "to the stompd binary (e.g. build/asan/broker/stompd)")
+        if not os.path.exists(binary):
+            raise RuntimeError(f"STOMPD_BIN={binary} does not exist")
+        binary = os.path.abspath(binary)
+        workdir = tempfile.mkdtemp(prefix="stompd-e2e-py-")
+        data = os.path.join(workdir, "data")
+        os.makedirs(data)
+        args = [binary, "--tcp", tcp, "--ws", ws, "--data", data, "--log-level", "info"]
+        if config:
+            path = os.path.join(workdir, "stompd.yaml")
+            with open(path, "w") as f:
+                f.write(to_yaml(config))
+            args += ["--config", path]
+        # cwd: stompd reads conf/stompd.yaml from its working directory without --config.
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, cwd=workdir)
+        broker = cls(proc, workdir, args)
+        try:
+            broker._wait_listening(scaled(10))
+        except Exception:
+            broker.stop()
+            broker.cleanup()
+            raise
+        return broker
+
+    def _read_stderr(self):
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace")
+            self._stderr.append(line)
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _wait_listening(self, timeout):
+        deadline = time.monotonic() + timeout
+        while not ("tcp" in self.listeners and "websocket" in self.listeners):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(f"stompd did not report both listeners within {timeout:.0f} s "
+                                   f"(args: {' '.join(self.args)})\n{self.log()}")
+            try:
+                line = self._lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                self.proc.wait()
+                raise RuntimeError(f"stompd exited early with code {self.proc.returncode} "
+                                   f"(args: {' '.join(self.args)})\n{self.log()}")
+            m = _LISTENING.search(line)
+            if m:
+                self.listeners[m.group(1)] = (m.group(2), int(m.group(3)))
+
+    @property
+    def tcp_port(self):
+        return self.listeners["tcp"][1]
+
+    @property
+    def ws_port(self):
+        return self.listeners["websocket"][1]
+
+    def log(self):
+        return "--- stompd stderr ---\n" + "".join(self._stderr) + "--- end of stderr ---"
+
+    def stop(self, timeout=None):
+        """SIGTERM and wait. Returns (exit code, graceful); graceful is False if it was killed."""
+        timeout = scaled(10) if timeout is None else timeout
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                return self.proc.returncode, False
+        self._reader.join(timeout=scaled(5))
+        return self.proc.returncode, True
+
+    def cleanup(self):
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class RawStomp:
+    """A STOMP client over a plain socket for what stomp.py hides: exact frames and timing."""
+
+    def __init__(self, port, host="127.0.0.1", rcvbuf=None):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:  # before connect, so the TCP window is negotiated small
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(scaled(5))
+        self.sock.connect((host, port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self.heartbeats = []  # monotonic arrival times of EOLs between frames
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def send_frame(self, command, headers=(), body=b""):
+        head = command + "\n" + "".join(f"{k}:{v}\n" for k, v in headers) + "\n"
+        self.send(head.encode() + body + b"\0")
+
+    def _fill(self, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no data from the broker in time")
+        self.sock.settimeout(left)
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("connection closed by the broker")
+        self.buf += chunk
+
+    def read_frame(self, timeout=None):
+        """The next frame as (command, headers dict, body); EOLs before it are heart-beats."""
+        deadline = time.monotonic() + (scaled(5) if timeout is None else timeout)
+        while True:
+            while self.buf[:1] in (b"\n", b"\r"):
+                if self.buf[:2] == b"\r\n":
+                    self.buf = self.buf[2:]
+                elif self.buf[:1] == b"\n":
+                    self.buf = self.buf[1:]
+                else:
+                    break
+                self.heartbeats.append(time.monotonic())
+            end = self.buf.find(b"\n\n")
+            if end >= 0 and self.buf[:1] not in (b"\n", b"\r"):
+                lines = self.buf[:end].decode().split("\n")
+                headers = {}
+                for line in lines[1:]:
+                    k, _, v = line.partition(":")
+                    headers.setdefault(k, v)
+                start = end + 2
+                if "content-length" in headers:
+                    n = int(headers["content-length"])
+                    if len(self.buf) >= start + n + 1:
+                        body = self.buf[start:start + n]
+                        self.buf = self.buf[start + n + 1:]
+                        return lines[0], headers, body
+                else:
+                    nul = self.buf.find(b"\0", start)
+                    if nul >= 0:
+                        body = self.buf[start:nul]
+                        self.buf = self.buf[nul + 1:]
+                        return lines[0], headers, body
+            self._fill(deadline)
+
+    def wait_closed(self, timeout):
+        """Seconds until the broker closed the connection, or None if it stayed open."""
+        start = time.monotonic()
+        deadline = start + timeout
+        try:
+            while True:
+                self._fill(deadline)
+                self.read_available()
+        except (ConnectionError, OSError) as e:
+            if isinstance(e, TimeoutError) or isinstance(e, socket.timeout):
+                return None
+            return time.monotonic() - start
+
+    def read_available(self):
+        """Counts heart-beats in what was read; frames are kept for read_frame()."""
+        while self.buf[:1] == b"\n":
+            self.buf = self.buf[1:]
+            self.heartbeats.append(time.monotonic())
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
