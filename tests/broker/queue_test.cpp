@@ -10,7 +10,7 @@
 namespace broker {
 namespace {
 
-struct fake_consumer : queue_consumer {
+struct fake_consumer final : queue_consumer {
   struct delivery {
     std::string id;
     std::uint64_t key;

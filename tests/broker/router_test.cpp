@@ -28,7 +28,7 @@ struct fake_workers {
   }
 };
 
-struct fake_subscriber : topic_subscriber {
+struct fake_subscriber final : topic_subscriber {
   std::vector<std::pair<std::string, std::uint64_t>> got;  // message id, key
   void on_topic_message(const message_ptr& m, std::uint64_t key) override {
     got.emplace_back(m->id, key);
