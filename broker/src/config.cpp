@@ -1,5 +1,7 @@
 #include "broker/config.hpp"
 
+#include "broker/destination_pattern.hpp"
+
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
@@ -33,14 +35,23 @@ constexpr double max_grace_factor = 100.0;
 // what is wrong with the value ("expected an integer, got 'abc'"); the caller adds where.
 using reader = std::function<std::string(const YAML::Node&)>;
 
-// One key of a mapping: a value read by `read`, or a nested mapping listed in `section`.
+struct entry;
+// For a list of mappings: appends a new element and returns the keys that fill it.
+using list_item = std::function<std::vector<entry>()>;
+
+// One key of a mapping: a value read by `read`, a nested mapping listed in `section`, or a
+// list of mappings each read with the keys `item` returns. A `required` key must be present.
 struct entry {
-  entry(std::string_view k, reader r) : key(k), read(std::move(r)) {}
+  entry(std::string_view k, reader r, bool req = false)
+      : key(k), read(std::move(r)), required(req) {}
   entry(std::string_view k, std::vector<entry> s) : key(k), section(std::move(s)) {}
+  entry(std::string_view k, list_item i) : key(k), item(std::move(i)) {}
 
   std::string_view key;
   reader read;
   std::vector<entry> section;
+  list_item item;
+  bool required = false;
 };
 
 std::string describe(const YAML::Node& node) {
@@ -182,6 +193,29 @@ reader read_log_level(log_level& out) {
   };
 }
 
+reader read_durability(config::journal_settings::durability_mode& out) {
+  return [&out](const YAML::Node& node) -> std::string {
+    const std::string* text = plain_scalar(node);
+    if (text && *text == "process")
+      out = config::journal_settings::durability_mode::process;
+    else if (text && *text == "power")
+      out = config::journal_settings::durability_mode::power;
+    else
+      return fmt::format("expected process or power, got {}", describe(node));
+    return {};
+  };
+}
+
+reader read_pattern(std::string& out) {
+  return [&out](const YAML::Node& node) -> std::string {
+    if (!node.IsScalar()) return fmt::format("expected a pattern, got {}", describe(node));
+    std::string error;
+    if (!destination_pattern::parse(node.Scalar(), &error)) return error;
+    out = node.Scalar();
+    return {};
+  };
+}
+
 std::vector<entry> listener_keys(config::listener& l, std::vector<entry> more = {}) {
   std::vector<entry> keys = {
       {"enabled", read_bool(l.enabled)},
@@ -229,6 +263,23 @@ std::vector<entry> schema(config& c) {
             read_positive(limits.max_transactions_per_connection)},
            {"max_frames_per_transaction", read_positive(limits.max_frames_per_transaction)},
            {"connect_timeout_ms", read_ms(limits.connect_timeout, 1)},
+       }},
+      {"journal",
+       {
+           {"enabled", read_bool(c.journal.enabled)},
+           {"durability", read_durability(c.journal.durability)},
+           {"replay_max_messages", read_positive(c.journal.replay_max_messages)},
+           {"replay_max_bytes", read_positive(c.journal.replay_max_bytes)},
+           {"retention_interval_ms", read_ms(c.journal.retention_interval, 10)},
+           {"destinations", list_item([&rules = c.journal.destinations]() -> std::vector<entry> {
+              auto& r = rules.emplace_back();
+              return {
+                  {"pattern", read_pattern(r.pattern), true},
+                  {"journaled", read_bool(r.journaled)},
+                  {"max_messages", read_uint(r.max_messages)},
+                  {"max_age_ms", read_ms(r.max_age, 0)},
+              };
+            })},
        }},
       {"threads", read_uint(c.threads, 0, config::max_threads)},  // 0: one per core
       {"log_level", read_log_level(c.log_level)},
@@ -304,12 +355,34 @@ class reader_context {
       } else if (known->read) {
         if (std::string error = known->read(value); !error.empty())
           fail(key.Mark(), fmt::format("{}: {}", name, error));
+      } else if (known->item) {
+        read_list(key, value, known->item, name);
       } else if (value.IsMap()) {
         read_mapping(value, known->section, name);
       } else if (!value.IsNull()) {  // a section with every key commented out is fine
         fail(key.Mark(),
              fmt::format("{}: expected a mapping of settings, got {}", name, describe(value)));
       }
+    }
+    for (const entry& e : keys)
+      if (e.required && !seen.contains(e.key))
+        fail(node.Mark(), fmt::format("{}{}: missing", prefix.empty() ? "" : prefix + ".", e.key));
+  }
+
+  void read_list(const YAML::Node& key, const YAML::Node& value, const list_item& item,
+                 const std::string& name) {
+    if (value.IsNull()) return;
+    if (!value.IsSequence()) {
+      fail(key.Mark(), fmt::format("{}: expected a list, got {}", name, describe(value)));
+      return;
+    }
+    for (std::size_t i = 0; i < value.size(); ++i) {
+      auto element = fmt::format("{}[{}]", name, i);
+      if (!value[i].IsMap())
+        fail(value[i].Mark(), fmt::format("{}: expected a mapping of settings, got {}", element,
+                                          describe(value[i])));
+      else
+        read_mapping(value[i], item(), element);
     }
   }
 

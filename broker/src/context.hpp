@@ -1,6 +1,7 @@
 #pragma once
 
 #include "broker/config.hpp"
+#include "history.hpp"
 #include "queue.hpp"
 #include "router.hpp"
 
@@ -38,6 +39,9 @@ struct broker_context {
   // Last, so it is destroyed first: sessions freed with the event loops still reach
   // the router and queues.
   std::vector<std::unique_ptr<worker>> workers;
+  // Null when journal.enabled is false. Declared after `workers` so it is destroyed first:
+  // its last callbacks post to the workers' event loops.
+  std::unique_ptr<history> journal;
   std::atomic<std::uint64_t> next_session_id{1};
   std::atomic<std::uint64_t> slow_consumer_closes{0};
   const std::string server_header;  // CONNECTED's `server`: "stompd/0.1.0"

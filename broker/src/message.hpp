@@ -12,15 +12,20 @@ namespace broker {
 // (shared_ptr<const message>), on any thread.
 struct message {
   std::string destination;
-  std::string id;                 // the message-id header, unique per broker run
+  // The message-id header: x-seq for a journaled message (unique per destination, stable
+  // across restarts), else "<session>-<n>" (unique per broker run).
+  std::string id;
   stomp::shared_message encoded;  // MESSAGE bytes minus the per-subscription head
   bool utf8 = true;               // may travel in a WebSocket text message
+  std::uint64_t seq = 0;          // x-seq of a journaled message; 0 when not journaled
 
-  message(std::string dest, std::string message_id, stomp::shared_message enc, bool is_utf8)
+  message(std::string dest, std::string message_id, stomp::shared_message enc, bool is_utf8,
+          std::uint64_t sequence = 0)
       : destination(std::move(dest)),
         id(std::move(message_id)),
         encoded(std::move(enc)),
-        utf8(is_utf8) {}
+        utf8(is_utf8),
+        seq(sequence) {}
 };
 
 using message_ptr = std::shared_ptr<const message>;

@@ -70,6 +70,28 @@ void router::publish(std::size_t from, const message_ptr& m) {
   }
 }
 
+void router::publish_batch(const std::vector<message_ptr>& batch) {
+  counters_.published.fetch_add(batch.size(), std::memory_order_relaxed);
+  std::vector<std::vector<message_ptr>> per_worker(tables_.size());
+  for (const auto& m : batch) {
+    std::uint64_t mask = 0;
+    {
+      auto& sh = shard_for(m->destination);
+      std::lock_guard lock(sh.mutex);
+      auto entry = sh.workers.find(m->destination);
+      if (entry != sh.workers.end()) mask = entry->second;
+    }
+    for (std::size_t w = 0; mask != 0; ++w, mask >>= 1)
+      if (mask & 1) per_worker[w].push_back(m);
+  }
+  for (std::size_t w = 0; w < per_worker.size(); ++w) {
+    if (per_worker[w].empty()) continue;
+    post_(w, [this, w, messages = std::move(per_worker[w])] {
+      for (const auto& m : messages) deliver_local(w, m);
+    });
+  }
+}
+
 void router::deliver_local(std::size_t w, const message_ptr& m) {
   auto& table = tables_[w];
   auto it = table.find(m->destination);

@@ -63,8 +63,12 @@ class router {
   void unsubscribe(std::size_t w, std::string_view destination, topic_subscriber* s,
                    std::uint64_t subscription_key);
 
-  // On worker `from`'s thread. Returns the number of local deliveries made inline.
+  // On worker `from`'s thread: delivers inline to `from`'s subscribers, posts to the others.
   void publish(std::size_t from, const message_ptr& m);
+
+  // From any thread, e.g. the journal's writer: posts one task per worker carrying every
+  // message of the batch that worker has subscribers for, in batch order.
+  void publish_batch(const std::vector<message_ptr>& batch);
 
   // Counters for the admin API, relaxed: they are statistics, not synchronisation.
   struct counters {

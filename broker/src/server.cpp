@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstring>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -126,6 +127,15 @@ void server::start() {
   const auto& cfg = m.ctx.settings;
   set_log_level(cfg.log_level);
   raise_open_file_limit();
+  if (cfg.journal.enabled) {
+    // A journal that can't be opened (corrupt, newer schema, unwritable) stops startup here,
+    // with the reason: never a silent fresh start.
+    m.ctx.journal = std::make_unique<history>(cfg, m.ctx.topics);
+    log_info("journal path={} durability={}", (cfg.data_dir / "stompd.db").string(),
+             cfg.journal.durability == config::journal_settings::durability_mode::power
+                 ? "power"
+                 : "process");
+  }
   // Bind everything before any thread runs, so a taken port fails start() cleanly.
   if (cfg.tcp.enabled) {
     m.tcp_listener.emplace(m.ctx, "tcp", &start_tcp_session);
@@ -173,6 +183,13 @@ void server::stop() {
     if (m.tcp_listener) m.tcp_listener->acceptor.close(ec);
     if (m.ws_listener) m.ws_listener->acceptor.close(ec);
   });
+  if (m.ctx.journal) {
+    // Let SENDs already handed to the journal commit first: their RECEIPTs are posted to the
+    // sessions ahead of the closes below.
+    auto flushed = std::make_shared<std::promise<void>>();
+    m.ctx.journal->flush([flushed] { flushed->set_value(); });
+    flushed->get_future().wait_for(shutdown_deadline);
+  }
   for (auto& w : m.ctx.workers) {
     net::post(w->io, [&w = *w] {
       // close() unregisters the session from this set: iterate over a copy.

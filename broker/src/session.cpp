@@ -55,6 +55,33 @@ std::optional<stomp::version> negotiate_version(std::optional<std::string_view> 
   return best;
 }
 
+bool parse_ms(std::string_view s, std::uint64_t& out);
+
+// x-replay: "last:N", "after:SEQ" or "since:UNIX_MS", decimal, no sign, no spaces.
+std::optional<storage::replay_request> parse_replay(std::string_view v) {
+  using kind = storage::replay_request::kind;
+  storage::replay_request r;
+  std::string_view number;
+  if (v.starts_with("last:")) {
+    r.mode = kind::last;
+    number = v.substr(5);
+  } else if (v.starts_with("after:")) {
+    r.mode = kind::after;
+    number = v.substr(6);
+  } else if (v.starts_with("since:")) {
+    r.mode = kind::since;
+    number = v.substr(6);
+  } else {
+    return std::nullopt;
+  }
+  if (number.empty() ||
+      !std::all_of(number.begin(), number.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  auto [p, ec] = std::from_chars(number.data(), number.data() + number.size(), r.value);
+  if (ec != std::errc{} || p != number.data() + number.size()) return std::nullopt;
+  return r;
+}
+
 bool parse_ms(std::string_view s, std::uint64_t& out) {
   while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
   while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
@@ -146,7 +173,7 @@ void session::on_read(std::size_t bytes) {
   parser_.commit(bytes);
   last_read_ = clock::now();
   stomp::frame_view f;
-  while (!closing_) {
+  while (!closing_ && !disconnecting_) {
     auto ec = parser_.next(f);
     if (ec == stomp::errc::need_more) break;
     if (ec) {
@@ -157,7 +184,7 @@ void session::on_read(std::size_t bytes) {
     }
     handle_frame(f);
   }
-  if (!closing_) start_read();
+  if (!closing_ && !disconnecting_) start_read();
 }
 
 void session::handle_frame(const stomp::frame_view& f) {
@@ -192,7 +219,7 @@ void session::handle_frame(const stomp::frame_view& f) {
         it->second.emplace_back(f);
         return send_receipt(f);
       }
-      if (apply(f)) send_receipt(f);
+      apply(f, f.header("receipt"));
       return;
     case command::subscribe:
       return handle_subscribe(f);
@@ -277,7 +304,7 @@ bool session::check_destination(std::string_view d, const stomp::frame_view& f) 
   return false;
 }
 
-bool session::apply(const stomp::frame_view& f) {
+bool session::apply(const stomp::frame_view& f, std::optional<std::string_view> receipt) {
   if (f.command == command::send) {
     auto dest = f.header("destination");
     if (!dest) {
@@ -285,32 +312,45 @@ bool session::apply(const stomp::frame_view& f) {
       return false;
     }
     if (!check_destination(*dest, f)) return false;
-    return publish(f, *dest);
+    return publish(f, *dest, receipt);
   }
   handle_ack(f, f.command == command::ack);
-  return !closing_;
+  if (closing_) return false;
+  send_receipt(receipt);
+  return true;
 }
 
-bool session::publish(const stomp::frame_view& f, std::string_view destination) {
-  auto message_id = fmt::format("{}-{}", id_, ++published_);
-  std::vector<header_view> headers;
-  headers.reserve(f.headers.size() + 2);
-  headers.push_back({"destination", destination});
-  headers.push_back({"message-id", message_id});
+bool session::publish(const stomp::frame_view& f, std::string_view destination,
+                      std::optional<std::string_view> receipt) {
+  std::vector<header_view> passed;  // the sender's headers that subscribers see
+  passed.reserve(f.headers.size());
   for (const auto& h : f.headers) {
     if (is_reserved_header(h.name)) continue;
     // Repeated headers: only the first counts (STOMP 1.2, "Repeated Header Entries").
-    if (std::any_of(headers.begin(), headers.end(),
+    if (std::any_of(passed.begin(), passed.end(),
                     [&](const header_view& x) { return x.name == h.name; }))
       continue;
-    headers.push_back(h);
+    passed.push_back(h);
   }
+  if (ctx_.journal && destination.starts_with("/topic/") &&
+      ctx_.journal->policy_for(destination).journaled) {
+    store(f, destination, passed, receipt);
+    return true;
+  }
+
+  auto message_id = fmt::format("{}-{}", id_, ++published_);
+  std::vector<header_view> headers;
+  headers.reserve(passed.size() + 2);
+  headers.push_back({"destination", destination});
+  headers.push_back({"message-id", message_id});
+  headers.insert(headers.end(), passed.begin(), passed.end());
   stomp::shared_message encoded(headers, f.body);
   bool text = is_utf8(encoded.tail(stomp::version::v1_2));
   auto m = std::make_shared<const message>(std::string(destination), std::move(message_id),
                                            std::move(encoded), text);
   if (destination.starts_with("/topic/")) {
     ctx_.topics.publish(worker_.index, m);
+    send_receipt(receipt);
     return true;
   }
   bool accepted = false;
@@ -322,7 +362,67 @@ bool session::publish(const stomp::frame_view& f, std::string_view destination) 
                    &f);
     return false;
   }
+  send_receipt(receipt);
   return true;
+}
+
+void session::store(const stomp::frame_view& f, std::string_view destination,
+                    std::span<const header_view> passed, std::optional<std::string_view> receipt) {
+  history::header_list headers;
+  headers.reserve(passed.size());
+  for (const auto& h : passed) headers.emplace_back(h.name, h.value);
+  ++appends_in_flight_;
+  // The RECEIPT waits for the commit (a backend may tell its own client "stored"), and so
+  // does delivery: the journal's writer publishes once the message is durable.
+  ctx_.journal->append(std::string(destination), std::move(headers), std::string(f.body),
+                       [weak = weak_from_this(), &io = worker_.io, dest = std::string(destination),
+                        receipt = receipt ? std::optional<std::string>(*receipt)
+                                          : std::nullopt](const storage::append_result& r) {
+                         net::post(io, [weak, r, dest, receipt] {
+                           if (auto self = weak.lock()) self->on_stored(r, dest, receipt);
+                         });
+                       });
+}
+
+void session::on_stored(const storage::append_result& r, std::string_view destination,
+                        const std::optional<std::string>& receipt) {
+  --appends_in_flight_;
+  if (closing_) return;
+  if (r.ec) {
+    log_error("session={} journal append failed destination={}: {}", id_, destination,
+              r.ec.message());
+    std::vector<header_view> h{{"message", "message not stored"}, {"content-type", "text/plain"}};
+    if (receipt) h.push_back({"receipt-id", *receipt});
+    enqueue_frame(command::error, h,
+                  fmt::format("the journal could not store the message to '{}': {}\n", destination,
+                              r.ec.message()));
+    return close(close_reason::protocol_error, true);
+  }
+  if (!receipt) return;
+  auto seq = fmt::format("{}", r.seq);
+  const header_view h[] = {{"receipt-id", *receipt}, {"x-seq", seq}};
+  enqueue_frame(command::receipt, h);
+}
+
+// Sends the RECEIPT once every message this connection sent before is stored, then runs
+// `then` (DISCONNECT's close).
+void session::receipt_after_stored(std::optional<std::string_view> receipt,
+                                   std::function<void()> then) {
+  if (appends_in_flight_ == 0 || !ctx_.journal) {
+    send_receipt(receipt);
+    if (then) then();
+    return;
+  }
+  // A strong reference: after DISCONNECT nothing else may be keeping this session alive.
+  // It moves into the posted task, so it is released on our worker, never the writer thread.
+  ctx_.journal->flush([self = shared_from_this(), &io = worker_.io,
+                       r = receipt ? std::optional<std::string>(*receipt) : std::nullopt,
+                       then = std::move(then)]() mutable {
+    net::post(io, [self = std::move(self), r, then] {
+      self->send_receipt(r ? std::optional<std::string_view>(*r) : std::nullopt);
+      if (then) then();
+    });
+  });
 }
 
 void session::handle_subscribe(const stomp::frame_view& f) {
@@ -361,6 +461,25 @@ void session::handle_subscribe(const stomp::frame_view& f) {
     prefetch = static_cast<std::size_t>(n);  // 0: unbounded, as in RabbitMQ
   }
 
+  std::optional<storage::replay_request> replay;
+  if (auto x = f.header("x-replay")) {
+    replay = parse_replay(*x);
+    if (!replay)
+      return protocol_error(
+          "invalid x-replay",
+          fmt::format("invalid x-replay header value '{}': expected last:N, after:SEQ or "
+                      "since:UNIX_MS",
+                      *x),
+          &f);
+    if (!ctx_.journal || !dest->starts_with("/topic/") ||
+        !ctx_.journal->policy_for(*dest).journaled)
+      return protocol_error("history not kept",
+                            fmt::format("x-replay: destination '{}' is not journaled", *dest), &f);
+    replay->destination = std::string(*dest);
+    replay->max_messages = ctx_.settings.journal.replay_max_messages;
+    replay->max_bytes = ctx_.settings.journal.replay_max_bytes;
+  }
+
   auto key = next_key_++;
   subscription sub;
   sub.id = sub_id;
@@ -382,7 +501,70 @@ void session::handle_subscribe(const stomp::frame_view& f) {
     ctx_.topics.subscribe(worker_.index, stored.destination, this, key);
   }
   log_debug("session={} subscribed id={} destination={}", id_, stored.id, stored.destination);
-  send_receipt(f);
+  if (!replay) return send_receipt(f);
+  // Subscribed first, read second: whatever is committed after the read started arrives
+  // live and waits in `pending`; on_replay() drops what the read already returned.
+  stored.replaying = true;
+  stored.replay = std::move(*replay);
+  if (auto r = f.header("receipt")) stored.replay_receipt = std::string(*r);
+  replay_queue_.push_back(key);
+  start_next_replay();
+}
+
+void session::start_next_replay() {
+  while (!replay_in_flight_ && queued_replay_bytes_ == 0 && !replay_queue_.empty() && !closing_) {
+    auto key = replay_queue_.front();
+    replay_queue_.pop_front();
+    auto it = subscriptions_.find(key);
+    if (it == subscriptions_.end()) continue;  // unsubscribed while waiting
+    replay_in_flight_ = true;
+    ctx_.journal->replay(it->second.replay, [weak = weak_from_this(), &io = worker_.io,
+                                             key](storage::replay_result&& r) {
+      net::post(io, [weak, key, r = std::move(r)]() mutable {
+        if (auto self = weak.lock()) self->on_replay(key, std::move(r));
+      });
+    });
+  }
+}
+
+void session::on_replay(std::uint64_t key, storage::replay_result&& r) {
+  replay_in_flight_ = false;
+  if (closing_) return;
+  auto it = subscriptions_.find(key);
+  if (it == subscriptions_.end()) return start_next_replay();
+  auto& sub = it->second;
+  if (r.ec) {
+    log_error("session={} replay failed destination={}: {}", id_, sub.destination, r.ec.message());
+    std::vector<header_view> h{{"message", "history unavailable"}};
+    if (sub.replay_receipt) h.push_back({"receipt-id", *sub.replay_receipt});
+    enqueue_frame(command::error, h, fmt::format("{}\n", r.ec.message()));
+    return close(close_reason::protocol_error, true);
+  }
+  for (const auto& rec : r.records) deliver(sub, history::make_message(rec, true), false, true);
+  if (sub.replay_receipt) {
+    auto count = fmt::format("{}", r.records.size());
+    auto head = fmt::format("{}", r.head_seq);
+    const header_view h[] = {{"receipt-id", *sub.replay_receipt},
+                             {"x-replay-count", count},
+                             {"x-head-seq", head},
+                             {"x-replay-complete", r.complete ? "true" : "false"}};
+    enqueue_frame(command::receipt, h);
+  }
+  // Live messages that arrived meanwhile, and any still on their way, that the read already
+  // returned are dropped (last_seq), so history and live meet with no gap and no duplicate:
+  // every commit after the read began is published after we subscribed, so it comes live.
+  auto pending = std::move(sub.pending);
+  sub.replaying = false;
+  sub.pending.clear();
+  sub.last_seq = r.head_seq;
+  for (const auto& m : pending) {
+    if (m->seq <= sub.last_seq) continue;
+    sub.last_seq = m->seq;
+    deliver(sub, m, false);
+  }
+  log_debug("session={} replayed destination={} count={} head_seq={} complete={}", id_,
+            sub.destination, r.records.size(), r.head_seq, r.complete);
+  start_next_replay();
 }
 
 void session::handle_unsubscribe(const stomp::frame_view& f) {
@@ -490,22 +672,26 @@ void session::handle_end_transaction(const stomp::frame_view& f, bool commit) {
       headers.clear();
       for (const auto& h : saved.headers) headers.push_back({h.name, h.value});
       stomp::frame_view view{saved.command, headers, saved.body};
-      if (!apply(view)) return;  // apply() has sent the ERROR
+      // The frames' own receipts were sent when they joined the transaction.
+      if (!apply(view, std::nullopt)) return;  // apply() has sent the ERROR
     }
   }
-  send_receipt(f);
+  receipt_after_stored(f.header("receipt"), nullptr);
 }
 
 void session::handle_disconnect(const stomp::frame_view& f) {
-  send_receipt(f);
   log_debug("session={} peer={} disconnect", id_, peer_);
-  close(close_reason::client_disconnect, true);
+  // Nothing after DISCONNECT is read; its RECEIPT confirms everything before it is stored.
+  disconnecting_ = true;
+  receipt_after_stored(f.header("receipt"),
+                       [this] { close(close_reason::client_disconnect, true); });
 }
 
-void session::send_receipt(const stomp::frame_view& f) {
-  auto r = f.header("receipt");
-  if (!r || closing_) return;
-  const header_view h[] = {{"receipt-id", *r}};
+void session::send_receipt(const stomp::frame_view& f) { send_receipt(f.header("receipt")); }
+
+void session::send_receipt(std::optional<std::string_view> receipt) {
+  if (!receipt || closing_) return;
+  const header_view h[] = {{"receipt-id", *receipt}};
   enqueue_frame(command::receipt, h);
 }
 
@@ -523,9 +709,19 @@ void session::protocol_error(std::string_view message, std::string_view detail,
 // --- delivery -------------------------------------------------------------------------------
 
 void session::on_topic_message(const message_ptr& m, std::uint64_t key) {
-  if (closing_) return;
+  if (closing_ || condemned_) return;
   auto it = subscriptions_.find(key);
-  if (it != subscriptions_.end()) deliver(it->second, m, false);
+  if (it == subscriptions_.end()) return;
+  auto& sub = it->second;
+  if (sub.replaying) {
+    sub.pending.push_back(m);
+  } else if (m->seq == 0 || m->seq > sub.last_seq) {
+    sub.last_seq = m->seq;
+    return deliver(sub, m, false);
+  }
+  // Bounded like the outbound queue: history that takes too long to read must not let live
+  // messages pile up without limit.
+  if (sub.pending.size() > ctx_.settings.limits.max_queued_frames) condemn_slow_consumer();
 }
 
 void session::on_queue_message(const message_ptr& m, std::uint64_t key, bool redelivered) {
@@ -539,8 +735,10 @@ void session::on_queue_message(const message_ptr& m, std::uint64_t key, bool red
   });
 }
 
-void session::deliver(const subscription& sub, const message_ptr& m, bool redelivered) {
+void session::deliver(const subscription& sub, const message_ptr& m, bool redelivered,
+                      bool replayed) {
   outbound o;
+  o.replayed = replayed;
   o.bytes.reserve(sub.head.size() + sub.ack_prefix.size() + m->id.size() + 20);
   o.bytes = sub.head;
   if (!sub.ack_prefix.empty()) {
@@ -564,9 +762,14 @@ void session::enqueue_frame(command c, std::span<const header_view> headers,
 void session::enqueue(outbound o) {
   if (closing_ || condemned_) return;  // nothing new goes out once a close has begun
   queued_bytes_ += o.size();
+  if (o.replayed) queued_replay_bytes_ += o.size();
+  bool replayed = o.replayed;
   outbox_.push_back(std::move(o));
+  // History is bounded by the replay caps instead, one replay at a time per connection.
   const auto& limits = ctx_.settings.limits;
-  if (queued_bytes_ > limits.max_queued_bytes || outbox_.size() > limits.max_queued_frames)
+  if (!replayed &&
+      (queued_bytes_ - queued_replay_bytes_ > limits.max_queued_bytes ||
+       outbox_.size() > limits.max_queued_frames + ctx_.settings.journal.replay_max_messages))
     return condemn_slow_consumer();
   if (writing_ == 0) start_write();
 }
@@ -582,7 +785,9 @@ void session::condemn_slow_consumer() {
   log_warn("session={} peer={} slow consumer: queued_bytes={} queued_frames={} closing", id_, peer_,
            queued_bytes_, outbox_.size());
   while (outbox_.size() > writing_) {
-    queued_bytes_ -= outbox_.back().size();
+    const auto& o = outbox_.back();
+    queued_bytes_ -= o.size();
+    if (o.replayed) queued_replay_bytes_ -= o.size();
     outbox_.pop_back();
   }
   const header_view h[] = {{"message", "slow consumer"}, {"content-type", "text/plain"}};
@@ -618,9 +823,12 @@ void session::start_write() {
 void session::on_write_done() {
   last_write_ = clock::now();
   for (; writing_ > 0; --writing_) {
-    queued_bytes_ -= outbox_.front().size();
+    const auto& o = outbox_.front();
+    queued_bytes_ -= o.size();
+    if (o.replayed) queued_replay_bytes_ -= o.size();
     outbox_.pop_front();
   }
+  if (queued_replay_bytes_ == 0 && !replay_queue_.empty()) start_next_replay();
   if (!outbox_.empty()) return start_write();
   if (closing_ && flush_then_close_) shutdown_transport();
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "context.hpp"
+#include "history.hpp"
 #include "message.hpp"
 #include "queue.hpp"
 #include "router.hpp"
@@ -107,6 +108,15 @@ class session : public std::enable_shared_from_this<session>,
     std::uint64_t key = 0;
     std::string head;        // "MESSAGE\nsubscription:<id>\n", built once
     std::string ack_prefix;  // "ack:<key>-" for the client ack modes in STOMP 1.2
+    // x-replay: until the history is delivered, live messages wait in `pending`.
+    bool replaying = false;
+    // Highest x-seq delivered. A journaled destination's live messages arrive in x-seq order,
+    // but the history read may see a commit before its live delivery reaches us: anything at
+    // or below this is already delivered and is dropped.
+    std::uint64_t last_seq = 0;
+    storage::replay_request replay;
+    std::optional<std::string> replay_receipt;
+    std::deque<message_ptr> pending;
   };
 
   // Entry in the outbound queue: `bytes` (a whole frame, or a MESSAGE head) followed by
@@ -115,6 +125,7 @@ class session : public std::enable_shared_from_this<session>,
     std::string bytes;
     message_ptr msg;
     std::string_view tail;
+    bool replayed = false;  // history: not held against the slow-consumer limit
     std::size_t size() const noexcept { return bytes.size() + tail.size(); }
   };
 
@@ -128,15 +139,29 @@ class session : public std::enable_shared_from_this<session>,
   void handle_end_transaction(const stomp::frame_view& f, bool commit);
   void handle_disconnect(const stomp::frame_view& f);
   // Applies a SEND or ACK/NACK now (outside a transaction, or at COMMIT).
-  bool apply(const stomp::frame_view& f);
-  bool publish(const stomp::frame_view& f, std::string_view destination);
+  // Applies a SEND or ACK/NACK; `receipt` is answered once it has taken effect (for a
+  // journaled SEND: once stored). False when it failed (the ERROR is sent).
+  bool apply(const stomp::frame_view& f, std::optional<std::string_view> receipt);
+  bool publish(const stomp::frame_view& f, std::string_view destination,
+               std::optional<std::string_view> receipt);
+  void store(const stomp::frame_view& f, std::string_view destination,
+             std::span<const stomp::header_view> passed, std::optional<std::string_view> receipt);
+  void on_stored(const storage::append_result& r, std::string_view destination,
+                 const std::optional<std::string>& receipt);
+  void receipt_after_stored(std::optional<std::string_view> receipt, std::function<void()> then);
   void send_receipt(const stomp::frame_view& f);
+  void send_receipt(std::optional<std::string_view> receipt);
   // Sends ERROR (with receipt-id when `f` asked for a receipt) and closes after flushing.
   void protocol_error(std::string_view message, std::string_view detail,
                       const stomp::frame_view* f = nullptr);
   bool check_destination(std::string_view destination, const stomp::frame_view& f);
 
-  void deliver(const subscription& sub, const message_ptr& m, bool redelivered);
+  void deliver(const subscription& sub, const message_ptr& m, bool redelivered,
+               bool replayed = false);
+  // Replays run one at a time per connection, each once the previous one is written, so
+  // history never holds more than one replay's worth of a connection's memory.
+  void start_next_replay();
+  void on_replay(std::uint64_t key, storage::replay_result&& r);
   void enqueue(outbound o);
   void condemn_slow_consumer();
   void enqueue_frame(stomp::command c, std::span<const stomp::header_view> headers,
@@ -163,9 +188,14 @@ class session : public std::enable_shared_from_this<session>,
 
   std::deque<outbound> outbox_;
   std::size_t queued_bytes_ = 0;
+  std::size_t queued_replay_bytes_ = 0;     // part of queued_bytes_ that is replayed history
+  std::deque<std::uint64_t> replay_queue_;  // subscription keys waiting for their history
+  bool replay_in_flight_ = false;
   std::size_t writing_ = 0;  // frames at the head of outbox_ in the write in flight
   bool flush_then_close_ = false;
-  bool condemned_ = false;  // over the outbound limit; its close is posted
+  bool disconnecting_ = false;         // DISCONNECT seen: read nothing more
+  std::size_t appends_in_flight_ = 0;  // journaled SENDs not yet stored
+  bool condemned_ = false;             // over the outbound limit; its close is posted
 
   bool ready_ = false;  // transport handshake done: frames may be written
   std::chrono::steady_clock::time_point last_read_;

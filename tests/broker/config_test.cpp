@@ -43,6 +43,12 @@ constexpr std::string_view all_keys[] = {
     "limits.max_transactions_per_connection",
     "limits.max_frames_per_transaction",
     "limits.connect_timeout_ms",
+    "journal.enabled",
+    "journal.durability",
+    "journal.replay_max_messages",
+    "journal.replay_max_bytes",
+    "journal.retention_interval_ms",
+    "journal.destinations",
     "threads",
     "log_level",
     "data_dir",
@@ -94,6 +100,12 @@ void expect_same_settings(const config& a, const config& b) {
   EXPECT_EQ(a.limits.max_transactions_per_connection, b.limits.max_transactions_per_connection);
   EXPECT_EQ(a.limits.max_frames_per_transaction, b.limits.max_frames_per_transaction);
   EXPECT_EQ(a.limits.connect_timeout, b.limits.connect_timeout);
+  EXPECT_EQ(a.journal.enabled, b.journal.enabled);
+  EXPECT_EQ(a.journal.durability, b.journal.durability);
+  EXPECT_EQ(a.journal.replay_max_messages, b.journal.replay_max_messages);
+  EXPECT_EQ(a.journal.replay_max_bytes, b.journal.replay_max_bytes);
+  EXPECT_EQ(a.journal.retention_interval, b.journal.retention_interval);
+  EXPECT_EQ(a.journal.destinations.size(), b.journal.destinations.size());
   EXPECT_EQ(a.threads, b.threads);
   EXPECT_EQ(a.log_level, b.log_level);
   EXPECT_EQ(a.data_dir, b.data_dir);
@@ -292,6 +304,53 @@ TEST(ConfigTest, EveryKeyRejectsAValueOfTheWrongTypeNamingTheFullKey) {
               fmt::format("test.yaml:{}: {}:", line, key));
     EXPECT_NE(error.find("got a mapping"), std::string::npos) << error;
   }
+}
+
+TEST(ConfigTest, ReadsJournalDestinationRulesInOrder) {
+  config_result result = parse(R"(
+journal:
+  durability: power
+  destinations:
+    - pattern: /topic/lost-item.**
+      max_messages: 100
+      max_age_ms: 60000
+    - pattern: /topic/typing.*
+      journaled: false
+)");
+  for (const config_error& e : result.errors) ADD_FAILURE() << to_string(e);
+  ASSERT_TRUE(result.value.has_value());
+  const auto& j = result.value->journal;
+  EXPECT_EQ(j.durability, config::journal_settings::durability_mode::power);
+  ASSERT_EQ(j.destinations.size(), 2u);
+  EXPECT_EQ(j.destinations[0].pattern, "/topic/lost-item.**");
+  EXPECT_TRUE(j.destinations[0].journaled);
+  EXPECT_EQ(j.destinations[0].max_messages, 100u);
+  EXPECT_EQ(j.destinations[0].max_age, 60s);
+  EXPECT_EQ(j.destinations[1].pattern, "/topic/typing.*");
+  EXPECT_FALSE(j.destinations[1].journaled);
+}
+
+TEST(ConfigTest, RejectsDestinationRuleWithoutPatternOrWithBadOne) {
+  config_result result = parse(R"(
+journal:
+  destinations:
+    - max_messages: 5
+    - pattern: /topic/a*
+    - pattern: /topic/b
+      colour: blue
+)");
+  ASSERT_EQ(result.errors.size(), 3u);
+  EXPECT_EQ(to_string(result.errors[0]), "test.yaml:4: journal.destinations[0].pattern: missing");
+  EXPECT_NE(to_string(result.errors[1]).find("journal.destinations[1].pattern: '*' and '**'"),
+            std::string::npos)
+      << to_string(result.errors[1]);
+  EXPECT_EQ(to_string(result.errors[2]),
+            "test.yaml:7: unknown key 'journal.destinations[2].colour'");
+}
+
+TEST(ConfigTest, RejectsUnknownDurability) {
+  EXPECT_EQ(only_error("journal:\n  durability: disk\n"),
+            "test.yaml:2: journal.durability: expected process or power, got 'disk'");
 }
 
 TEST(ConfigTest, RejectsUnknownTopLevelKey) {

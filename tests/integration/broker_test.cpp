@@ -1,6 +1,7 @@
 // The real broker in-process on ephemeral loopback ports, driven over TCP and WebSocket.
 #include "broker/server.hpp"
 #include "stomp_client.hpp"
+#include "temp_dir.hpp"
 
 #include <gtest/gtest.h>
 
@@ -15,8 +16,16 @@ using stomp::command;
 using stompd_test::stomp_client;
 using namespace std::chrono_literals;
 
+// Every broker of this file journals into its own directory, removed at exit.
+const stompd_test::temp_dir& journal_dir() {
+  static stompd_test::temp_dir dir;
+  return dir;
+}
+
 broker::config test_config() {
+  static int instance = 0;
   broker::config c;
+  c.data_dir = journal_dir().path() / std::to_string(instance++);
   c.tcp.port = 0;
   c.websocket.port = 0;
   c.threads = 2;
@@ -481,7 +490,8 @@ TEST(BrokerFanOutTest, EverySubscriberGetsEveryMessageOnceInPublisherOrder) {
         for (int i = 0; i < per_publisher; ++i)
           c.send(send_frame("/topic/fan", std::to_string(i), {{"x-publisher", std::to_string(p)}}));
         c.send_with_receipt(stomp::frame(command::disconnect));
-      } catch (...) {
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "publisher " << p << ": " << e.what();
         ++failures;
       }
     });

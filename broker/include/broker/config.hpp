@@ -60,10 +60,34 @@ struct config {
     std::chrono::milliseconds connect_timeout{10'000};
   };
 
+  // The message journal: what is stored, for how long, and how much one replay may return.
+  struct journal_settings {
+    bool enabled = true;
+    // process: survives a crash of stompd (SQLite WAL, synchronous=NORMAL); power: also an OS
+    // crash or power loss (synchronous=FULL, an fsync per commit).
+    enum class durability_mode { process, power } durability = durability_mode::process;
+    // Caps on one x-replay: larger requests get the newest messages up to the cap and
+    // x-replay-complete:false.
+    std::size_t replay_max_messages = 10'000;
+    std::size_t replay_max_bytes = 8 * 1024 * 1024;
+    std::chrono::milliseconds retention_interval{1000};
+
+    // First matching rule wins. Without a match, /topic/ destinations are journaled with no
+    // retention limit and /queue/ destinations are never journaled.
+    struct rule {
+      std::string pattern;  // destination_pattern syntax: "/topic/lost-item.**"
+      bool journaled = true;
+      std::uint64_t max_messages = 0;        // 0: no limit
+      std::chrono::milliseconds max_age{0};  // 0: no limit
+    };
+    std::vector<rule> destinations;
+  };
+
   tcp_listener tcp;
   websocket_listener websocket;
   heartbeat_settings heartbeat;
   limits_settings limits;
+  journal_settings journal;
   // Worker threads, each running its own event loop with the connections pinned to it
   // (docs/ARCHITECTURE.md); 0 means one per core.
   std::size_t threads = 0;

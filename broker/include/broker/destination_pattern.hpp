@@ -1,0 +1,36 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace broker {
+
+// A destination pattern such as "/topic/lost-item.**" or "/topic/lost-item.*.room.*".
+//
+// Destinations and patterns are split into segments at '.' and '/'. In a pattern a segment
+// "*" matches exactly one segment and "**" any number of segments, none included; every
+// other segment, and every separator, matches itself. So "/topic/lost-item.**" matches
+// "/topic/lost-item", "/topic/lost-item.42" and "/topic/lost-item.42.room.7", and
+// "/topic/*.room" matches "/topic/a.room" but not "/topic/a.b.room".
+class destination_pattern {
+ public:
+  // nullopt, with the reason in *error, when `text` is empty or uses '*' inside a segment.
+  static std::optional<destination_pattern> parse(std::string_view text, std::string* error);
+
+  bool matches(std::string_view destination) const;
+  const std::string& text() const noexcept { return text_; }
+
+ private:
+  struct token {
+    char separator;  // '.', '/', or '\0' for the first segment
+    std::string segment;
+  };
+  static std::vector<token> split(std::string_view s);
+
+  std::string text_;
+  std::vector<token> tokens_;
+};
+
+}  // namespace broker
