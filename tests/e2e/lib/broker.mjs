@@ -35,12 +35,25 @@ export function brokerBinary() {
   return path.resolve(bin);
 }
 
-// Writes a small YAML document from a plain object (nested maps of scalars only), so tests
-// can say { heartbeat: { send_interval_ms: 200 } } without a YAML dependency.
+// Writes a small YAML document from a plain object (nested maps of scalars, and arrays of
+// scalars or maps), so tests can say { heartbeat: { send_interval_ms: 200 } } or
+// { journal: { destinations: [{ pattern: '/topic/a.*', journaled: false }] } } without a
+// YAML dependency. Scalars are written plain: keep them free of ': ' and ' #'.
 export function toYaml(obj, indent = '') {
   let out = '';
   for (const [key, value] of Object.entries(obj)) {
-    if (value !== null && typeof value === 'object') {
+    if (Array.isArray(value)) {
+      out += `${indent}${key}:${value.length ? '' : ' []'}\n`;
+      for (const item of value) {
+        if (item !== null && typeof item === 'object') {
+          // "- " then the map's first key on the same line, the rest indented under it.
+          const inner = toYaml(item, `${indent}    `);
+          out += `${indent}  - ${inner.slice(indent.length + 4)}`;
+        } else {
+          out += `${indent}  - ${item}\n`;
+        }
+      }
+    } else if (value !== null && typeof value === 'object') {
       out += `${indent}${key}:\n${toYaml(value, indent + '  ')}`;
     } else {
       out += `${indent}${key}: ${value}\n`;
@@ -88,6 +101,13 @@ export class Broker {
     this.child.kill('SIGKILL');
     const killed = await this.exited;
     return { ...killed, graceful: false };
+  }
+
+  // SIGKILL (a crash: no shutdown, no journal flush) and wait for the process to be gone.
+  async kill() {
+    if (this.exit) return this.exit;
+    this.child.kill('SIGKILL');
+    return this.exited;
   }
 
   // Stops the broker and removes its data directory (after() hooks).

@@ -100,14 +100,21 @@ export async function connectClient(url, config = {}) {
 }
 
 // Subscribes and waits for the broker's RECEIPT, so a publish right after cannot race it.
+// The inbox keeps the RECEIPT frame (`receipt`) and how many MESSAGEs arrived before it
+// (`beforeReceipt`: the replayed ones when the SUBSCRIBE asked for history).
 let receiptSeq = 0;
 export async function subscribe(client, destination, headers = {}) {
   const inbox = new Inbox(`MESSAGE on ${destination}`);
   const receipt = `sub-${process.pid}-${++receiptSeq}`;
-  const got = new Promise((resolve) => client.watchForReceipt(receipt, resolve));
+  // stomp.js hands frames to these callbacks in the order they arrived.
+  const got = new Promise((resolve) => client.watchForReceipt(receipt, (frame) => {
+    inbox.receipt = frame;
+    inbox.beforeReceipt = inbox.all.length;
+    resolve(frame);
+  }));
   const sub = client.subscribe(destination, (m) => inbox.put(m), { ...headers, receipt });
-  await withDeadline(got, scaled(5000), `RECEIPT for SUBSCRIBE ${destination}`);
   inbox.subscription = sub;
+  await withDeadline(got, scaled(5000), `RECEIPT for SUBSCRIBE ${destination}`);
   return inbox;
 }
 

@@ -28,14 +28,29 @@ def scaled(seconds):
 _LISTENING = re.compile(r"listening transport=(\w+) address=([0-9.]+):(\d+)")
 
 
+def _yaml_scalar(value):
+    if isinstance(value, bool):  # before str(): Python's True is not YAML 1.2's true
+        return "true" if value else "false"
+    return str(value)
+
+
 def to_yaml(obj, indent=""):
-    """A YAML document from nested dicts of scalars, enough for stompd's config keys."""
+    """A YAML document from nested dicts of scalars and lists of scalars or dicts, enough for
+    stompd's config keys. Scalars are written plain: keep them free of ': ' and ' #'."""
     out = ""
     for key, value in obj.items():
         if isinstance(value, dict):
             out += f"{indent}{key}:\n" + to_yaml(value, indent + "  ")
+        elif isinstance(value, list):
+            out += f"{indent}{key}:" + ("\n" if value else " []\n")
+            for item in value:
+                if isinstance(item, dict):
+                    # "- " then the map's first key on the same line, the rest under it.
+                    out += f"{indent}  - " + to_yaml(item, indent + "    ")[len(indent) + 4:]
+                else:
+                    out += f"{indent}  - {_yaml_scalar(item)}\n"
         else:
-            out += f"{indent}{key}: {value}\n"
+            out += f"{indent}{key}: {_yaml_scalar(value)}\n"
     return out
 
 
@@ -52,18 +67,28 @@ class Broker:
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
 
-    @classmethod
-    def start(cls, config=None, tcp="127.0.0.1:0", ws="127.0.0.1:0"):
+    @staticmethod
+    def binary():
         binary = os.environ.get("STOMPD_BIN")
         if not binary:
             raise RuntimeError("STOMPD_BIN is not set: run these tests through CTest, or set it "
                                "to the stompd binary (e.g. build/asan/broker/stompd)")
         if not os.path.exists(binary):
             raise RuntimeError(f"STOMPD_BIN={binary} does not exist")
-        binary = os.path.abspath(binary)
-        workdir = tempfile.mkdtemp(prefix="stompd-e2e-py-")
-        data = os.path.join(workdir, "data")
-        os.makedirs(data)
+        return os.path.abspath(binary)
+
+    @classmethod
+    def start(cls, config=None, tcp="127.0.0.1:0", ws="127.0.0.1:0", data_dir=None):
+        """data_dir: reuse the data directory of an earlier broker (restart tests); its parent
+        is the work directory, removed by cleanup() once, after the last restart."""
+        binary = cls.binary()
+        if data_dir:
+            data = data_dir
+            workdir = os.path.dirname(os.path.abspath(data_dir))
+        else:
+            workdir = tempfile.mkdtemp(prefix="stompd-e2e-py-")
+            data = os.path.join(workdir, "data")
+        os.makedirs(data, exist_ok=True)
         args = [binary, "--tcp", tcp, "--ws", ws, "--data", data, "--log-level", "info"]
         if config:
             path = os.path.join(workdir, "stompd.yaml")
@@ -74,6 +99,7 @@ class Broker:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, cwd=workdir)
         broker = cls(proc, workdir, args)
+        broker.data_dir = data
         try:
             broker._wait_listening(scaled(10))
         except Exception:
@@ -131,7 +157,21 @@ class Broker:
                 self.proc.wait()
                 return self.proc.returncode, False
         self._reader.join(timeout=scaled(5))
+        self._close_stderr()
         return self.proc.returncode, True
+
+    def _close_stderr(self):
+        if not self._reader.is_alive():
+            self.proc.stderr.close()
+
+    def kill(self):
+        """SIGKILL: a crash, with no shutdown and no journal flush. Returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._reader.join(timeout=scaled(5))
+        self._close_stderr()
+        return self.proc.returncode
 
     def cleanup(self):
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -1,0 +1,177 @@
+"""kill -9 while publishing: after a restart on the same --data directory every confirmed
+(receipted) message is there exactly once, in publish order, with x-seq consecutive from 1,
+and the sequence continues.
+
+Layout: GROUPS fresh data directories; in each, KILLS_PER_GROUP rounds of publish, kill -9 at
+a random moment, restart on the same directory, verify. Continuing a directory across kills
+checks recovery of a journal that was itself recovered; fresh directories keep a full
+after:0 replay (at most KILLS_PER_GROUP x (MAX_PER_ROUND + 1) messages) below the replay cap,
+which the config raises so that the publisher is still busy when the kill comes.
+
+Run with /usr/bin/python3. Not named test_*.py: CTest runs it as its own test (e2e_crash_py).
+STOMPD_E2E_SEED=N repeats the random choices of a failed run (the seed is in every failure).
+"""
+
+import os
+import random
+import sys
+import threading
+import time
+import unittest
+
+from history_support import Stomp, bodies_of, describe, seqs_of
+from stompd_harness import Broker, scaled
+
+SEED = int(os.environ.get("STOMPD_E2E_SEED") or time.time_ns() % 1_000_000)
+DEST = "/topic/crash.log"
+
+
+class Publisher(threading.Thread):
+    """Publishes numbered messages with receipts, up to `window` unconfirmed, until `limit`
+    or until the broker dies. `sent` is the publish order; `confirmed` body -> RECEIPT x-seq."""
+
+    def __init__(self, port, prefix, window, limit):
+        super().__init__(daemon=True)
+        self.conn = Stomp.connected(port)  # before the kill timer starts
+        self.prefix = prefix
+        self.window = window
+        self.limit = limit
+        self.sent = []
+        self.confirmed = {}
+        self.confirmed_order = []
+        self.ended_by = None   # the connection error the kill caused
+        self.error = None      # anything else: a test failure
+
+    def run(self):
+        pending = {}
+        try:
+            for i in range(self.limit):
+                while len(pending) >= self.window:
+                    self.take_receipt(pending)
+                body = f"{self.prefix}-{i}"
+                pending[str(i)] = body
+                self.sent.append(body)
+                self.conn.publish(DEST, body, receipt=str(i))
+            while pending:
+                self.take_receipt(pending)
+        except (OSError, ConnectionError) as e:  # the kill closed the connection
+            self.ended_by = e
+        except Exception as e:
+            self.error = e
+        finally:
+            self.conn.close()
+
+    def take_receipt(self, pending):
+        frame = self.conn.frame(scaled(10))
+        if frame[0] != "RECEIPT" or frame[1].get("receipt-id") not in pending:
+            raise AssertionError(f"publisher: unexpected {describe(frame)}")
+        body = pending.pop(frame[1]["receipt-id"])
+        self.confirmed[body] = int(frame[1]["x-seq"])
+        self.confirmed_order.append(body)
+
+
+class CrashTest(unittest.TestCase):
+    GROUPS = 5
+    KILLS_PER_GROUP = 4
+    WINDOW = 50
+    MAX_PER_ROUND = 8000
+    JOURNAL = {"replay_max_messages": 50000, "replay_max_bytes": 64 * 1024 * 1024}
+
+    def setUp(self):
+        self.broker = None
+        self.stats = []  # (sent, confirmed) per kill
+
+    def tearDown(self):
+        if self.broker:
+            self.broker.kill()
+            self.broker.cleanup()
+
+    def test_keeps_every_confirmed_message_across_kill_9(self):
+        rng = random.Random(SEED)
+        started = time.monotonic()
+        for group in range(self.GROUPS):
+            self.group(rng, group)
+        took = time.monotonic() - started
+        in_flight = sum(1 for sent, confirmed in self.stats if sent > confirmed)
+        print(f"\ncrash_test: seed {SEED}, {len(self.stats)} kills in {took:.1f} s, "
+              f"{in_flight} with SENDs in flight; sent/confirmed per kill: {self.stats}",
+              file=sys.stderr)
+        self.assertLess(took, scaled(110), f"seed {SEED}: the crash rounds took {took:.1f} s")
+
+    def group(self, rng, group):
+        # The last group commits with durability: power (an fsync per commit) instead of the
+        # default process: what a kill -9 may take is the same.
+        durability = "power" if group == self.GROUPS - 1 else "process"
+        config = {"journal": dict(self.JOURNAL, durability=durability)}
+        self.broker = Broker.start(config=config)
+        data_dir = self.broker.data_dir
+        expected = []  # bodies in x-seq order: the history verified so far
+        for kill in range(self.KILLS_PER_GROUP):
+            ctx = f"seed {SEED}, group {group} ({durability}), kill {kill}"
+            pub = Publisher(self.broker.tcp_port, f"g{group}k{kill}", self.WINDOW, self.MAX_PER_ROUND)
+            pub.start()
+            time.sleep(rng.uniform(0.05, 0.5))  # the random moment of the crash
+            code = self.broker.kill()
+            log = self.broker.log()
+            pub.join(scaled(15))
+            self.assertFalse(pub.is_alive(), f"{ctx}: publisher still running after the kill")
+            self.assertIsNone(pub.error, f"{ctx}: {pub.error}\n{log}")
+            self.assertEqual(code, -9, f"{ctx}: stompd exited with {code} before the kill\n{log}")
+            self.stats.append((len(pub.sent), len(pub.confirmed)))
+
+            self.broker = Broker.start(config=config, data_dir=data_dir)
+            expected = self.verify(ctx, expected, pub, log)
+        code, graceful = self.broker.stop()
+        log = self.broker.log()
+        self.broker.cleanup()
+        self.broker = None
+        self.assertEqual((code, graceful), (0, True), f"seed {SEED}, group {group}\n{log}")
+
+    def verify(self, ctx, expected, pub, log_before_kill):
+        def where():
+            return f"{ctx}\n(before the kill) {log_before_kill}\n(after restart) {self.broker.log()}"
+
+        base = len(expected)
+        # RECEIPTs come in publish order and name consecutive x-seq after the old history.
+        self.assertEqual(pub.confirmed_order, pub.sent[:len(pub.confirmed_order)], ctx)
+        for i, body in enumerate(pub.confirmed_order):
+            self.assertEqual(pub.confirmed[body], base + i + 1, f"{ctx}: RECEIPT x-seq of {body}")
+
+        sub = Stomp.connected(self.broker.tcp_port)
+        try:
+            replayed, receipt = sub.subscribe_replay(DEST, "v", "after:0", timeout=scaled(20))
+            n = len(replayed)
+            self.assertEqual(seqs_of(replayed), list(range(1, n + 1)), f"x-seq from 1, no gap\n{where()}")
+            self.assertTrue(all(m[1].get("x-replayed") == "true" for m in replayed), ctx)
+            self.assertEqual((receipt.get("x-replay-count"), receipt.get("x-head-seq"),
+                              receipt.get("x-replay-complete")), (str(n), str(n), "true"),
+                             f"{ctx}: RECEIPT {receipt}")
+            bodies = bodies_of(replayed)
+            self.assertEqual(bodies[:base], expected, f"history before this round changed\n{where()}")
+            tail = bodies[base:]
+            # What survived of this round is the start of what was sent: in order, once each.
+            self.assertEqual(tail, pub.sent[:len(tail)],
+                             f"round's stored messages are not a prefix of the publish order "
+                             f"(stored {len(tail)}, sent {len(pub.sent)})\n{where()}")
+            self.assertGreaterEqual(len(tail), len(pub.confirmed),
+                                    f"confirmed messages lost: {len(pub.confirmed)} confirmed, "
+                                    f"{len(tail)} stored\n{where()}")
+
+            # The next message continues the sequence, and reaches the replaying subscriber live.
+            other = Stomp.connected(self.broker.tcp_port)
+            try:
+                r = other.publish_confirmed(DEST, f"{pub.prefix}-after")
+            finally:
+                other.disconnect()
+            self.assertEqual(r.get("x-seq"), str(n + 1), f"sequence continues at head+1\n{where()}")
+            live = sub.frame(scaled(10))
+            self.assertEqual((live[0], live[1].get("x-seq"), live[2].decode()),
+                             ("MESSAGE", str(n + 1), f"{pub.prefix}-after"), describe(live))
+            self.assertNotIn("x-replayed", live[1])
+        finally:
+            sub.close()
+        return bodies + [f"{pub.prefix}-after"]
+
+
+if __name__ == "__main__":
+    unittest.main()

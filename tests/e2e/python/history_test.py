@@ -1,0 +1,545 @@
+"""History (the journal and x-replay) against the real stompd over TCP: replay racing
+concurrent publishers, retention, a graceful restart, and a corrupt journal at startup.
+
+Run with /usr/bin/python3 (Debian's python3-stomp). Not named test_*.py: CTest runs it as its
+own test (e2e_history_py), apart from e2e_stomp_py's discovery, so the two run in parallel and
+keep separate time limits.
+
+STOMPD_E2E_SEED=N repeats the random choices of a failed run (the seed is in every failure).
+"""
+
+import os
+import queue
+import random
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import uuid
+
+try:
+    import stomp
+except ImportError as e:
+    raise ImportError("stomp.py is missing: install Debian's python3-stomp (scripts/install-deps "
+                      "test) and run with /usr/bin/python3") from e
+
+from history_support import (BrokerError, Stomp, bodies_of, describe, seq_of, seqs_of)
+from stompd_harness import Broker, scaled
+
+SEED = int(os.environ.get("STOMPD_E2E_SEED") or time.time_ns() % 1_000_000)
+
+
+def unique(name):
+    return f"{name}.{uuid.uuid4().hex[:8]}"
+
+
+def sanitizer_reports(stderr):
+    return [line for line in stderr.splitlines()
+            if "ERROR: AddressSanitizer" in line or "ERROR: LeakSanitizer" in line
+            or "runtime error:" in line]
+
+
+class BrokerCase(unittest.TestCase):
+    """A broker per test; CONFIG goes into its --config file. A broker that does not stop
+    with exit code 0 on SIGTERM fails the test."""
+
+    CONFIG = None
+
+    def setUp(self):
+        self.broker = Broker.start(config=self.CONFIG)
+        self.conns = []
+
+    def tearDown(self):
+        for c in self.conns:
+            c.close()
+        code, graceful = self.broker.stop()
+        log = self.broker.log()
+        self.broker.cleanup()
+        if not graceful or code != 0:
+            raise AssertionError(f"stompd exit code {code}, graceful={graceful}\n{log}")
+
+    def connect(self):
+        c = Stomp.connected(self.broker.tcp_port)
+        self.conns.append(c)
+        return c
+
+    def check_replay(self, replayed, receipt, first, last, head, complete, what=""):
+        ctx = f"{what} RECEIPT {receipt}; replayed {seqs_of(replayed)}"
+        self.assertEqual(seqs_of(replayed), list(range(first, last + 1)), ctx)
+        for m in replayed:
+            self.assertEqual(m[1].get("x-replayed"), "true", f"replayed frame flagged: {describe(m)}")
+            self.assertEqual(m[1].get("message-id"), m[1].get("x-seq"), describe(m))
+        self.assertEqual(receipt.get("x-replay-count"), str(len(replayed)), ctx)
+        self.assertEqual(receipt.get("x-head-seq"), str(head), ctx)
+        self.assertEqual(receipt.get("x-replay-complete"), "true" if complete else "false", ctx)
+
+
+class Publisher(threading.Thread):
+    """Publishes `count` numbered messages per round, pipelined (up to `window` unconfirmed
+    SENDs), each with a receipt; records the x-seq every RECEIPT reports."""
+
+    def __init__(self, port, destination, name, count, window=10):
+        super().__init__(daemon=True, name=name)
+        self.conn = Stomp.connected(port)
+        self.destination = destination
+        self.count = count
+        self.window = window
+        self.rounds = queue.Queue()
+        self.sent = 0                  # in the current round, for the subscriber to wait on
+        self.progress = threading.Condition()
+        self.done = queue.Queue()
+        self.seq_of_body = {}          # body -> x-seq from its RECEIPT
+        self.error = None
+
+    def body(self, rnd, i):
+        return f"{self.name}-r{rnd}-{i}"
+
+    def run(self):
+        try:
+            while True:
+                rnd = self.rounds.get()
+                if rnd is None:
+                    return
+                self.publish_round(rnd)
+                self.done.put(rnd)
+        except Exception as e:  # reported by the test, with the broker log
+            self.error = e
+            self.done.put(None)
+
+    def start_round(self, rnd):
+        """Called while the publisher is idle (its previous round is done)."""
+        with self.progress:
+            self.sent = 0
+        self.rounds.put(rnd)
+
+    def publish_round(self, rnd):
+        pending = {}
+        for i in range(self.count):
+            while len(pending) >= self.window:
+                self.take_receipt(pending)
+            body = self.body(rnd, i)
+            rid = f"{rnd}-{i}"
+            pending[rid] = body
+            self.conn.publish(self.destination, body, receipt=rid)
+            with self.progress:
+                self.sent = i + 1
+                self.progress.notify_all()
+        while pending:
+            self.take_receipt(pending)
+
+    def take_receipt(self, pending):
+        frame = self.conn.frame(scaled(10))
+        if frame[0] != "RECEIPT":
+            raise AssertionError(f"publisher {self.name}: {describe(frame)}")
+        body = pending.pop(frame[1]["receipt-id"])
+        if "x-seq" not in frame[1]:
+            raise AssertionError(f"SEND RECEIPT without x-seq: {describe(frame)}")
+        self.seq_of_body[body] = int(frame[1]["x-seq"])
+
+    def wait_sent(self, n, timeout):
+        with self.progress:
+            if not self.progress.wait_for(lambda: self.sent >= n, timeout):
+                raise AssertionError(f"publisher {self.name} sent only {self.sent} of {n} in time")
+
+
+class ReplayRaceTest(BrokerCase):
+    """No gap and no duplicate between the last replayed message and the first live one while
+    two publishers keep publishing to the same destination."""
+
+    ROUNDS = 30
+    PER_ROUND = 100  # per publisher; 30 x 100 x 2 = 6000 stay below the 10000-message cap
+
+    def test_replay_then_live_is_consecutive_while_others_publish(self):
+        rng = random.Random(SEED)
+        dest = unique("/topic/race")
+        pubs = [Publisher(self.broker.tcp_port, dest, f"p{k}", self.PER_ROUND) for k in range(2)]
+        for p in pubs:
+            self.conns.append(p.conn)
+            p.start()
+        started = time.monotonic()
+        seen_body = {}  # x-seq -> body, across rounds: a seq never changes its message
+        try:
+            for rnd in range(self.ROUNDS):
+                self.race_round(rng, rnd, dest, pubs, seen_body)
+        finally:
+            for p in pubs:
+                p.rounds.put(None)
+            for p in pubs:
+                p.join(scaled(10))
+        took = time.monotonic() - started
+        self.assertLess(took, scaled(50), f"{self.ROUNDS} rounds took {took:.1f} s")
+
+        # Every confirmed SEND's x-seq names the same message the subscribers saw.
+        total = self.ROUNDS * self.PER_ROUND * len(pubs)
+        self.assertEqual(sorted(seen_body), list(range(1, total + 1)))
+        for p in pubs:
+            self.assertEqual(len(p.seq_of_body), self.ROUNDS * self.PER_ROUND)
+            for body, seq in p.seq_of_body.items():
+                self.assertEqual(seen_body[seq], body, f"seed {SEED}: RECEIPT x-seq {seq} of {body}")
+            # One publisher's messages keep its order.
+            order = sorted(p.seq_of_body.items(), key=lambda kv: kv[1])
+            self.assertEqual([b for b, _ in order],
+                             [p.body(r, i) for r in range(self.ROUNDS) for i in range(self.PER_ROUND)])
+
+    def race_round(self, rng, rnd, dest, pubs, seen_body):
+        total_before = rnd * self.PER_ROUND * len(pubs)
+        total_after = total_before + self.PER_ROUND * len(pubs)
+        mode = rnd % 3
+        if mode == 0:
+            replay = "after:0"
+        elif mode == 1:
+            n = rng.randint(1, 400)
+            replay = f"last:{n}"
+        else:
+            s = rng.randint(0, total_before)
+            replay = f"after:{s}"
+        ctx = f"seed {SEED}, round {rnd}, x-replay {replay}"
+
+        sub = Stomp.connected(self.broker.tcp_port)
+        try:
+            for p in pubs:
+                p.start_round(rnd)
+            # SUBSCRIBE somewhere in the middle of the burst: after k messages of publisher 0.
+            pubs[0].wait_sent(rng.randint(0, self.PER_ROUND - 1), scaled(10))
+            try:
+                replayed, receipt = sub.subscribe_replay(dest, f"s{rnd}", replay)
+            except BrokerError as e:
+                self.fail(f"{ctx}: {e}\n{self.broker.log()}")
+            head = int(receipt["x-head-seq"])
+            count = int(receipt["x-replay-count"])
+            self.assertGreaterEqual(head, total_before, ctx)
+            self.assertLessEqual(head, total_after, ctx)
+            if mode == 0:
+                first = 1
+            elif mode == 1:
+                first = max(1, head - n + 1)
+            else:
+                first = s + 1
+            self.check_replay(replayed, receipt, first, head, head, True, ctx)
+            self.assertEqual(count, head - first + 1, ctx)
+
+            # Live from head+1 until both publishers' last message of this round.
+            finals = {p.body(rnd, self.PER_ROUND - 1) for p in pubs} - set(bodies_of(replayed))
+            live = []
+            while finals:
+                try:
+                    frame = sub.frame(scaled(10))
+                except TimeoutError:
+                    got = seqs_of(replayed) + seqs_of(live)
+                    self.fail(f"{ctx}: no MESSAGE for {scaled(10)} s, still waiting for {finals}; "
+                              f"RECEIPT {receipt}; got {len(got)} x-seq from {first}: "
+                              f"missing {sorted(set(range(first, max(got + [first]) + 1)) - set(got))}, "
+                              f"last {got[-5:]}; publishers sent "
+                              f"{[(p.name, p.sent, len(p.seq_of_body)) for p in pubs]}\n"
+                              f"{self.broker.log()}")
+                self.assertEqual(frame[0], "MESSAGE", f"{ctx}: {describe(frame)}")
+                self.assertNotIn("x-replayed", frame[1], f"{ctx}: live frame flagged: {describe(frame)}")
+                live.append(frame)
+                finals.discard(frame[2].decode())
+            got = seqs_of(replayed) + seqs_of(live)
+            if got != list(range(first, total_after + 1)):
+                dups = sorted({q for q in got if got.count(q) > 1})
+                gaps = sorted(set(range(first, total_after + 1)) - set(got))
+                boundary = "\n".join(["  " + describe(f) for f in replayed[-3:]] + ["  -- RECEIPT --"]
+                                     + ["  " + describe(f) for f in live[:12]])
+                self.fail(f"{ctx}: x-seq not consecutive from {first} to {total_after}: "
+                          f"duplicates {dups}, missing {gaps}; RECEIPT {receipt}\n{boundary}")
+            for f in replayed + live:
+                seq = seq_of(f)
+                body = f[2].decode()
+                self.assertEqual(seen_body.setdefault(seq, body), body, f"{ctx}: x-seq {seq}")
+                self.assertEqual(f[1].get("message-id"), str(seq), describe(f))
+        finally:
+            if rnd % 2:
+                sub.disconnect()
+            else:
+                sub.close()  # no DISCONNECT: the broker must drop the subscription by itself
+        for p in pubs:
+            if p.done.get(timeout=scaled(10)) is None:
+                self.fail(f"{ctx}: publisher {p.name}: {p.error}\n{self.broker.log()}")
+
+
+class RetentionTest(BrokerCase):
+    CONFIG = {"journal": {
+        "retention_interval_ms": 100,
+        "destinations": [
+            {"pattern": "/topic/ret.count.*", "journaled": True, "max_messages": 5, "max_age_ms": 0},
+            {"pattern": "/topic/ret.age.*", "journaled": True, "max_messages": 0, "max_age_ms": 300},
+        ],
+    }}
+
+    def replay(self, conn, dest, replay):
+        sub_id = f"s{conn.receipt_counter}"
+        replayed, receipt = conn.subscribe_replay(dest, sub_id, replay)
+        conn.send_frame("UNSUBSCRIBE", [("id", sub_id), ("receipt", "u")])
+        frame = conn.frame()
+        self.assertEqual((frame[0], frame[1].get("receipt-id")), ("RECEIPT", "u"), describe(frame))
+        return replayed, receipt
+
+    def replay_until(self, conn, dest, replay, count, what):
+        """Retention runs every retention_interval_ms: replays until it shows `count`."""
+        deadline = time.monotonic() + scaled(5)
+        while True:
+            replayed, receipt = self.replay(conn, dest, replay)
+            if len(replayed) == count:
+                return replayed, receipt
+            if time.monotonic() > deadline:
+                self.fail(f"{what}: still {len(replayed)} messages stored, RECEIPT {receipt}\n"
+                          f"{self.broker.log()}")
+            time.sleep(0.02)  # polling a timer-driven effect
+
+    def test_max_messages_keeps_the_newest_and_marks_replays_that_miss_some_incomplete(self):
+        dest = unique("/topic/ret.count")
+        conn = self.connect()
+        for i in range(1, 11):
+            self.assertEqual(conn.publish_confirmed(dest, f"m{i}")["x-seq"], str(i))
+        replayed, receipt = self.replay_until(conn, dest, "last:10", 5, "max_messages 5")
+        self.check_replay(replayed, receipt, 6, 10, 10, False, "last:10")
+        self.assertEqual(bodies_of(replayed), [f"m{i}" for i in range(6, 11)])
+        cases = [
+            ("after:0", 6, False),   # 1..5 are gone
+            ("after:4", 6, False),   # 5 is gone
+            ("after:5", 6, True),    # everything asked for is there
+            ("after:7", 8, True),
+            ("last:5", 6, True),
+            ("last:6", 6, False),    # 5 is gone
+            ("since:0", 6, False),   # everything since 1970: 1..5 are gone
+        ]
+        for replay, first, complete in cases:
+            with self.subTest(replay=replay):
+                replayed, receipt = self.replay(conn, dest, replay)
+                self.check_replay(replayed, receipt, first, 10, 10, complete, replay)
+        # The sequence goes on; retention keeps trimming.
+        self.assertEqual(conn.publish_confirmed(dest, "m11")["x-seq"], "11")
+        replayed, receipt = self.replay_until(conn, dest, "after:0", 5, "after one more")
+        self.check_replay(replayed, receipt, 7, 11, 11, False, "after:0")
+
+    def test_max_age_removes_old_messages(self):
+        dest = unique("/topic/ret.age")
+        conn = self.connect()
+        for i in range(1, 3):
+            conn.publish_confirmed(dest, f"m{i}")
+        before_last = time.monotonic()
+        conn.publish_confirmed(dest, "m3")
+        replayed, receipt = self.replay(conn, dest, "last:10")
+        if time.monotonic() - before_last < 0.2:  # only meaningful well inside max_age_ms
+            self.check_replay(replayed, receipt, 1, 3, 3, True, "right after publishing")
+        replayed, receipt = self.replay_until(conn, dest, "last:10", 0, "max_age_ms 300")
+        gone_after = time.monotonic() - before_last
+        self.check_replay(replayed, receipt, 1, 0, 3, False, "after max_age_ms")
+        self.assertGreaterEqual(gone_after, 0.3, "removed before max_age_ms passed")
+        # The sequence goes on after everything stored expired.
+        self.assertEqual(conn.publish_confirmed(dest, "m4")["x-seq"], "4")
+
+
+class ReplayCapTest(BrokerCase):
+    """A replay larger than the caps serves the newest messages up to them, incomplete, and
+    still joins the live stream without a gap."""
+
+    CONFIG = {"journal": {"replay_max_messages": 5, "replay_max_bytes": 4096}}
+
+    def test_caps_the_number_of_messages_keeping_the_newest(self):
+        pub = self.connect()
+        for replay, complete in (("last:10", False), ("after:0", False), ("since:0", False),
+                                 ("last:5", True), ("after:5", True)):
+            with self.subTest(replay=replay):
+                dest = unique("/topic/cap.count")
+                for i in range(1, 11):
+                    pub.publish_confirmed(dest, f"m{i}")
+                sub = self.connect()
+                replayed, receipt = sub.subscribe_replay(dest, "s", replay)
+                self.check_replay(replayed, receipt, 6, 10, 10, complete, replay)
+                pub.publish_confirmed(dest, "live")
+                live = sub.frame()
+                self.assertEqual((live[0], live[1].get("x-seq")), ("MESSAGE", "11"), describe(live))
+                self.assertNotIn("x-replayed", live[1])
+
+    def test_caps_the_bytes_keeping_the_newest(self):
+        dest = unique("/topic/cap.bytes")
+        conn = self.connect()
+        for i in range(1, 5):  # 4 x 1500 bytes: more than 4096
+            conn.publish_confirmed(dest, f"{i:04d}" + "x" * 1496)
+        replayed, receipt = conn.subscribe_replay(dest, "s", "after:0")
+        n = len(replayed)
+        self.assertTrue(1 <= n <= 2, f"{n} messages of 1500 bytes replayed under a 4096-byte cap; "
+                                     f"RECEIPT {receipt}")
+        self.check_replay(replayed, receipt, 5 - n, 4, 4, False, "after:0 over the byte cap")
+
+
+class Events(stomp.ConnectionListener):
+    """Every frame stomp.py hands over, in arrival order, so RECEIPT position can be checked."""
+
+    def __init__(self):
+        self.frames = queue.Queue()
+
+    def on_message(self, frame):
+        self.frames.put(("MESSAGE", frame))
+
+    def on_receipt(self, frame):
+        self.frames.put(("RECEIPT", frame))
+
+    def on_error(self, frame):
+        self.frames.put(("ERROR", frame))
+
+    def next(self):
+        try:
+            return self.frames.get(timeout=scaled(5))
+        except queue.Empty:
+            raise AssertionError("no frame from the broker in time") from None
+
+    def until_receipt(self, receipt_id):
+        """The MESSAGEs before the RECEIPT receipt_id, and that RECEIPT."""
+        messages = []
+        while True:
+            kind, frame = self.next()
+            if kind == "MESSAGE":
+                messages.append(frame)
+            elif kind == "RECEIPT" and frame.headers.get("receipt-id") == receipt_id:
+                return messages, frame
+            elif kind == "ERROR":
+                raise AssertionError(f"ERROR {frame.headers} {frame.body!r}")
+
+
+class RestartTest(unittest.TestCase):
+    """stomp.py across a graceful restart on the same --data directory."""
+
+    def setUp(self):
+        self.brokers = []
+        self.conns = []
+
+    def tearDown(self):
+        for conn in self.conns:
+            try:
+                if conn.is_connected():
+                    conn.disconnect()
+            except Exception:
+                pass
+        for b in self.brokers:
+            b.stop()
+        if self.brokers:
+            self.brokers[0].cleanup()
+
+    def start(self, data_dir=None):
+        b = Broker.start(data_dir=data_dir)
+        self.brokers.append(b)
+        return b
+
+    def connect(self, broker):
+        conn = stomp.Connection12([("127.0.0.1", broker.tcp_port)], heartbeats=(0, 0),
+                                  timeout=scaled(5))
+        events = Events()
+        conn.set_listener("events", events)
+        conn.connect(wait=True)
+        self.conns.append(conn)
+        return conn, events
+
+    def send(self, conn, events, dest, body):
+        rid = uuid.uuid4().hex
+        conn.send(dest, body, headers={"receipt": rid})
+        messages, receipt = events.until_receipt(rid)
+        self.assertEqual(messages, [])
+        return receipt.headers
+
+    def test_keeps_history_and_sequence_across_a_graceful_restart(self):
+        dest = unique("/topic/restart")
+        first = self.start()
+        conn, events = self.connect(first)
+        self.assertEqual([self.send(conn, events, dest, f"m{i}").get("x-seq") for i in (1, 2, 3)],
+                         ["1", "2", "3"])
+        conn.disconnect()
+        code, graceful = first.stop()
+        self.assertEqual((code, graceful), (0, True), first.log())
+
+        second = self.start(data_dir=first.data_dir)
+        conn, events = self.connect(second)
+        self.assertEqual(self.send(conn, events, dest, "m4").get("x-seq"), "4",
+                         f"the sequence continues after a restart\n{second.log()}")
+        rid = uuid.uuid4().hex
+        conn.subscribe(dest, id="s", ack="auto", headers={"x-replay": "last:10", "receipt": rid})
+        replayed, receipt = events.until_receipt(rid)
+        self.assertEqual([m.headers.get("x-seq") for m in replayed], ["1", "2", "3", "4"])
+        self.assertEqual([m.body for m in replayed], ["m1", "m2", "m3", "m4"])
+        self.assertTrue(all(m.headers.get("x-replayed") == "true" for m in replayed))
+        self.assertEqual((receipt.headers.get("x-replay-count"), receipt.headers.get("x-head-seq"),
+                          receipt.headers.get("x-replay-complete")), ("4", "4", "true"),
+                         receipt.headers)
+        conn.send(dest, "m5")
+        kind, live = events.next()
+        self.assertEqual((kind, live.headers.get("x-seq"), live.body), ("MESSAGE", "5", "m5"))
+        self.assertNotIn("x-replayed", live.headers)
+
+
+class CorruptJournalTest(unittest.TestCase):
+    """A journal stompd cannot read stops startup, names the file and is left as it was."""
+
+    def setUp(self):
+        self.workdir = tempfile.mkdtemp(prefix="stompd-e2e-corrupt-")
+        self.data = os.path.join(self.workdir, "data")
+        os.makedirs(self.data)
+        self.db = os.path.join(self.data, "stompd.db")
+
+    def tearDown(self):
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def run_stompd(self):
+        args = [Broker.binary(), "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0",
+                "--data", self.data, "--log-level", "info"]
+        started = time.monotonic()
+        try:
+            proc = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, cwd=self.workdir, timeout=scaled(10))
+        except subprocess.TimeoutExpired as e:
+            stderr = (e.stderr or b"").decode("utf-8", "replace")
+            self.fail(f"stompd still running {scaled(10)} s after starting on a corrupt "
+                      f"journal\n{stderr}")
+        return proc.returncode, proc.stderr.decode("utf-8", "replace"), time.monotonic() - started
+
+    def check_refused(self, original):
+        code, stderr, took = self.run_stompd()
+        self.assertGreater(code, 0, f"exit code {code} (negative: killed by a signal)\n{stderr}")
+        self.assertLess(took, scaled(5), f"took {took:.1f} s to give up\n{stderr}")
+        self.assertIn("stompd.db", stderr, "the message names the journal file")
+        self.assertNotIn("listening", stderr, "no listener opened on a corrupt journal")
+        self.assertEqual(sanitizer_reports(stderr), [], stderr)
+        with open(self.db, "rb") as f:
+            self.assertTrue(f.read() == original, "the corrupt journal was modified")
+
+    def test_refuses_a_file_that_is_not_a_journal(self):
+        rng = random.Random(SEED)
+        garbage = b"this is not a journal\n" * 200 + bytes(rng.randrange(256) for _ in range(8192))
+        with open(self.db, "wb") as f:
+            f.write(garbage)
+        self.check_refused(garbage)
+
+    def test_refuses_a_journal_with_corrupt_pages(self):
+        # A real journal first, with enough messages to span many pages.
+        broker = Broker.start(data_dir=self.data)
+        try:
+            conn = Stomp.connected(broker.tcp_port)
+            for i in range(40):
+                conn.publish_confirmed("/topic/corrupt", f"{i:04d}" + "x" * 1000)
+            conn.disconnect()
+        finally:
+            code, graceful = broker.stop()
+        self.assertEqual((code, graceful), (0, True), broker.log())
+        for leftover in (self.db + "-wal", self.db + "-shm"):
+            if os.path.exists(leftover):  # a clean stop checkpoints; keep only the main file
+                os.remove(leftover)
+        with open(self.db, "rb") as f:
+            data = bytearray(f.read())
+        self.assertEqual(bytes(data[:16]), b"SQLite format 3\0")
+        page_size = int.from_bytes(data[16:18], "big") or 65536
+        self.assertGreater(len(data), 3 * page_size, "the journal spans several pages")
+        # Page 1 (header and schema) stays; every other page becomes garbage.
+        rng = random.Random(SEED)
+        for i in range(page_size, len(data)):
+            data[i] = rng.randrange(256)
+        with open(self.db, "wb") as f:
+            f.write(data)
+        self.check_refused(bytes(data))
+
+
+if __name__ == "__main__":
+    unittest.main()
