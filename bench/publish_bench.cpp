@@ -34,6 +34,7 @@ std::unique_ptr<broker::server> start_broker(const std::filesystem::path& data, 
   broker::config c;
   c.tcp.port = 0;
   c.websocket.enabled = false;
+  c.admin.enabled = false;
   c.threads = 1;
   c.log_level = broker::log_level::off;
   c.data_dir = data;

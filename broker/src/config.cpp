@@ -160,6 +160,9 @@ using string_check = std::string (*)(const std::string&);
 
 std::string not_empty(const std::string& value) { return value.empty() ? "must not be empty" : ""; }
 
+// For settings where "" means "not set".
+std::string any_string(const std::string&) { return {}; }
+
 std::string url_path(const std::string& value) {
   return value.starts_with('/') ? "" : fmt::format("must start with '/', got '{}'", value);
 }
@@ -173,10 +176,44 @@ reader read_string(std::string& out, string_check check = not_empty) {
   };
 }
 
-reader read_path(std::filesystem::path& out) {
-  return [&out](const YAML::Node& node) {
+// A passcode in the config must be a hash: a plain-text one would be readable by anyone who
+// can read the file.
+std::string hashed_passcode(const std::string& value) {
+  return value.starts_with("pbkdf2-sha256$")
+             ? ""
+             : "must be a hash made by `stompd --hash-passcode` (plain-text passcodes are refused)";
+}
+
+std::string jwt_algorithm(const std::string& value) {
+  return value == "HS256" || value == "RS256" || value == "ES256"
+             ? ""
+             : fmt::format("expected HS256, RS256 or ES256, got '{}'", value);
+}
+
+// A list of strings; a single string is taken as a list of one.
+reader read_string_list(std::vector<std::string>& out) {
+  return [&out](const YAML::Node& node) -> std::string {
+    if (node.IsScalar()) {
+      out = {node.Scalar()};
+      return {};
+    }
+    if (!node.IsSequence())
+      return fmt::format("expected a list of strings, got {}", describe(node));
+    std::vector<std::string> values;
+    for (const auto& item : node) {
+      if (!item.IsScalar())
+        return fmt::format("expected a list of strings, found {} in it", describe(item));
+      values.push_back(item.Scalar());
+    }
+    out = std::move(values);
+    return {};
+  };
+}
+
+reader read_path(std::filesystem::path& out, string_check check = not_empty) {
+  return [&out, check](const YAML::Node& node) {
     std::string text;
-    std::string error = read_string(text)(node);
+    std::string error = read_string(text, check)(node);
     if (error.empty()) out = text;
     return error;
   };
@@ -221,6 +258,7 @@ std::vector<entry> listener_keys(config::listener& l, std::vector<entry> more = 
       {"enabled", read_bool(l.enabled)},
       {"host", read_string(l.host)},
       {"port", read_uint(l.port)},  // 0: ephemeral
+      {"tls", read_bool(l.tls)},
   };
   keys.insert(keys.end(), std::make_move_iterator(more.begin()),
               std::make_move_iterator(more.end()));
@@ -239,7 +277,57 @@ std::vector<entry> schema(config& c) {
                      {
                          {"path", read_string(c.websocket.path, url_path)},
                          {"max_message_bytes", read_positive(c.websocket.max_message_bytes)},
+                         {"max_handshake_bytes",
+                          read_uint(c.websocket.max_handshake_bytes, 512, 1024 * 1024)},
+                         {"allowed_origins", read_string_list(c.websocket.allowed_origins)},
                      })},
+      {"admin",
+       {
+           {"enabled", read_bool(c.admin.enabled)},
+           {"host", read_string(c.admin.host)},
+           {"port", read_uint(c.admin.port)},
+           {"token", read_string(c.admin.token, any_string)},
+       }},
+      {"tls",
+       {
+           {"cert_file", read_path(c.tls.cert_file, any_string)},
+           {"key_file", read_path(c.tls.key_file, any_string)},
+       }},
+      {"auth",
+       {
+           {"anonymous", read_bool(c.auth.anonymous)},
+           {"users", list_item([&users = c.auth.users]() -> std::vector<entry> {
+              auto& u = users.emplace_back();
+              return {
+                  {"name", read_string(u.name), true},
+                  {"passcode", read_string(u.passcode, hashed_passcode), true},
+                  {"roles", read_string_list(u.roles)},
+              };
+            })},
+           {"jwt",
+            {
+                {"enabled", read_bool(c.auth.jwt.enabled)},
+                {"algorithm", read_string(c.auth.jwt.algorithm, jwt_algorithm)},
+                {"secret", read_string(c.auth.jwt.secret, any_string)},
+                {"public_key_file", read_path(c.auth.jwt.public_key_file, any_string)},
+                {"issuer", read_string(c.auth.jwt.issuer, any_string)},
+                {"audience", read_string(c.auth.jwt.audience, any_string)},
+                {"leeway_ms", read_ms(c.auth.jwt.leeway, 0)},
+                {"user_claim", read_string(c.auth.jwt.user_claim)},
+                {"roles_claim", read_string(c.auth.jwt.roles_claim)},
+                {"grants_claim", read_string(c.auth.jwt.grants_claim)},
+                {"close_on_expiry", read_bool(c.auth.jwt.close_on_expiry)},
+            }},
+           {"rules", list_item([&rules = c.auth.rules]() -> std::vector<entry> {
+              auto& r = rules.emplace_back();
+              return {
+                  {"users", read_string_list(r.users)},
+                  {"roles", read_string_list(r.roles)},
+                  {"subscribe", read_string_list(r.subscribe)},
+                  {"send", read_string_list(r.send)},
+              };
+            })},
+       }},
       {"heartbeat",
        {
            {"send_interval_ms", read_ms(c.heartbeat.send_interval, 0)},  // 0: never sends
@@ -263,6 +351,9 @@ std::vector<entry> schema(config& c) {
             read_positive(limits.max_transactions_per_connection)},
            {"max_frames_per_transaction", read_positive(limits.max_frames_per_transaction)},
            {"connect_timeout_ms", read_ms(limits.connect_timeout, 1)},
+           {"max_connections", read_positive(limits.max_connections)},
+           {"max_connections_per_address", read_uint(limits.max_connections_per_address)},
+           {"max_publish_rate", read_uint(limits.max_publish_rate)},
        }},
       {"journal",
        {
@@ -391,6 +482,24 @@ class reader_context {
   std::vector<config_error>& errors_;
 };
 
+// Settings that are each fine alone but not together.
+void check_consistency(const config& c, std::string_view file, std::vector<config_error>& errors) {
+  auto fail = [&](std::string what) { errors.push_back({std::string(file), std::move(what)}); };
+  if ((c.tcp.enabled && c.tcp.tls) || (c.websocket.enabled && c.websocket.tls)) {
+    if (c.tls.cert_file.empty() || c.tls.key_file.empty())
+      fail("a listener has tls: true, so tls.cert_file and tls.key_file must be set");
+  }
+  const auto& jwt = c.auth.jwt;
+  if (jwt.enabled && jwt.algorithm == "HS256" && jwt.secret.empty())
+    fail("auth.jwt.algorithm HS256 needs auth.jwt.secret");
+  if (jwt.enabled && jwt.algorithm != "HS256" && jwt.public_key_file.empty())
+    fail(fmt::format("auth.jwt.algorithm {} needs auth.jwt.public_key_file", jwt.algorithm));
+  if (!c.auth.anonymous && c.auth.users.empty() && !jwt.enabled)
+    fail(
+        "auth.anonymous is false but there are no auth.users and auth.jwt is off: nobody could "
+        "connect");
+}
+
 }  // namespace
 
 config_result parse_config(std::string_view yaml, std::string_view file_name, config base) {
@@ -414,6 +523,7 @@ config_result parse_config(std::string_view yaml, std::string_view file_name, co
                    fmt::format("expected a mapping of settings, got {}", describe(documents[0])));
     }
   }
+  if (result.errors.empty()) check_consistency(base, file_name, result.errors);
   if (result.errors.empty()) result.value = std::move(base);
   return result;
 }

@@ -1,11 +1,15 @@
 #pragma once
 
 #include "broker/config.hpp"
+#include "connection_limiter.hpp"
 #include "history.hpp"
+#include "metrics.hpp"
 #include "queue.hpp"
 #include "router.hpp"
+#include "security.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
 
 #include <atomic>
 #include <cstddef>
@@ -26,6 +30,7 @@ struct worker {
   // Declared before `io` so it outlives it: destroying `io` destroys pending handlers, and
   // with them sessions, which unregister themselves here.
   std::unordered_set<session*> sessions;  // this worker's live sessions; its thread only
+  worker_metrics stats;
   boost::asio::io_context io;
 };
 
@@ -36,6 +41,11 @@ struct broker_context {
   const config settings;
   router topics;
   queue_registry queues;
+  connection_limiter connections;
+  // Authentication and authorization, built at start() from settings.auth.
+  std::unique_ptr<broker::security> security;
+  // Server certificate and key when a listener has tls: true; shared by all TLS sessions.
+  std::unique_ptr<boost::asio::ssl::context> tls;
   // Last, so it is destroyed first: sessions freed with the event loops still reach
   // the router and queues.
   std::vector<std::unique_ptr<worker>> workers;
@@ -43,6 +53,8 @@ struct broker_context {
   // its last callbacks post to the workers' event loops.
   std::unique_ptr<history> journal;
   std::atomic<std::uint64_t> next_session_id{1};
+  shared_metrics metrics;
+  const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::atomic<std::uint64_t> slow_consumer_closes{0};
   const std::string server_header;  // CONNECTED's `server`: "stompd/0.1.0"
 };

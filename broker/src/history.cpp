@@ -1,5 +1,6 @@
 #include "history.hpp"
 
+#include "metrics.hpp"
 #include "router.hpp"
 #include "stomp/serializer.hpp"
 
@@ -34,7 +35,7 @@ history::lock_file::~lock_file() {
   if (fd >= 0) ::close(fd);  // releases the lock
 }
 
-history::history(const config& settings, router& topics)
+history::history(const config& settings, router& topics, shared_metrics& metrics)
     : topics_(topics), lock_(settings.data_dir / "stompd.lock") {
   for (const auto& r : settings.journal.destinations) {
     // The config loader has validated every pattern.
@@ -48,6 +49,10 @@ history::history(const config& settings, router& topics)
                : storage::durability::process;
   o.retention_interval = settings.journal.retention_interval;
   o.retention_for = [this](std::string_view d) { return policy_for(d).retention; };
+  o.on_commit = [&metrics](std::size_t appends, std::chrono::nanoseconds took) {
+    metrics.journal_batch_size.observe(static_cast<double>(appends));
+    metrics.journal_commit_seconds.observe(std::chrono::duration<double>(took).count());
+  };
   o.on_batch_done = [this] {
     if (batch_.empty()) return;
     topics_.publish_batch(batch_);

@@ -15,6 +15,7 @@
 namespace broker {
 
 class router;
+struct shared_metrics;
 
 // Journaled destinations: which ones are (config rules), storing their messages, publishing
 // them once stored, and reading history back for x-replay.
@@ -26,7 +27,7 @@ class router;
 class history {
  public:
   // Opens <data_dir>/stompd.db; throws storage::journal_error when it can't.
-  history(const config& settings, router& topics);
+  history(const config& settings, router& topics, shared_metrics& metrics);
   ~history();
 
   struct policy {

@@ -32,9 +32,11 @@ constexpr flag flags[] = {
     {"config,c", "FILE", "read settings from FILE, not conf/stompd.yaml"},
     {"tcp", "HOST:PORT|off", "STOMP over TCP: listen address, or off"},
     {"ws", "HOST:PORT|off", "STOMP over WebSocket: listen address, or off"},
+    {"admin", "HOST:PORT|off", "admin HTTP API and /metrics: listen address, or off"},
     {"data", "DIR", "directory for the message journal"},
     {"log-level", "LEVEL", "trace, debug, info, warn, error or off"},
     {"threads", "N", "worker threads, each its own event loop; 0 = one per core (max 64)"},
+    {"hash-passcode", nullptr, "read a passcode on stdin, print its hash for auth.users"},
     {"help,h", nullptr, "print this help and exit"},
     {"version,V", nullptr, "print the version and exit"},
 };
@@ -159,6 +161,10 @@ startup parse_command_line(int argc, const char* const* argv) {
     result.output = usage();
     return result;
   }
+  if (vm.count("hash-passcode")) {
+    result.what = startup::action::hash_passcode;
+    return result;
+  }
   if (vm.count("version")) {
     result.what = startup::action::print_and_exit;
     result.output = fmt::format("stompd {}\n", STOMPD_VERSION);
@@ -186,6 +192,7 @@ startup parse_command_line(int argc, const char* const* argv) {
   };
   if (auto arg = value("tcp")) check("--tcp", apply_listener(*arg, settings.tcp));
   if (auto arg = value("ws")) check("--ws", apply_listener(*arg, settings.websocket));
+  if (auto arg = value("admin")) check("--admin", apply_listener(*arg, settings.admin));
   if (auto arg = value("data")) {
     if (arg->empty())
       check("--data", "expected a directory, got ''");

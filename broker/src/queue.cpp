@@ -10,6 +10,7 @@ queue::queue(std::string name, std::size_t max_messages)
 bool queue::enqueue(message_ptr m) {
   std::lock_guard lock(mutex_);
   if (waiting_.size() >= max_messages_) return false;
+  ++enqueued_;
   waiting_.push_back({std::move(m), false});
   dispatch();
   return true;
@@ -90,6 +91,7 @@ void queue::dispatch() {
     entry e = std::move(waiting_.front());
     waiting_.pop_front();
     chosen->raw->on_queue_message(e.msg, chosen->key, e.redelivered);
+    ++delivered_;
     if (chosen->mode != ack_mode::auto_ack) chosen->unacked.push_back(std::move(e));
   }
 }
@@ -97,6 +99,18 @@ void queue::dispatch() {
 bool queue::idle() const {
   std::lock_guard lock(mutex_);
   return waiting_.empty() && consumers_.empty();
+}
+
+queue::stats queue::snapshot() const {
+  std::lock_guard lock(mutex_);
+  return {consumers_.size(), waiting_.size(), enqueued_, delivered_};
+}
+
+std::size_t queue::unacked(const queue_consumer* c, std::uint64_t key) const {
+  std::lock_guard lock(mutex_);
+  for (const auto& x : consumers_)
+    if (x.raw == c && x.key == key) return x.unacked.size();
+  return 0;
 }
 
 std::size_t queue::depth() const {
@@ -124,6 +138,15 @@ void queue_registry::release(std::string_view name) {
   std::lock_guard lock(sh.mutex);
   auto it = sh.queues.find(name);
   if (it != sh.queues.end() && it->second->idle()) sh.queues.erase(it);
+}
+
+std::vector<std::pair<std::string, queue::stats>> queue_registry::snapshot() const {
+  std::vector<std::pair<std::string, queue::stats>> out;
+  for (const auto& sh : shards_) {
+    std::lock_guard lock(sh.mutex);
+    for (const auto& [name, q] : sh.queues) out.emplace_back(name, q->snapshot());
+  }
+  return out;
 }
 
 std::size_t queue_registry::size() const {

@@ -64,6 +64,16 @@ class queue {
   bool idle() const;
   std::size_t depth() const;
 
+  struct stats {
+    std::size_t consumers = 0;
+    std::size_t waiting = 0;
+    std::uint64_t enqueued = 0;   // since the queue was made
+    std::uint64_t delivered = 0;  // deliveries, redeliveries included
+  };
+  stats snapshot() const;
+  // Unacknowledged messages of one consumer's subscription.
+  std::size_t unacked(const queue_consumer* c, std::uint64_t key) const;
+
  private:
   struct entry {
     message_ptr msg;
@@ -88,6 +98,8 @@ class queue {
   std::deque<entry> waiting_;
   std::vector<consumer> consumers_;
   std::size_t next_ = 0;  // round-robin position in consumers_
+  std::uint64_t enqueued_ = 0;
+  std::uint64_t delivered_ = 0;
 };
 
 // Owns the live /queue/ destinations. A queue exists while it holds messages or consumers;
@@ -105,6 +117,8 @@ class queue_registry {
   void release(std::string_view name);
 
   std::size_t size() const;
+
+  std::vector<std::pair<std::string, queue::stats>> snapshot() const;
 
  private:
   struct shard {

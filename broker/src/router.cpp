@@ -18,18 +18,15 @@ router::shard& router::shard_for(std::string_view destination) noexcept {
 void router::subscribe(std::size_t w, std::string_view destination, topic_subscriber* s,
                        std::uint64_t subscription_key) {
   assert(w < tables_.size());
-  auto& table = tables_[w];
-  auto it = table.find(destination);
-  if (it == table.end()) {
-    it = table.emplace(std::string(destination), std::vector<local_subscription>{}).first;
-    // First local subscriber: make this worker visible to publishers on other workers
-    // before the subscription counts as made (a RECEIPT the caller sends next happens after).
-    auto& sh = shard_for(destination);
-    std::lock_guard lock(sh.mutex);
-    auto [entry, inserted] = sh.workers.try_emplace(std::string(destination), 0);
-    entry->second |= std::uint64_t{1} << w;
-  }
-  it->second.push_back({s, subscription_key});
+  auto& subs = tables_[w][std::string(destination)];
+  subs.push_back({s, subscription_key});
+  // Visible to publishers on other workers before the subscription counts as made (a RECEIPT
+  // the caller sends next happens after).
+  auto& sh = shard_for(destination);
+  std::lock_guard lock(sh.mutex);
+  auto& e = sh.destinations[std::string(destination)];
+  e.workers |= std::uint64_t{1} << w;
+  ++e.subscribers;
 }
 
 void router::unsubscribe(std::size_t w, std::string_view destination, topic_subscriber* s,
@@ -39,28 +36,34 @@ void router::unsubscribe(std::size_t w, std::string_view destination, topic_subs
   auto it = table.find(destination);
   if (it == table.end()) return;
   auto& subs = it->second;
-  std::erase_if(subs, [&](const local_subscription& l) {
+  auto removed = std::erase_if(subs, [&](const local_subscription& l) {
     return l.subscriber == s && l.key == subscription_key;
   });
-  if (!subs.empty()) return;
-  table.erase(it);
+  if (removed == 0) return;
+  bool last_here = subs.empty();
+  if (last_here) table.erase(it);
   auto& sh = shard_for(destination);
   std::lock_guard lock(sh.mutex);
-  auto entry = sh.workers.find(destination);
-  if (entry == sh.workers.end()) return;
-  entry->second &= ~(std::uint64_t{1} << w);
-  if (entry->second == 0) sh.workers.erase(entry);
+  auto e = sh.destinations.find(destination);
+  if (e == sh.destinations.end()) return;
+  e->second.subscribers -= std::min(e->second.subscribers, removed);
+  if (last_here) e->second.workers &= ~(std::uint64_t{1} << w);
+  if (e->second.workers == 0) sh.destinations.erase(e);
+}
+
+std::uint64_t router::count_publish(std::string_view destination) {
+  auto& sh = shard_for(destination);
+  std::lock_guard lock(sh.mutex);
+  auto e = sh.destinations.find(destination);
+  if (e == sh.destinations.end()) return 0;
+  ++e->second.published;
+  e->second.delivered += e->second.subscribers;
+  return e->second.workers;
 }
 
 void router::publish(std::size_t from, const message_ptr& m) {
   counters_.published.fetch_add(1, std::memory_order_relaxed);
-  std::uint64_t mask = 0;
-  {
-    auto& sh = shard_for(m->destination);
-    std::lock_guard lock(sh.mutex);
-    auto entry = sh.workers.find(m->destination);
-    if (entry != sh.workers.end()) mask = entry->second;
-  }
+  std::uint64_t mask = count_publish(m->destination);
   for (std::size_t w = 0; mask != 0; ++w, mask >>= 1) {
     if ((mask & 1) == 0) continue;
     if (w == from)
@@ -74,13 +77,7 @@ void router::publish_batch(const std::vector<message_ptr>& batch) {
   counters_.published.fetch_add(batch.size(), std::memory_order_relaxed);
   std::vector<std::vector<message_ptr>> per_worker(tables_.size());
   for (const auto& m : batch) {
-    std::uint64_t mask = 0;
-    {
-      auto& sh = shard_for(m->destination);
-      std::lock_guard lock(sh.mutex);
-      auto entry = sh.workers.find(m->destination);
-      if (entry != sh.workers.end()) mask = entry->second;
-    }
+    std::uint64_t mask = count_publish(m->destination);
     for (std::size_t w = 0; mask != 0; ++w, mask >>= 1)
       if (mask & 1) per_worker[w].push_back(m);
   }
@@ -106,9 +103,19 @@ std::size_t router::destination_count() const {
   std::size_t n = 0;
   for (const auto& sh : shards_) {
     std::lock_guard lock(sh.mutex);
-    n += sh.workers.size();
+    n += sh.destinations.size();
   }
   return n;
+}
+
+std::vector<router::destination_stats> router::snapshot() const {
+  std::vector<destination_stats> out;
+  for (const auto& sh : shards_) {
+    std::lock_guard lock(sh.mutex);
+    for (const auto& [name, e] : sh.destinations)
+      out.push_back({name, e.subscribers, e.published, e.delivered});
+  }
+  return out;
 }
 
 }  // namespace broker

@@ -80,6 +80,15 @@ class router {
   // Destinations with at least one subscriber on any worker; thread-safe.
   std::size_t destination_count() const;
 
+  // Per destination with subscribers, for the admin API; thread-safe.
+  struct destination_stats {
+    std::string name;
+    std::size_t subscribers = 0;
+    std::uint64_t published = 0;
+    std::uint64_t delivered = 0;
+  };
+  std::vector<destination_stats> snapshot() const;
+
  private:
   struct local_subscription {
     topic_subscriber* subscriber;
@@ -87,10 +96,18 @@ class router {
   };
   using local_table = string_map<std::vector<local_subscription>>;
 
+  struct entry {
+    std::uint64_t workers = 0;  // bit per worker with subscribers
+    std::size_t subscribers = 0;
+    std::uint64_t published = 0;
+    std::uint64_t delivered = 0;  // published × subscribers at the time
+  };
   struct shard {
     mutable std::mutex mutex;
-    string_map<std::uint64_t> workers;  // destination -> bit per worker with subscribers
+    string_map<entry> destinations;
   };
+  // Under the shard's lock: counts a message and returns the workers to deliver it to.
+  std::uint64_t count_publish(std::string_view destination);
   static constexpr std::size_t shard_count = 16;
 
   shard& shard_for(std::string_view destination) noexcept;

@@ -1,6 +1,7 @@
 #include "session.hpp"
 
 #include "broker/log.hpp"
+#include "publish.hpp"
 #include "stomp/serializer.hpp"
 
 #include <boost/asio/post.hpp>
@@ -29,11 +30,6 @@ constexpr std::size_t max_coalesced_bytes = 32 * 1024;
 
 // Headers a SEND may not pass on to subscribers: the broker sets them, or they concern only
 // the SEND itself.
-bool is_reserved_header(std::string_view name) {
-  return name == "destination" || name == "receipt" || name == "transaction" ||
-         name == "content-length" || name == "message-id" || name == "subscription" ||
-         name == "ack" || name == "redelivered";
-}
 
 std::optional<stomp::version> negotiate_version(std::optional<std::string_view> accept) {
   if (!accept) return stomp::version::v1_0;  // STOMP 1.2, "Protocol Negotiation"
@@ -124,24 +120,79 @@ std::string_view to_string(close_reason r) noexcept {
       return "connect_timeout";
     case close_reason::shutdown:
       return "shutdown";
+    case close_reason::access_refused:
+      return "access_refused";
+    case close_reason::token_expired:
+      return "token_expired";
+    case close_reason::kicked:
+      return "kicked";
   }
   return "unknown";
 }
 
-session::session(broker_context& ctx, worker& w, std::string peer, std::string_view transport)
+session::session(broker_context& ctx, worker& w, std::string peer, std::string_view transport,
+                 connection_limiter::slot slot)
     : ctx_(ctx),
       worker_(w),
       timer_(w.io),
       id_(ctx.next_session_id.fetch_add(1, std::memory_order_relaxed)),
+      slot_(std::move(slot)),
       peer_(std::move(peer)),
       transport_(transport),
-      parser_(ctx.settings.limits.frame) {
+      parser_(ctx.settings.limits.frame),
+      connected_since_ms_(std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count()),
+      stats_(w.stats) {
   worker_.sessions.insert(this);
+  ctx_.metrics.connections[transport_index(transport_)].fetch_add(1, std::memory_order_relaxed);
   last_read_ = last_write_ = clock::now();
   log_debug("session={} peer={} transport={} accepted", id_, peer_, transport_);
 }
 
-session::~session() { release_resources(); }
+session::~session() {
+  release_resources();
+  ctx_.metrics.connections[transport_index(transport_)].fetch_sub(1, std::memory_order_relaxed);
+}
+
+admin::connection_info session::info() const {
+  admin::connection_info i;
+  i.id = id_;
+  i.user = user_;
+  i.peer = peer_;
+  i.transport = std::string(transport_);
+  if (connected_) i.version = std::string(stomp::to_string(version_));
+  i.subscriptions = subscriptions_.size();
+  i.queued_bytes = queued_bytes_;
+  i.messages_in = messages_in_;
+  i.messages_out = messages_out_;
+  i.connected_since_ms = connected_since_ms_;
+  return i;
+}
+
+void session::collect_subscriptions(std::string_view destination,
+                                    std::vector<admin::subscription_info>& out) const {
+  for (const auto& [key, sub] : subscriptions_) {
+    if (sub.destination != destination) continue;
+    admin::subscription_info i;
+    i.connection = id_;
+    i.id = sub.id;
+    i.user = user_;
+    i.ack_mode = sub.mode == ack_mode::auto_ack ? "auto"
+                 : sub.mode == ack_mode::client ? "client"
+                                                : "client-individual";
+    if (sub.q) i.unacked = sub.q->unacked(this, key);
+    out.push_back(std::move(i));
+  }
+}
+
+void session::kick(std::string_view reason) {
+  if (closing_) return;
+  log_info("session={} peer={} user={} disconnected by administrator", id_, peer_, user_);
+  const header_view h[] = {{"message", reason}, {"content-type", "text/plain"}};
+  enqueue_frame(command::error, h, fmt::format("{}\n", reason));
+  close(close_reason::kicked, true);
+}
 
 void session::run() {
   // Until CONNECT arrives the timer enforces connect_timeout, WebSocket handshake included
@@ -171,9 +222,14 @@ net::mutable_buffer session::read_space() {
 
 void session::on_read(std::size_t bytes) {
   parser_.commit(bytes);
+  bump(stats_.bytes_in, bytes);
   last_read_ = clock::now();
+  process_input();
+}
+
+void session::process_input() {
   stomp::frame_view f;
-  while (!closing_ && !disconnecting_) {
+  while (!closing_ && !disconnecting_ && !authenticating_) {
     auto ec = parser_.next(f);
     if (ec == stomp::errc::need_more) break;
     if (ec) {
@@ -184,10 +240,12 @@ void session::on_read(std::size_t bytes) {
     }
     handle_frame(f);
   }
-  if (!closing_ && !disconnecting_) start_read();
+  // While a passcode is checked, frames after CONNECT wait in the parser and no more are read.
+  if (!closing_ && !disconnecting_ && !authenticating_) start_read();
 }
 
 void session::handle_frame(const stomp::frame_view& f) {
+  bump(stats_.frames_in[static_cast<std::size_t>(f.command)]);
   if (log_enabled(log_level::trace))
     log_trace("session={} frame={} headers={} body_bytes={}", id_, stomp::to_string(f.command),
               f.headers.size(), f.body.size());
@@ -197,6 +255,11 @@ void session::handle_frame(const stomp::frame_view& f) {
         "not connected",
         fmt::format("expected CONNECT or STOMP, got {}", stomp::to_string(f.command)), &f);
   }
+  if (f.command == command::send && !take_publish_token())
+    return protocol_error(
+        "publish rate exceeded",
+        fmt::format("more than {} SEND frames per second", ctx_.settings.limits.max_publish_rate),
+        &f);
   switch (f.command) {
     case command::send:
     case command::ack:
@@ -214,7 +277,7 @@ void session::handle_frame(const stomp::frame_view& f) {
         if (f.command == command::send) {
           auto dest = f.header("destination");
           if (!dest) return protocol_error("missing header", "SEND requires 'destination'", &f);
-          if (!check_destination(*dest, f)) return;
+          if (!check_destination(*dest, f) || !authorized(auth::action::send, *dest, f)) return;
         }
         it->second.emplace_back(f);
         return send_receipt(f);
@@ -242,6 +305,23 @@ void session::handle_frame(const stomp::frame_view& f) {
   }
 }
 
+// A token bucket holding one second's worth of SENDs (limits.max_publish_rate).
+bool session::take_publish_token() {
+  const auto rate = ctx_.settings.limits.max_publish_rate;
+  if (rate == 0) return true;
+  auto now = clock::now();
+  if (publish_tokens_refilled_ == clock::time_point{}) {
+    publish_tokens_ = static_cast<double>(rate);
+  } else {
+    std::chrono::duration<double> elapsed = now - publish_tokens_refilled_;
+    publish_tokens_ = std::min(static_cast<double>(rate), publish_tokens_ + elapsed.count() * rate);
+  }
+  publish_tokens_refilled_ = now;
+  if (publish_tokens_ < 1.0) return false;
+  publish_tokens_ -= 1.0;
+  return true;
+}
+
 void session::handle_connect(const stomp::frame_view& f) {
   auto v = negotiate_version(f.header("accept-version"));
   if (!v) {
@@ -261,12 +341,90 @@ void session::handle_connect(const stomp::frame_view& f) {
         &f);
   version_ = *v;
   parser_.set_version(version_);
+  const auto& hb = ctx_.settings.heartbeat;
+  send_every_ = negotiate_interval(static_cast<std::uint64_t>(hb.send_interval.count()), cy);
+  expect_every_ = negotiate_interval(static_cast<std::uint64_t>(hb.receive_interval.count()), cx);
+  authenticate(f);
+}
+
+// Who is connecting: a bearer token (CONNECT's Authorization header, the WebSocket URL's
+// access_token, or a JWT as passcode), a static user's login and passcode, or anonymous.
+// A login that names a static user must match; it never falls back to anonymous.
+void session::authenticate(const stomp::frame_view& f) {
+  auto& sec = *ctx_.security;
+  auto login = f.header("login");
+  auto passcode = f.header("passcode");
+  std::string token;
+  if (auto a = f.header("Authorization"); a && a->starts_with("Bearer "))
+    token = std::string(a->substr(7));
+  else if (!transport_token_.empty())
+    token = transport_token_;
+  else if (passcode && std::count(passcode->begin(), passcode->end(), '.') == 2 &&
+           !(login && sec.users.contains(*login)))
+    token = std::string(*passcode);
+
+  if (sec.jwt && !token.empty()) {
+    auto r = sec.jwt->verify(token);
+    if (!r.value) return refuse_access(r.reason);
+    return accept(std::move(*r.value));
+  }
+  if (login && sec.users.contains(*login)) {
+    if (sec.pending.fetch_add(1) >= security::max_pending) {
+      sec.pending.fetch_sub(1);
+      return refuse_access("too many passcode checks waiting");
+    }
+    // PBKDF2 takes a good fraction of a second of CPU: off the event loop, and frames after
+    // CONNECT wait until it is done.
+    authenticating_ = true;
+    boost::asio::post(
+        sec.verifier, [self = shared_from_this(), &io = worker_.io, user = std::string(*login),
+                       pass = std::string(passcode.value_or(""))]() mutable {
+          auto p = self->ctx_.security->users.authenticate(user, pass);
+          self->ctx_.security->pending.fetch_sub(1);
+          net::post(io, [self = std::move(self), p = std::move(p), user]() mutable {
+            self->authenticating_ = false;
+            if (self->closing_) return;
+            if (!p) return self->refuse_access(fmt::format("wrong passcode for user '{}'", user));
+            self->accept(std::move(*p));
+            self->process_input();
+          });
+        });
+    return;
+  }
+  if (sec.anonymous) return accept(auth::principal{"anonymous", {}, std::nullopt, {}});
+  refuse_access(login ? fmt::format("unknown user '{}'", *login)
+                      : std::string("no credentials and anonymous access is off"));
+}
+
+void session::refuse_access(std::string_view why) {
+  ctx_.security->failures.fetch_add(1, std::memory_order_relaxed);
+  // The client learns nothing that helps guess; the log has the reason (never a secret).
+  log_warn("session={} peer={} access refused: {}", id_, peer_, why);
+  const header_view h[] = {{"message", "access refused"}, {"content-type", "text/plain"}};
+  enqueue_frame(command::error, h, "access refused\n");
+  close(close_reason::access_refused, true);
+}
+
+void session::accept(auth::principal p) {
   connected_ = true;
+  permissions_ = ctx_.security->authorizer.permissions_for(p);
+  user_ = p.user;
+  if (p.expires_at && ctx_.security->close_on_expiry) {
+    // A token's validity ends the connection it opened, not just future CONNECTs.
+    expiry_timer_.emplace(worker_.io);
+    // The token's clock is the wall clock; the timer's is steady: convert the time left.
+    expiry_timer_->expires_after(*p.expires_at - std::chrono::system_clock::now());
+    expiry_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec || self->closing_) return;
+      log_info("session={} user={} token expired, closing", self->id_, self->user_);
+      const header_view h[] = {{"message", "token expired"}, {"content-type", "text/plain"}};
+      self->enqueue_frame(command::error, h, "the access token has expired\n");
+      self->close(close_reason::token_expired, true);
+    });
+  }
   const auto& hb = ctx_.settings.heartbeat;
   auto sx = static_cast<std::uint64_t>(hb.send_interval.count());
   auto sy = static_cast<std::uint64_t>(hb.receive_interval.count());
-  send_every_ = negotiate_interval(sx, cy);
-  expect_every_ = negotiate_interval(sy, cx);
 
   auto heart_beat = fmt::format("{},{}", sx, sy);
   auto session_id = fmt::format("{}", id_);
@@ -275,32 +433,27 @@ void session::handle_connect(const stomp::frame_view& f) {
                            {"session", session_id},
                            {"server", ctx_.server_header}};
   enqueue_frame(command::connected, h);
-  log_debug("session={} peer={} connected version={} heartbeat_send_ms={} heartbeat_expect_ms={}",
-            id_, peer_, stomp::to_string(version_), send_every_.count(), expect_every_.count());
+  log_debug(
+      "session={} peer={} user={} connected version={} heartbeat_send_ms={} "
+      "heartbeat_expect_ms={}",
+      id_, peer_, user_, stomp::to_string(version_), send_every_.count(), expect_every_.count());
   timer_.cancel();  // ends the connect timeout; arm_timer() takes over
   arm_timer();
 }
 
+bool session::authorized(auth::action a, std::string_view destination, const stomp::frame_view& f) {
+  if (permissions_.allows(a, destination)) return true;
+  const char* verb = a == auth::action::send ? "send to" : "subscribe to";
+  log_warn("session={} user={} denied: {} {}", id_, user_, verb, destination);
+  protocol_error("access denied",
+                 fmt::format("user '{}' may not {} '{}'", user_, verb, destination), &f);
+  return false;
+}
+
 bool session::check_destination(std::string_view d, const stomp::frame_view& f) {
-  std::string_view problem;
-  if (d.empty())
-    problem = "is empty";
-  else if (d.size() > ctx_.settings.limits.max_destination_bytes)
-    problem = "is too long";
-  else if (std::any_of(d.begin(), d.end(),
-                       [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
-    problem = "contains a control character";
-  else if (!((d.starts_with("/topic/") && d.size() > 7) ||
-             (d.starts_with("/queue/") && d.size() > 7)))
-    problem = "must start with /topic/ or /queue/ followed by a name";
+  auto problem = destination_problem(d, ctx_.settings.limits.max_destination_bytes);
   if (problem.empty()) return true;
-  // The name is echoed only when it is printable; a too-long one is cut.
-  std::string shown(d.substr(0, 128));
-  std::replace_if(
-      shown.begin(), shown.end(),
-      [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }, '?');
-  protocol_error(fmt::format("invalid destination '{}'", shown),
-                 fmt::format("destination '{}' {}", shown, problem), &f);
+  protocol_error("invalid destination", problem, &f);
   return false;
 }
 
@@ -311,7 +464,7 @@ bool session::apply(const stomp::frame_view& f, std::optional<std::string_view> 
       protocol_error("missing header", "SEND requires 'destination'", &f);
       return false;
     }
-    if (!check_destination(*dest, f)) return false;
+    if (!check_destination(*dest, f) || !authorized(auth::action::send, *dest, f)) return false;
     return publish(f, *dest, receipt);
   }
   handle_ack(f, f.command == command::ack);
@@ -322,40 +475,17 @@ bool session::apply(const stomp::frame_view& f, std::optional<std::string_view> 
 
 bool session::publish(const stomp::frame_view& f, std::string_view destination,
                       std::optional<std::string_view> receipt) {
-  std::vector<header_view> passed;  // the sender's headers that subscribers see
-  passed.reserve(f.headers.size());
-  for (const auto& h : f.headers) {
-    if (is_reserved_header(h.name)) continue;
-    // Repeated headers: only the first counts (STOMP 1.2, "Repeated Header Entries").
-    if (std::any_of(passed.begin(), passed.end(),
-                    [&](const header_view& x) { return x.name == h.name; }))
-      continue;
-    passed.push_back(h);
-  }
+  ++messages_in_;
+  bump(stats_.messages_in);
+  auto passed = passable_headers(f.headers);
   if (ctx_.journal && destination.starts_with("/topic/") &&
       ctx_.journal->policy_for(destination).journaled) {
     store(f, destination, passed, receipt);
     return true;
   }
 
-  auto message_id = fmt::format("{}-{}", id_, ++published_);
-  std::vector<header_view> headers;
-  headers.reserve(passed.size() + 2);
-  headers.push_back({"destination", destination});
-  headers.push_back({"message-id", message_id});
-  headers.insert(headers.end(), passed.begin(), passed.end());
-  stomp::shared_message encoded(headers, f.body);
-  bool text = is_utf8(encoded.tail(stomp::version::v1_2));
-  auto m = std::make_shared<const message>(std::string(destination), std::move(message_id),
-                                           std::move(encoded), text);
-  if (destination.starts_with("/topic/")) {
-    ctx_.topics.publish(worker_.index, m);
-    send_receipt(receipt);
-    return true;
-  }
-  bool accepted = false;
-  ctx_.queues.with_queue(destination, [&](queue& q) { accepted = q.enqueue(m); });
-  if (!accepted) {
+  auto m = make_live_message(destination, fmt::format("{}-{}", id_, ++published_), passed, f.body);
+  if (route(ctx_, worker_.index, m) == route_result::queue_full) {
     protocol_error("queue full",
                    fmt::format("queue '{}' already holds {} messages", destination,
                                ctx_.settings.limits.max_queue_messages),
@@ -428,7 +558,8 @@ void session::receipt_after_stored(std::optional<std::string_view> receipt,
 void session::handle_subscribe(const stomp::frame_view& f) {
   auto dest = f.header("destination");
   if (!dest) return protocol_error("missing header", "SUBSCRIBE requires 'destination'", &f);
-  if (!check_destination(*dest, f)) return;
+  // Replay (x-replay) is a subscription too: the same rule covers history.
+  if (!check_destination(*dest, f) || !authorized(auth::action::subscribe, *dest, f)) return;
   auto id = f.header("id");
   if (!id && version_ != stomp::version::v1_0)
     return protocol_error("missing header", "SUBSCRIBE requires 'id' in STOMP 1.1 and 1.2", &f);
@@ -518,6 +649,7 @@ void session::start_next_replay() {
     auto it = subscriptions_.find(key);
     if (it == subscriptions_.end()) continue;  // unsubscribed while waiting
     replay_in_flight_ = true;
+    replay_started_ = clock::now();
     ctx_.journal->replay(it->second.replay, [weak = weak_from_this(), &io = worker_.io,
                                              key](storage::replay_result&& r) {
       net::post(io, [weak, key, r = std::move(r)]() mutable {
@@ -529,6 +661,9 @@ void session::start_next_replay() {
 
 void session::on_replay(std::uint64_t key, storage::replay_result&& r) {
   replay_in_flight_ = false;
+  ctx_.metrics.replays.fetch_add(1, std::memory_order_relaxed);
+  ctx_.metrics.replay_seconds.observe(
+      std::chrono::duration<double>(clock::now() - replay_started_).count());
   if (closing_) return;
   auto it = subscriptions_.find(key);
   if (it == subscriptions_.end()) return start_next_replay();
@@ -749,6 +884,9 @@ void session::deliver(const subscription& sub, const message_ptr& m, bool redeli
   if (redelivered) o.bytes += "redelivered:true\n";
   o.tail = m->encoded.tail(version_);
   o.msg = m;
+  ++messages_out_;
+  bump(stats_.messages_out);
+  bump(stats_.frames_out[static_cast<std::size_t>(command::message)]);
   enqueue(std::move(o));
 }
 
@@ -756,6 +894,7 @@ void session::enqueue_frame(command c, std::span<const header_view> headers,
                             std::string_view body) {
   outbound o;
   stomp::serialize(o.bytes, c, headers, body, version_);
+  bump(stats_.frames_out[static_cast<std::size_t>(c)]);
   enqueue(std::move(o));
 }
 
@@ -824,6 +963,7 @@ void session::on_write_done() {
   last_write_ = clock::now();
   for (; writing_ > 0; --writing_) {
     const auto& o = outbox_.front();
+    bump(stats_.bytes_out, o.size());
     queued_bytes_ -= o.size();
     if (o.replayed) queued_replay_bytes_ -= o.size();
     outbox_.pop_front();
@@ -907,6 +1047,9 @@ void session::fail(close_reason why, std::string_view what, std::string_view det
 void session::release_resources() {
   if (released_) return;
   released_ = true;
+  // A pending expiry wait owns the session: left alone it would keep a closed connection
+  // (and its slot) alive until the token runs out.
+  if (expiry_timer_) expiry_timer_->cancel();
   for (auto& [key, sub] : subscriptions_) {
     if (sub.is_queue) {
       sub.q->remove_consumer(this, key);

@@ -1,8 +1,11 @@
 #pragma once
 
+#include "admin_view.hpp"
+#include "auth.hpp"
 #include "context.hpp"
 #include "history.hpp"
 #include "message.hpp"
+#include "metrics.hpp"
 #include "queue.hpp"
 #include "router.hpp"
 #include "stomp/frame.hpp"
@@ -32,6 +35,9 @@ enum class close_reason : std::uint8_t {
   heartbeat_timeout,
   connect_timeout,  // no CONNECT in time
   shutdown,         // broker stopping
+  access_refused,   // CONNECT with bad or missing credentials
+  token_expired,    // the bearer token of the connection ran out
+  kicked,           // an administrator disconnected it
 };
 std::string_view to_string(close_reason r) noexcept;
 
@@ -49,7 +55,8 @@ class session : public std::enable_shared_from_this<session>,
                 public topic_subscriber,
                 public queue_consumer {
  public:
-  session(broker_context& ctx, worker& w, std::string peer, std::string_view transport);
+  session(broker_context& ctx, worker& w, std::string peer, std::string_view transport,
+          connection_limiter::slot slot);
   virtual ~session();
   session(const session&) = delete;
   session& operator=(const session&) = delete;
@@ -63,6 +70,13 @@ class session : public std::enable_shared_from_this<session>,
   void close(close_reason why, bool flush);
 
   std::uint64_t id() const noexcept { return id_; }
+
+  // For the admin API, on the worker's thread.
+  admin::connection_info info() const;
+  void collect_subscriptions(std::string_view destination,
+                             std::vector<admin::subscription_info>& out) const;
+  // Sends ERROR `reason` and closes.
+  void kick(std::string_view reason);
 
   struct buffer_view {
     const char* data;
@@ -97,6 +111,9 @@ class session : public std::enable_shared_from_this<session>,
   bool closing_ = false;
   // Heart-beats and the connect timeout; after close() the transport may reuse it (linger).
   boost::asio::steady_timer timer_;
+  // A token from the transport (the WebSocket URL's access_token), for CONNECT to check.
+  // Never logged.
+  std::string transport_token_;
 
  private:
   struct subscription {
@@ -131,6 +148,12 @@ class session : public std::enable_shared_from_this<session>,
 
   void handle_frame(const stomp::frame_view& f);
   void handle_connect(const stomp::frame_view& f);
+  void authenticate(const stomp::frame_view& f);
+  void accept(auth::principal p);
+  void refuse_access(std::string_view why);
+  bool authorized(auth::action a, std::string_view destination, const stomp::frame_view& f);
+  void process_input();
+  bool take_publish_token();
   void handle_send(const stomp::frame_view& f);
   void handle_subscribe(const stomp::frame_view& f);
   void handle_unsubscribe(const stomp::frame_view& f);
@@ -173,6 +196,7 @@ class session : public std::enable_shared_from_this<session>,
   void on_timer();
 
   const std::uint64_t id_;
+  connection_limiter::slot slot_;
   const std::string peer_;
   const std::string_view transport_;
   stomp::parser parser_;
@@ -184,7 +208,12 @@ class session : public std::enable_shared_from_this<session>,
   std::unordered_map<std::string, std::uint64_t> subscription_keys_;  // client id -> key
   std::uint64_t next_key_ = 1;
   std::unordered_map<std::string, std::vector<stomp::frame>> transactions_;
-  std::uint64_t published_ = 0;
+  std::uint64_t published_ = 0;     // non-journaled message ids handed out
+  std::uint64_t messages_in_ = 0;   // SENDs accepted
+  std::uint64_t messages_out_ = 0;  // MESSAGEs queued
+  const std::int64_t connected_since_ms_;
+  worker_metrics& stats_;  // our worker's counters
+  std::chrono::steady_clock::time_point replay_started_;
 
   std::deque<outbound> outbox_;
   std::size_t queued_bytes_ = 0;
@@ -193,9 +222,15 @@ class session : public std::enable_shared_from_this<session>,
   bool replay_in_flight_ = false;
   std::size_t writing_ = 0;  // frames at the head of outbox_ in the write in flight
   bool flush_then_close_ = false;
-  bool disconnecting_ = false;         // DISCONNECT seen: read nothing more
-  std::size_t appends_in_flight_ = 0;  // journaled SENDs not yet stored
-  bool condemned_ = false;             // over the outbound limit; its close is posted
+  bool disconnecting_ = false;     // DISCONNECT seen: read nothing more
+  bool authenticating_ = false;    // a passcode check is running: frames wait
+  std::string user_;               // the authenticated principal
+  auth::permissions permissions_;  // what user_ may subscribe and send to
+  std::optional<boost::asio::steady_timer> expiry_timer_;  // only for expiring tokens
+  std::size_t appends_in_flight_ = 0;                      // journaled SENDs not yet stored
+  double publish_tokens_ = 0;
+  std::chrono::steady_clock::time_point publish_tokens_refilled_{};
+  bool condemned_ = false;  // over the outbound limit; its close is posted
 
   bool ready_ = false;  // transport handshake done: frames may be written
   std::chrono::steady_clock::time_point last_read_;

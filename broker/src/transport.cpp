@@ -3,14 +3,20 @@
 #include "broker/log.hpp"
 #include "session.hpp"
 
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 
+#include <algorithm>
 #include <array>
+#include <type_traits>
 
 namespace net = boost::asio;
+namespace ssl = net::ssl;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace websocket = beast::websocket;
@@ -20,11 +26,15 @@ namespace broker {
 
 namespace {
 
-// How long a closing TCP connection keeps reading (and discarding) after our FIN, so the
-// peer's unread input doesn't turn our close into a reset that loses the final ERROR.
-constexpr std::chrono::seconds tcp_linger{2};
-// Largest HTTP upgrade request accepted.
-constexpr std::uint32_t max_handshake_bytes = 8 * 1024;
+// How long a closing connection keeps reading (and discarding) after our FIN, so the peer's
+// unread input doesn't turn our close into a reset that loses the final ERROR; also the
+// bound on a TLS close_notify exchange.
+constexpr std::chrono::seconds close_linger{2};
+
+using plain_stream = tcp::socket;
+using tls_stream = ssl::stream<tcp::socket>;
+template <typename Stream>
+constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
 
 std::string peer_name(const tcp::socket& s) {
   boost::system::error_code ec;
@@ -35,22 +45,53 @@ std::string peer_name(const tcp::socket& s) {
                    : fmt::format("{}:{}", a.to_string(), ep.port());
 }
 
-std::vector<net::const_buffer> to_asio(const std::vector<session::buffer_view>& in);
+template <typename Stream>
+Stream make_stream(broker_context& ctx, tcp::socket s) {
+  if constexpr (is_tls<Stream>)
+    return Stream(std::move(s), *ctx.tls);
+  else
+    return s;
+}
 
-// STOMP straight over a TCP byte stream.
+std::vector<net::const_buffer> to_asio(const std::vector<session::buffer_view>& in) {
+  std::vector<net::const_buffer> out;
+  out.reserve(in.size());
+  for (const auto& b : in) out.emplace_back(b.data, b.size);
+  return out;
+}
+
+bool is_normal_end(const beast::error_code& ec) {
+  return ec == net::error::eof || ec == net::error::connection_reset ||
+         ec == websocket::error::closed || ec == http::error::end_of_stream ||
+         ec == ssl::error::stream_truncated;
+}
+
+// STOMP straight over a TCP byte stream, optionally in TLS.
+template <typename Stream>
 class tcp_session final : public session {
  public:
-  tcp_session(broker_context& ctx, worker& w, tcp::socket s)
-      : session(ctx, w, peer_name(s), "tcp"), socket_(std::move(s)) {
+  tcp_session(broker_context& ctx, worker& w, tcp::socket s, connection_limiter::slot slot)
+      : session(ctx, w, peer_name(s), is_tls<Stream> ? "tcp+tls" : "tcp", std::move(slot)),
+        stream_(make_stream<Stream>(ctx, std::move(s))) {
     boost::system::error_code ec;
-    socket_.set_option(tcp::no_delay(true), ec);
+    beast::get_lowest_layer(stream_).set_option(tcp::no_delay(true), ec);
   }
 
  private:
-  void start_transport() override { transport_ready(); }
+  void start_transport() override {
+    if constexpr (is_tls<Stream>) {
+      stream_.async_handshake(ssl::stream_base::server,
+                              [self = shared_this()](beast::error_code ec) {
+                                if (ec) return self->on_error(ec, "tls handshake");
+                                self->transport_ready();
+                              });
+    } else {
+      transport_ready();
+    }
+  }
 
   void start_read() override {
-    socket_.async_read_some(read_space(),
+    stream_.async_read_some(read_space(),
                             [self = shared_this()](beast::error_code ec, std::size_t n) {
                               if (ec) return self->on_error(ec, "read");
                               self->on_read(n);
@@ -58,7 +99,7 @@ class tcp_session final : public session {
   }
 
   void write(const std::vector<buffer_view>& buffers, bool) override {
-    net::async_write(socket_, to_asio(buffers),
+    net::async_write(stream_, to_asio(buffers),
                      [self = shared_this()](beast::error_code ec, std::size_t) {
                        if (ec) return self->on_error(ec, "write");
                        self->on_write_done();
@@ -66,18 +107,23 @@ class tcp_session final : public session {
   }
 
   void shutdown_transport() override {
-    beast::error_code ec;
-    socket_.shutdown(tcp::socket::shutdown_send, ec);
-    if (ec) return abort_transport();
-    timer_.expires_after(tcp_linger);
+    timer_.expires_after(close_linger);
     timer_.async_wait([self = shared_this()](beast::error_code e) {
       if (!e) self->abort_transport();
     });
-    linger();
+    if constexpr (is_tls<Stream>) {
+      stream_.async_shutdown(
+          [self = shared_this()](beast::error_code) { self->abort_transport(); });
+    } else {
+      beast::error_code ec;
+      stream_.shutdown(tcp::socket::shutdown_send, ec);
+      if (ec) return abort_transport();
+      linger();
+    }
   }
 
   void linger() {
-    socket_.async_read_some(net::buffer(discard_),
+    stream_.async_read_some(net::buffer(discard_),
                             [self = shared_this()](beast::error_code ec, std::size_t) {
                               if (ec) return self->abort_transport();
                               self->linger();
@@ -87,46 +133,100 @@ class tcp_session final : public session {
   void abort_transport() override {
     beast::error_code ec;
     timer_.cancel();
-    socket_.close(ec);
+    beast::get_lowest_layer(stream_).close(ec);
   }
 
   void on_error(beast::error_code ec, std::string_view what) {
     if (closing_ && ec == net::error::operation_aborted) return;
-    bool eof = ec == net::error::eof || ec == net::error::connection_reset;
-    fail(eof ? close_reason::peer_closed : close_reason::io_error, what, ec.message());
+    fail(is_normal_end(ec) ? close_reason::peer_closed : close_reason::io_error, what,
+         ec.message());
   }
 
   std::shared_ptr<tcp_session> shared_this() {
     return std::static_pointer_cast<tcp_session>(shared_from_this());
   }
 
-  tcp::socket socket_;
-  std::array<char, 512> discard_;
+  Stream stream_;
+  std::array<char, 256> discard_;
 };
 
-// STOMP over WebSocket (RFC 6455, subprotocols v10.stomp, v11.stomp, v12.stomp). Frames may
-// span WebSocket messages and a message may hold several frames: the parser sees a byte
-// stream either way. Outbound, the frames of one write go out as one message.
+// Percent-decodes a query parameter value ('+' is a space in a query string).
+std::string url_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size() &&
+               std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::string query_parameter(std::string_view target, std::string_view name) {
+  auto q = target.find('?');
+  if (q == std::string_view::npos) return {};
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    auto amp = rest.find('&');
+    auto pair = rest.substr(0, amp);
+    auto eq = pair.find('=');
+    if (pair.substr(0, eq) == name && eq != std::string_view::npos)
+      return url_decode(pair.substr(eq + 1));
+    if (amp == std::string_view::npos) break;
+    rest.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
+// STOMP over WebSocket (RFC 6455, subprotocols v10.stomp, v11.stomp, v12.stomp), optionally in
+// TLS (wss). Frames may span WebSocket messages and a message may hold several frames: the
+// parser sees a byte stream either way. Outbound, the frames of one write go out as one
+// message.
+template <typename Stream>
 class websocket_session final : public session {
  public:
-  websocket_session(broker_context& ctx, worker& w, tcp::socket s)
-      : session(ctx, w, peer_name(s), "websocket"), ws_(std::move(s)) {
+  websocket_session(broker_context& ctx, worker& w, tcp::socket s, connection_limiter::slot slot)
+      : session(ctx, w, peer_name(s), is_tls<Stream> ? "websocket+tls" : "websocket",
+                std::move(slot)),
+        ws_(make_stream<Stream>(ctx, std::move(s))) {
     boost::system::error_code ec;
-    ws_.next_layer().set_option(tcp::no_delay(true), ec);
+    beast::get_lowest_layer(ws_).set_option(tcp::no_delay(true), ec);
   }
 
  private:
   void start_transport() override {
+    if constexpr (is_tls<Stream>) {
+      ws_.next_layer().async_handshake(ssl::stream_base::server,
+                                       [self = shared_this()](beast::error_code ec) {
+                                         if (ec) return self->on_error(ec, "tls handshake");
+                                         self->read_request();
+                                       });
+    } else {
+      read_request();
+    }
+  }
+
+  void read_request() {
+    const auto limit = ctx_.settings.websocket.max_handshake_bytes;
     request_.emplace();
-    request_->header_limit(max_handshake_bytes);
+    request_->header_limit(static_cast<std::uint32_t>(limit));
     request_->body_limit(0);
-    handshake_buffer_.emplace(max_handshake_bytes);
+    handshake_buffer_.emplace(limit);
     http::async_read(
         ws_.next_layer(), *handshake_buffer_, *request_,
         [self = shared_this()](beast::error_code ec, std::size_t) { self->on_request(ec); });
   }
 
   void on_request(beast::error_code ec) {
+    if (ec == http::error::header_limit || ec == http::error::buffer_overflow)
+      return refuse(http::status::request_header_fields_too_large, "handshake request too large");
     if (ec) return on_error(ec, "handshake");
     auto& req = request_->get();
     auto target = req.target();
@@ -135,9 +235,18 @@ class websocket_session final : public session {
       return refuse(http::status::upgrade_required, "this endpoint speaks STOMP over WebSocket");
     if (path != ctx_.settings.websocket.path)
       return refuse(http::status::not_found, "no WebSocket endpoint at this path");
+    const auto& origins = ctx_.settings.websocket.allowed_origins;
+    if (auto origin = req[http::field::origin];
+        !origin.empty() && !origins.empty() &&
+        std::find(origins.begin(), origins.end(), origin) == origins.end()) {
+      log_warn("session={} websocket origin refused origin={}", id(), std::string_view(origin));
+      return refuse(http::status::forbidden, "origin not allowed");
+    }
+    // Browsers can't set headers on a WebSocket: a bearer token may come in the URL. It is
+    // kept for CONNECT and never logged (nothing logs the request target).
+    transport_token_ = query_parameter(target, "access_token");
 
-    auto offered = req[http::field::sec_websocket_protocol];
-    protocol_ = choose_subprotocol(offered);
+    protocol_ = choose_subprotocol(req[http::field::sec_websocket_protocol]);
     ws_.set_option(websocket::stream_base::timeout{
         ctx_.settings.limits.connect_timeout,  // handshake and close handshake
         websocket::stream_base::none(),        // idleness is what STOMP heart-beats are for
@@ -217,42 +326,66 @@ class websocket_session final : public session {
   void abort_transport() override {
     beast::error_code ec;
     timer_.cancel();
-    ws_.next_layer().close(ec);
+    beast::get_lowest_layer(ws_).close(ec);
   }
 
   void on_error(beast::error_code ec, std::string_view what) {
     if (closing_ && ec == net::error::operation_aborted) return;
-    bool normal = ec == websocket::error::closed || ec == net::error::eof ||
-                  ec == net::error::connection_reset || ec == http::error::end_of_stream;
-    fail(normal ? close_reason::peer_closed : close_reason::io_error, what, ec.message());
+    fail(is_normal_end(ec) ? close_reason::peer_closed : close_reason::io_error, what,
+         ec.message());
   }
 
   std::shared_ptr<websocket_session> shared_this() {
     return std::static_pointer_cast<websocket_session>(shared_from_this());
   }
 
-  websocket::stream<tcp::socket> ws_;
+  websocket::stream<Stream> ws_;
   std::string protocol_;
   // Only during the handshake.
   std::optional<beast::flat_buffer> handshake_buffer_;
   std::optional<http::request_parser<http::empty_body>> request_;
 };
 
-std::vector<net::const_buffer> to_asio(const std::vector<session::buffer_view>& in) {
-  std::vector<net::const_buffer> out;
-  out.reserve(in.size());
-  for (const auto& b : in) out.emplace_back(b.data, b.size);
-  return out;
-}
-
 }  // namespace
 
-void start_tcp_session(broker_context& ctx, worker& w, tcp::socket socket) {
-  std::make_shared<tcp_session>(ctx, w, std::move(socket))->run();
+void start_tcp_session(broker_context& ctx, worker& w, tcp::socket socket,
+                       connection_limiter::slot slot, bool tls) {
+  if (tls)
+    std::make_shared<tcp_session<tls_stream>>(ctx, w, std::move(socket), std::move(slot))->run();
+  else
+    std::make_shared<tcp_session<plain_stream>>(ctx, w, std::move(socket), std::move(slot))->run();
 }
 
-void start_websocket_session(broker_context& ctx, worker& w, tcp::socket socket) {
-  std::make_shared<websocket_session>(ctx, w, std::move(socket))->run();
+void start_websocket_session(broker_context& ctx, worker& w, tcp::socket socket,
+                             connection_limiter::slot slot, bool tls) {
+  if (tls)
+    std::make_shared<websocket_session<tls_stream>>(ctx, w, std::move(socket), std::move(slot))
+        ->run();
+  else
+    std::make_shared<websocket_session<plain_stream>>(ctx, w, std::move(socket), std::move(slot))
+        ->run();
+}
+
+void refuse_connection(tcp::socket socket, bool websocket, bool tls, std::string_view why) {
+  if (!tls) {
+    std::string reply = websocket
+                            ? fmt::format(
+                                  "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                                  "Content-Length: {}\r\nConnection: close\r\n\r\n{}\n",
+                                  why.size() + 1, why)
+                            : fmt::format(
+                                  "ERROR\nmessage:too many connections\ncontent-type:text/plain\n"
+                                  "content-length:{}\n\n{}\n",
+                                  why.size() + 1, why) +
+                                  std::string(1, '\0');
+    // A fresh socket's send buffer takes this at once; if not, the refusal is just a close.
+    boost::system::error_code ec;
+    socket.non_blocking(true, ec);
+    socket.write_some(net::buffer(reply), ec);
+    socket.shutdown(tcp::socket::shutdown_both, ec);
+  }
+  boost::system::error_code ec;
+  socket.close(ec);
 }
 
 }  // namespace broker

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "connection_limiter.hpp"
 #include "context.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -7,8 +8,15 @@
 namespace broker {
 
 // Creates and runs a session over an accepted connection, on `w`'s thread. The socket must
-// belong to w.io.
-void start_tcp_session(broker_context& ctx, worker& w, boost::asio::ip::tcp::socket socket);
-void start_websocket_session(broker_context& ctx, worker& w, boost::asio::ip::tcp::socket socket);
+// belong to w.io. With `tls`, the TLS handshake (ctx.tls) comes first.
+void start_tcp_session(broker_context& ctx, worker& w, boost::asio::ip::tcp::socket socket,
+                       connection_limiter::slot slot, bool tls);
+void start_websocket_session(broker_context& ctx, worker& w, boost::asio::ip::tcp::socket socket,
+                             connection_limiter::slot slot, bool tls);
+
+// Turns away a connection over a limit: a STOMP ERROR (or an HTTP 503 for WebSocket), then
+// close. Best effort and never blocking; a TLS listener just closes.
+void refuse_connection(boost::asio::ip::tcp::socket socket, bool websocket, bool tls,
+                       std::string_view why);
 
 }  // namespace broker

@@ -437,7 +437,9 @@ void journal::impl::commit_batch(std::deque<write_task>& tasks, std::size_t n) {
     }
   }
 
+  const auto started = std::chrono::steady_clock::now();
   const status st = write_batch(tasks, n);
+  const auto commit_time = std::chrono::steady_clock::now() - started;
   if (st.failed()) {
     rollback();
     remember_error(st);
@@ -462,6 +464,8 @@ void journal::impl::commit_batch(std::deque<write_task>& tasks, std::size_t n) {
     if (a.done) a.done(append_result{ec, a.r.seq, a.r.timestamp_ms}, a.r);
   }
   if (opts_.on_batch_done) opts_.on_batch_done();
+  if (opts_.on_commit && !ec)
+    opts_.on_commit(n, std::chrono::duration_cast<std::chrono::nanoseconds>(commit_time));
 }
 
 status journal::impl::write_batch(std::deque<write_task>& tasks, std::size_t n) {
@@ -663,6 +667,7 @@ status journal::impl::read_history(reader& rd, const replay_request& req, replay
   // The request names the range [head - wanted + 1, head]; messages in it that are no longer
   // stored, or that a cap cuts off, make the result incomplete.
   std::uint64_t wanted = 0;
+  std::uint64_t top = head;  // the newest seq the read returns
   bool lost = false;
   switch (req.mode) {
     case replay_request::kind::last:
@@ -670,6 +675,12 @@ status journal::impl::read_history(reader& rd, const replay_request& req, replay
       break;
     case replay_request::kind::after:
       wanted = req.value < head ? head - req.value : 0;
+      break;
+    case replay_request::kind::page:
+      // Oldest first from after `value`: the read below ends at `top`, not at the head.
+      wanted = req.value < head ? std::min<std::uint64_t>(head - req.value, req.max_messages) : 0;
+      top = req.value + wanted;
+      lost = purged_seq > req.value;
       break;
     case replay_request::kind::since: {
       const auto since = to_sql(req.value);
@@ -695,10 +706,10 @@ status journal::impl::read_history(reader& rd, const replay_request& req, replay
   if (take > 0) {
     reset_on_exit reset(rd.range_desc);
     rd.range_desc.bind(1, dest_id);
-    rd.range_desc.bind(2, to_sql(head - take + 1));
-    rd.range_desc.bind(3, to_sql(head));
+    rd.range_desc.bind(2, to_sql(top - take + 1));
+    rd.range_desc.bind(3, to_sql(top));
     rd.range_desc.bind(4, to_sql(take));
-    std::uint64_t expected = head;
+    std::uint64_t expected = top;
     std::size_t bytes = 0;
     int rc;
     while ((rc = rd.range_desc.step()) == SQLITE_ROW) {

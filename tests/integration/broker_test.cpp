@@ -28,6 +28,7 @@ broker::config test_config() {
   c.data_dir = journal_dir().path() / std::to_string(instance++);
   c.tcp.port = 0;
   c.websocket.port = 0;
+  c.admin.enabled = false;
   c.threads = 2;
   c.log_level = broker::log_level::off;
   return c;

@@ -26,6 +26,7 @@ class HistoryTest : public ::testing::Test {
     broker::config c;
     c.tcp.port = 0;
     c.websocket.port = 0;
+    c.admin.enabled = false;
     c.threads = 2;
     c.log_level = broker::log_level::off;
     c.data_dir = dir_.path();
@@ -312,6 +313,7 @@ TEST(HistoryLockTest, SecondBrokerOnTheSameDataDirectoryRefusesToStart) {
   broker::config c;
   c.tcp.port = 0;
   c.websocket.enabled = false;
+  c.admin.enabled = false;
   c.log_level = broker::log_level::off;
   c.data_dir = dir.path();
   broker::server first(c);

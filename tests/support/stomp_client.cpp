@@ -7,11 +7,15 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 
 #include <deque>
+#include <functional>
 #include <stdexcept>
 
 namespace net = boost::asio;
@@ -21,10 +25,57 @@ using tcp = net::ip::tcp;
 
 namespace stompd_test {
 
+namespace {
+
+// One connection of any of the four kinds (TCP or WebSocket, each with or without TLS).
+struct connection {
+  virtual ~connection() = default;
+  virtual void async_read_some(net::mutable_buffer b,
+                               std::function<void(beast::error_code, std::size_t)> h) = 0;
+  virtual void write(std::string_view bytes) = 0;
+  virtual void cancel() = 0;
+};
+
+template <typename Stream>
+struct raw_connection final : connection {
+  explicit raw_connection(Stream s) : stream(std::move(s)) {}
+  void async_read_some(net::mutable_buffer b,
+                       std::function<void(beast::error_code, std::size_t)> h) override {
+    stream.async_read_some(b, std::move(h));
+  }
+  void write(std::string_view bytes) override {
+    net::write(stream, net::buffer(bytes.data(), bytes.size()));
+  }
+  void cancel() override {
+    beast::error_code ec;
+    beast::get_lowest_layer(stream).cancel(ec);
+  }
+  Stream stream;
+};
+
+template <typename Stream>
+struct ws_connection final : connection {
+  explicit ws_connection(Stream s) : ws(std::move(s)) {}
+  void async_read_some(net::mutable_buffer b,
+                       std::function<void(beast::error_code, std::size_t)> h) override {
+    ws.async_read_some(b, std::move(h));
+  }
+  void write(std::string_view bytes) override { ws.write(net::buffer(bytes.data(), bytes.size())); }
+  void cancel() override {
+    beast::error_code ec;
+    beast::get_lowest_layer(ws).cancel(ec);
+  }
+  websocket::stream<Stream> ws;
+};
+
+using tls_stream = net::ssl::stream<tcp::socket>;
+
+}  // namespace
+
 struct stomp_client::impl {
   net::io_context io;
-  std::optional<tcp::socket> socket;
-  std::optional<websocket::stream<tcp::socket>> ws;
+  net::ssl::context tls{net::ssl::context::tls_client};
+  std::unique_ptr<connection> conn;
   std::string subprotocol;
   stomp::parser parser;
   std::deque<stomp::frame> frames;
@@ -35,7 +86,7 @@ struct stomp_client::impl {
   // Reads once, with a deadline; false on timeout.
   bool read_some(std::chrono::milliseconds timeout) {
     bool done = false;
-    auto handler = [&](beast::error_code ec, std::size_t n) {
+    conn->async_read_some(net::buffer(buf), [&](beast::error_code ec, std::size_t n) {
       done = true;
       if (ec) {
         closed = true;
@@ -51,26 +102,35 @@ struct stomp_client::impl {
                                    parser.error().message());
         frames.emplace_back(f);
       }
-    };
-    if (ws)
-      ws->async_read_some(net::buffer(buf), handler);
-    else
-      socket->async_read_some(net::buffer(buf), handler);
+    });
     io.restart();
     io.run_for(timeout);
     if (!done) {
       // Cancel and let the handler run, so nothing refers to this frame afterwards.
-      beast::error_code ec;
-      if (ws)
-        ws->next_layer().cancel(ec);
-      else
-        socket->cancel(ec);
+      conn->cancel();
       io.restart();
       io.run();
       closed = false;
       return false;
     }
     return true;
+  }
+
+  template <typename Stream>
+  void websocket_handshake(Stream s, const options& o) {
+    auto c = std::make_unique<ws_connection<Stream>>(std::move(s));
+    std::string offered;
+    for (const auto& p : o.subprotocols) offered += (offered.empty() ? "" : ", ") + p;
+    c->ws.set_option(websocket::stream_base::decorator(
+        [offered, origin = o.origin](websocket::request_type& req) {
+          if (!offered.empty()) req.set(beast::http::field::sec_websocket_protocol, offered);
+          if (!origin.empty()) req.set(beast::http::field::origin, origin);
+        }));
+    websocket::response_type res;
+    c->ws.handshake(res, o.host + ":" + std::to_string(o.port),
+                    o.target.empty() ? o.path : o.target);
+    subprotocol = std::string(res[beast::http::field::sec_websocket_protocol]);
+    conn = std::move(c);
   }
 };
 
@@ -79,19 +139,19 @@ stomp_client::stomp_client(const options& o) : impl_(std::make_unique<impl>()) {
   tcp::socket s(m.io);
   s.connect(tcp::endpoint(net::ip::make_address(o.host), o.port));
   s.set_option(tcp::no_delay(true));
-  if (!o.websocket) {
-    m.socket.emplace(std::move(s));
-    return;
+  if (o.tls) {
+    m.tls.set_verify_mode(net::ssl::verify_none);
+    tls_stream t(std::move(s), m.tls);
+    t.handshake(net::ssl::stream_base::client);
+    if (o.websocket)
+      m.websocket_handshake(std::move(t), o);
+    else
+      m.conn = std::make_unique<raw_connection<tls_stream>>(std::move(t));
+  } else if (o.websocket) {
+    m.websocket_handshake(std::move(s), o);
+  } else {
+    m.conn = std::make_unique<raw_connection<tcp::socket>>(std::move(s));
   }
-  m.ws.emplace(std::move(s));
-  std::string offered;
-  for (const auto& p : o.subprotocols) offered += (offered.empty() ? "" : ", ") + p;
-  websocket::response_type res;
-  m.ws->set_option(websocket::stream_base::decorator([offered](websocket::request_type& req) {
-    if (!offered.empty()) req.set(beast::http::field::sec_websocket_protocol, offered);
-  }));
-  m.ws->handshake(res, o.host + ":" + std::to_string(o.port), o.path);
-  m.subprotocol = std::string(res[beast::http::field::sec_websocket_protocol]);
 }
 
 stomp_client::~stomp_client() = default;
@@ -117,13 +177,7 @@ void stomp_client::send(const stomp::frame& f) {
   send_raw(stomp::serialize(f, impl_->parser.version()));
 }
 
-void stomp_client::send_raw(std::string_view bytes) {
-  auto& m = *impl_;
-  if (m.ws)
-    m.ws->write(net::buffer(bytes.data(), bytes.size()));
-  else
-    net::write(*m.socket, net::buffer(bytes.data(), bytes.size()));
-}
+void stomp_client::send_raw(std::string_view bytes) { impl_->conn->write(bytes); }
 
 std::optional<stomp::frame> stomp_client::receive(std::chrono::milliseconds timeout) {
   auto& m = *impl_;

@@ -24,6 +24,9 @@ class stomp_client {
     bool websocket = false;
     std::string path = "/ws";
     std::vector<std::string> subprotocols = {"v12.stomp", "v11.stomp", "v10.stomp"};
+    bool tls = false;    // TLS first (no certificate verification: tests use self-signed ones)
+    std::string target;  // WebSocket request target; default: path
+    std::string origin;  // WebSocket Origin header, when set
   };
 
   explicit stomp_client(const options& o);

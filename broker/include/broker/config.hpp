@@ -22,6 +22,7 @@ struct config {
     bool enabled = true;
     std::string host = "127.0.0.1";
     std::uint16_t port = 0;  // 0: ephemeral, the bound port is logged
+    bool tls = false;        // TLS with tls.cert_file / tls.key_file (stomp+ssl, wss)
   };
 
   struct tcp_listener : listener {
@@ -33,6 +34,60 @@ struct config {
     std::string path = "/ws";
     // Largest WebSocket message accepted; a STOMP frame may also span several messages.
     std::size_t max_message_bytes = 4 * 1024 * 1024;
+    // The HTTP upgrade request, headers included.
+    std::size_t max_handshake_bytes = 8 * 1024;
+    // Browsers send Origin; a request whose Origin is not listed gets 403 (cross-site
+    // WebSocket hijacking). Empty: any origin. Requests without Origin (non-browser clients)
+    // are not affected.
+    std::vector<std::string> allowed_origins;
+  };
+
+  // The admin HTTP API, /metrics and health checks (docs/OPERATING.md).
+  struct admin_listener : listener {
+    admin_listener() { port = 61680; }
+    // Bearer token every /api/ request must carry; empty: none (loopback only, please).
+    std::string token;
+  };
+
+  struct tls_settings {
+    std::filesystem::path cert_file;  // PEM: certificate chain
+    std::filesystem::path key_file;   // PEM: private key
+  };
+
+  // Who may connect, and what they may do once connected (README "Security").
+  struct auth_settings {
+    // Anyone may connect without credentials, as user "anonymous". The development default.
+    bool anonymous = true;
+    struct user {
+      std::string name;
+      std::string passcode;  // a hash from `stompd --hash-passcode`; plain text is refused
+      std::vector<std::string> roles;
+    };
+    std::vector<user> users;
+    struct jwt_settings {
+      bool enabled = false;
+      std::string algorithm = "HS256";        // HS256, RS256 or ES256
+      std::string secret;                     // HS256
+      std::filesystem::path public_key_file;  // RS256 / ES256, PEM
+      std::string issuer;                     // checked when set
+      std::string audience;                   // checked when set
+      std::chrono::milliseconds leeway{30'000};
+      std::string user_claim = "sub";
+      std::string roles_claim = "roles";
+      std::string grants_claim = "stomp";  // {"subscribe": [...], "send": [...]}
+      bool close_on_expiry = true;         // false: a token is only checked at CONNECT
+    };
+    jwt_settings jwt;
+    // Grants by destination pattern, with {user} for the principal's name. Without any rule
+    // everyone may do everything (anonymous development setups); with rules, what no rule
+    // (nor a token's grants) allows is denied.
+    struct rule {
+      std::vector<std::string> users;  // names, or "*" for every authenticated user
+      std::vector<std::string> roles;
+      std::vector<std::string> subscribe;
+      std::vector<std::string> send;
+    };
+    std::vector<rule> rules;
   };
 
   struct heartbeat_settings {
@@ -58,6 +113,9 @@ struct config {
     std::size_t max_frames_per_transaction = 10'000;
     // Time between accept and a CONNECT frame before the connection is dropped.
     std::chrono::milliseconds connect_timeout{10'000};
+    std::size_t max_connections = 100'000;
+    std::size_t max_connections_per_address = 0;  // 0: no limit per remote address
+    std::size_t max_publish_rate = 0;             // SENDs per second per connection; 0: no limit
   };
 
   // The message journal: what is stored, for how long, and how much one replay may return.
@@ -85,6 +143,9 @@ struct config {
 
   tcp_listener tcp;
   websocket_listener websocket;
+  admin_listener admin;
+  tls_settings tls;
+  auth_settings auth;
   heartbeat_settings heartbeat;
   limits_settings limits;
   journal_settings journal;

@@ -11,9 +11,10 @@ namespace broker {
 // conf/stompd.yaml when that exists, else the built-in defaults) with the everyday flags
 // applied on top, the way `redis-server --port` or `nats-server -p` work:
 //   --tcp HOST:PORT | off, --ws HOST:PORT | off, --data DIR, --log-level LEVEL, --threads N
-// plus --help and --version.
+// plus --hash-passcode, --help and --version.
 struct startup {
-  enum class action { run, print_and_exit, fail };
+  // hash_passcode: read a passcode from standard input, print the hash auth.users needs.
+  enum class action { run, print_and_exit, hash_passcode, fail };
   action what = action::fail;
   config settings;                   // meaningful when what == run
   std::string output;                // --help / --version text

@@ -76,6 +76,9 @@ struct journal_options {
   // Called on the writer thread after the per-append callbacks of each committed (or failed)
   // batch, so a caller can hand a whole batch on at once.
   std::function<void()> on_batch_done;
+  // Called on the writer thread after each committed batch with its size and how long the
+  // transaction took (inserts and COMMIT), for metrics.
+  std::function<void(std::size_t appends, std::chrono::nanoseconds commit_time)> on_commit;
   // Caps the database file (not the -wal file) at about this many bytes; 0: no cap. An append
   // that would grow it further fails with disk_full, as on a full disk, until retention or
   // purge frees space. Tests use it to exercise the disk-full path.
@@ -89,7 +92,9 @@ struct append_result {
 };
 
 struct replay_request {
-  enum class kind { last, after, since };
+  // page: up to max_messages after seq `value`, OLDEST first kept (for paging through
+  // history); the other kinds keep the newest, to join the live stream.
+  enum class kind { last, after, since, page };
   std::string destination;
   kind mode = kind::last;
   std::uint64_t value = 0;  // last: N; after: seq S (exclusive); since: T in ms (inclusive)

@@ -17,7 +17,9 @@ export const scaled = (ms) => Math.round(ms * timeScale);
 
 const startDeadlineMs = scaled(10_000);
 const stopDeadlineMs = scaled(10_000);
-const listeningRe = /listening transport=(\w+) address=([0-9.]+):(\d+)(?: path=(\S+))?/;
+// TLS listeners log transport=tcp+tls / websocket+tls; they are filed under tcp / websocket
+// with tls: true.
+const listeningRe = /listening transport=(\w+)(\+tls)? address=([0-9.]+):(\d+)(?: path=(\S+))?/;
 
 const live = new Set();
 // A test runner that dies half-way must not leave brokers behind.
@@ -82,7 +84,7 @@ export class Broker {
   get wsPort() { return this.listeners.websocket.port; }
   get wsUrl() {
     const ws = this.listeners.websocket;
-    return `ws://${ws.host}:${ws.port}${ws.path || '/ws'}`;
+    return `${ws.tls ? 'wss' : 'ws'}://${ws.host}:${ws.port}${ws.path || '/ws'}`;
   }
 
   // The broker's stderr, for assertion messages.
@@ -120,14 +122,19 @@ export class Broker {
 
 // Starts stompd and resolves once both listeners are up.
 //   config:  object written as the --config YAML file (heartbeat, limits, ...)
-//   tcp, ws: "HOST:PORT" (default 127.0.0.1:0)
+//   tcp, ws, admin: "HOST:PORT" (default 127.0.0.1:0)
 //   dataDir: reuse a data directory (restart tests); a fresh one otherwise
-export async function startBroker({ config, tcp = '127.0.0.1:0', ws = '127.0.0.1:0', dataDir } = {}) {
+//   logLevel: --log-level (default info)
+export async function startBroker({
+  config, tcp = '127.0.0.1:0', ws = '127.0.0.1:0', admin = '127.0.0.1:0', dataDir,
+  logLevel = 'info',
+} = {}) {
   const bin = brokerBinary();
   const dir = dataDir ? path.dirname(dataDir) : fs.mkdtempSync(path.join(os.tmpdir(), 'stompd-e2e-'));
   const data = dataDir || path.join(dir, 'data');
   fs.mkdirSync(data, { recursive: true });
-  const args = ['--tcp', tcp, '--ws', ws, '--data', data, '--log-level', 'info'];
+  // The admin listener too gets a free port, so brokers of parallel tests never collide.
+  const args = ['--tcp', tcp, '--ws', ws, '--admin', admin, '--data', data, '--log-level', logLevel];
   if (config) {
     const file = path.join(dir, `config-${process.pid}-${Date.now()}.yaml`);
     fs.writeFileSync(file, toYaml(config));
@@ -162,7 +169,7 @@ export async function startBroker({ config, tcp = '127.0.0.1:0', ws = '127.0.0.1
         const line = pending.slice(0, nl);
         pending = pending.slice(nl + 1);
         const m = listeningRe.exec(line);
-        if (m) broker.listeners[m[1]] = { host: m[2], port: Number(m[3]), path: m[4] };
+        if (m) broker.listeners[m[1]] = { host: m[3], port: Number(m[4]), path: m[5], tls: Boolean(m[2]) };
         if (broker.listeners.tcp && broker.listeners.websocket) done();
       }
     });

@@ -47,7 +47,8 @@ export class Inbox {
 
 // A stompjs Client with bookkeeping. `state` records every CONNECTED, ERROR, WebSocket close
 // and incoming heart-beat; config overrides the defaults (no heart-beats, no reconnect).
-export function makeClient(url, { protocols = stompProtocols, ...config } = {}) {
+// wsOptions go to the `ws` constructor (origin, rejectUnauthorized, headers, ...).
+export function makeClient(url, { protocols = stompProtocols, wsOptions, ...config } = {}) {
   const state = {
     connects: new Inbox('CONNECTED'),
     errors: new Inbox('ERROR frame'),
@@ -60,7 +61,7 @@ export function makeClient(url, { protocols = stompProtocols, ...config } = {}) 
   delete config.onConnect;
   const client = new Client({
     webSocketFactory: () => {
-      const ws = new WebSocket(url, protocols);
+      const ws = wsOptions ? new WebSocket(url, protocols, wsOptions) : new WebSocket(url, protocols);
       state.sockets.push(ws);
       return ws;
     },

@@ -484,7 +484,7 @@ class CorruptJournalTest(unittest.TestCase):
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def run_stompd(self):
-        args = [Broker.binary(), "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0",
+        args = [Broker.binary(), "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--admin", "off",
                 "--data", self.data, "--log-level", "info"]
         started = time.monotonic()
         try:

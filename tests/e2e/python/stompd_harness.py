@@ -25,7 +25,8 @@ def scaled(seconds):
     return seconds * TIME_SCALE
 
 
-_LISTENING = re.compile(r"listening transport=(\w+) address=([0-9.]+):(\d+)")
+# TLS listeners log transport=tcp+tls / websocket+tls; they are filed under tcp / websocket.
+_LISTENING = re.compile(r"listening transport=(\w+)(?:\+tls)? address=([0-9.]+):(\d+)")
 
 
 def _yaml_scalar(value):
@@ -78,9 +79,11 @@ class Broker:
         return os.path.abspath(binary)
 
     @classmethod
-    def start(cls, config=None, tcp="127.0.0.1:0", ws="127.0.0.1:0", data_dir=None):
+    def start(cls, config=None, tcp="127.0.0.1:0", ws="127.0.0.1:0", data_dir=None,
+              log_level="info", admin="127.0.0.1:0", env=None):
         """data_dir: reuse the data directory of an earlier broker (restart tests); its parent
-        is the work directory, removed by cleanup() once, after the last restart."""
+        is the work directory, removed by cleanup() once, after the last restart.
+        log_level: --log-level. env: variables added to (or replacing) the inherited ones."""
         binary = cls.binary()
         if data_dir:
             data = data_dir
@@ -89,7 +92,9 @@ class Broker:
             workdir = tempfile.mkdtemp(prefix="stompd-e2e-py-")
             data = os.path.join(workdir, "data")
         os.makedirs(data, exist_ok=True)
-        args = [binary, "--tcp", tcp, "--ws", ws, "--data", data, "--log-level", "info"]
+        # The admin listener gets a free port too, so parallel tests never collide.
+        args = [binary, "--tcp", tcp, "--ws", ws, "--admin", admin, "--data", data,
+                "--log-level", log_level]
         if config:
             path = os.path.join(workdir, "stompd.yaml")
             with open(path, "w") as f:
@@ -97,7 +102,8 @@ class Broker:
             args += ["--config", path]
         # cwd: stompd reads conf/stompd.yaml from its working directory without --config.
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, cwd=workdir)
+                                stderr=subprocess.PIPE, cwd=workdir,
+                                env=None if env is None else {**os.environ, **env})
         broker = cls(proc, workdir, args)
         broker.data_dir = data
         try:
