@@ -25,7 +25,7 @@ constexpr std::size_t read_chunk_bytes = 16 * 1024;
 // Frames coalesced into one socket write (for WebSocket, one message). The byte bound keeps a
 // WebSocket message within what clients buffer: Spring's WebSocketStompClient refuses
 // messages over 64 KiB (inboundMessageSizeLimit). A larger single frame still goes alone.
-constexpr std::size_t max_frames_per_write = 64;
+constexpr std::size_t max_frames_per_write = 512;
 constexpr std::size_t max_coalesced_bytes = 32 * 1024;
 
 // Headers a SEND may not pass on to subscribers: the broker sets them, or they concern only
@@ -944,19 +944,31 @@ void session::condemn_slow_consumer() {
 
 void session::start_write() {
   if (outbox_.empty() || writing_ != 0) return;
-  std::vector<buffer_view> buffers;
   std::size_t n = 0, bytes = 0;
   bool text = true;
   for (; n < outbox_.size() && n < max_frames_per_write; ++n) {
     const auto& o = outbox_[n];
     if (n > 0 && bytes + o.size() > max_coalesced_bytes) break;
     bytes += o.size();
-    buffers.push_back({o.bytes.data(), o.bytes.size()});
-    if (!o.tail.empty()) buffers.push_back({o.tail.data(), o.tail.size()});
     if (o.msg && !o.msg->utf8) text = false;
   }
   writing_ = n;
-  write(buffers, text);
+  const auto& first = outbox_.front();
+  if (n == 1) {
+    // One frame (a large one, or a quiet connection): written in place, head and shared tail.
+    return write(
+        {{{first.bytes.data(), first.bytes.size()}, {first.tail.data(), first.tail.size()}}}, text);
+  }
+  // Several small frames: copied into one buffer, so the kernel sees one send of one buffer
+  // (Asio passes at most 64 buffers to a sendmsg) and the WebSocket one payload. Copying a
+  // few hundred bytes per frame costs far less than the extra system calls.
+  write_copy_.clear();
+  write_copy_.reserve(bytes);
+  for (std::size_t i = 0; i < n; ++i) {
+    write_copy_.append(outbox_[i].bytes);
+    write_copy_.append(outbox_[i].tail);
+  }
+  write({{{write_copy_.data(), write_copy_.size()}, {nullptr, 0}}}, text);
 }
 
 void session::on_write_done() {

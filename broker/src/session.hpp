@@ -14,6 +14,7 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -93,7 +94,8 @@ class session : public std::enable_shared_from_this<session>,
   void on_read(std::size_t bytes);
   // Writes `buffers` (the frames at the head of the outbox) as one operation, then calls
   // on_write_done. `text`: all of it is UTF-8 (matters to WebSocket only).
-  virtual void write(const std::vector<buffer_view>& buffers, bool text) = 0;
+  // At most two buffers: a frame's head and shared tail, or frames copied together.
+  virtual void write(std::array<buffer_view, 2> buffers, bool text) = 0;
   void on_write_done();
   // After the final flush: shut the transport down cleanly (WebSocket close, TCP FIN).
   virtual void shutdown_transport() = 0;
@@ -221,6 +223,7 @@ class session : public std::enable_shared_from_this<session>,
   std::deque<std::uint64_t> replay_queue_;  // subscription keys waiting for their history
   bool replay_in_flight_ = false;
   std::size_t writing_ = 0;  // frames at the head of outbox_ in the write in flight
+  std::string write_copy_;   // the coalesced frames of the write in flight
   bool flush_then_close_ = false;
   bool disconnecting_ = false;     // DISCONNECT seen: read nothing more
   bool authenticating_ = false;    // a passcode check is running: frames wait

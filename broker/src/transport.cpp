@@ -53,11 +53,8 @@ Stream make_stream(broker_context& ctx, tcp::socket s) {
     return s;
 }
 
-std::vector<net::const_buffer> to_asio(const std::vector<session::buffer_view>& in) {
-  std::vector<net::const_buffer> out;
-  out.reserve(in.size());
-  for (const auto& b : in) out.emplace_back(b.data, b.size);
-  return out;
+std::array<net::const_buffer, 2> to_asio(const std::array<session::buffer_view, 2>& in) {
+  return {net::const_buffer(in[0].data, in[0].size), net::const_buffer(in[1].data, in[1].size)};
 }
 
 bool is_normal_end(const beast::error_code& ec) {
@@ -98,7 +95,7 @@ class tcp_session final : public session {
                             });
   }
 
-  void write(const std::vector<buffer_view>& buffers, bool) override {
+  void write(std::array<buffer_view, 2> buffers, bool) override {
     net::async_write(stream_, to_asio(buffers),
                      [self = shared_this()](beast::error_code ec, std::size_t) {
                        if (ec) return self->on_error(ec, "write");
@@ -309,7 +306,7 @@ class websocket_session final : public session {
     });
   }
 
-  void write(const std::vector<buffer_view>& buffers, bool text) override {
+  void write(std::array<buffer_view, 2> buffers, bool text) override {
     ws_.text(text);
     ws_.async_write(to_asio(buffers), [self = shared_this()](beast::error_code ec, std::size_t) {
       if (ec) return self->on_error(ec, "write");
