@@ -874,14 +874,21 @@ void session::deliver(const subscription& sub, const message_ptr& m, bool redeli
                       bool replayed) {
   outbound o;
   o.replayed = replayed;
-  o.bytes.reserve(sub.head.size() + sub.ack_prefix.size() + m->id.size() + 20);
-  o.bytes = sub.head;
-  if (!sub.ack_prefix.empty()) {
-    o.bytes += sub.ack_prefix;
-    stomp::append_escaped(o.bytes, m->id, version_);
-    o.bytes += '\n';
+  constexpr std::string_view redelivered_header = "redelivered:true\n";
+  if (sub.ack_prefix.empty() && !redelivered && sub.head.size() <= o.inline_head.size()) {
+    // The common case (auto ack, first delivery): the head is the subscription's, copied.
+    std::copy(sub.head.begin(), sub.head.end(), o.inline_head.begin());
+    o.inline_size = static_cast<std::uint8_t>(sub.head.size());
+  } else {
+    o.bytes.reserve(sub.head.size() + sub.ack_prefix.size() + m->id.size() + 20);
+    o.bytes = sub.head;
+    if (!sub.ack_prefix.empty()) {
+      o.bytes += sub.ack_prefix;
+      stomp::append_escaped(o.bytes, m->id, version_);
+      o.bytes += '\n';
+    }
+    if (redelivered) o.bytes += redelivered_header;
   }
-  if (redelivered) o.bytes += "redelivered:true\n";
   o.tail = m->encoded.tail(version_);
   o.msg = m;
   ++messages_out_;
@@ -955,9 +962,12 @@ void session::start_write() {
   writing_ = n;
   const auto& first = outbox_.front();
   if (n == 1) {
-    // One frame (a large one, or a quiet connection): written in place, head and shared tail.
+    // One frame (a large one, or a quiet connection): the head is copied, because the queue
+    // may move its elements while the write is in flight; the shared tail (the message's
+    // body) stays where it is, alive as long as the frame holds the message.
+    write_copy_.assign(first.head());
     return write(
-        {{{first.bytes.data(), first.bytes.size()}, {first.tail.data(), first.tail.size()}}}, text);
+        {{{write_copy_.data(), write_copy_.size()}, {first.tail.data(), first.tail.size()}}}, text);
   }
   // Several small frames: copied into one buffer, so the kernel sees one send of one buffer
   // (Asio passes at most 64 buffers to a sendmsg) and the WebSocket one payload. Copying a
@@ -965,7 +975,7 @@ void session::start_write() {
   write_copy_.clear();
   write_copy_.reserve(bytes);
   for (std::size_t i = 0; i < n; ++i) {
-    write_copy_.append(outbox_[i].bytes);
+    write_copy_.append(outbox_[i].head());
     write_copy_.append(outbox_[i].tail);
   }
   write({{{write_copy_.data(), write_copy_.size()}, {nullptr, 0}}}, text);

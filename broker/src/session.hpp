@@ -3,6 +3,7 @@
 #include "admin_view.hpp"
 #include "auth.hpp"
 #include "context.hpp"
+#include "fifo.hpp"
 #include "history.hpp"
 #include "message.hpp"
 #include "metrics.hpp"
@@ -141,11 +142,20 @@ class session : public std::enable_shared_from_this<session>,
   // Entry in the outbound queue: `bytes` (a whole frame, or a MESSAGE head) followed by
   // `tail` when `msg` is set (the shared remainder of a MESSAGE, kept alive by `msg`).
   struct outbound {
-    std::string bytes;
+    std::string bytes;  // a whole frame, or a MESSAGE head too long for inline_head
+    // A MESSAGE's per-recipient head, usually a few dozen bytes: kept inline so a delivery
+    // doesn't allocate.
+    std::array<char, 64> inline_head;
+    std::uint8_t inline_size = 0;
     message_ptr msg;
     std::string_view tail;
     bool replayed = false;  // history: not held against the slow-consumer limit
-    std::size_t size() const noexcept { return bytes.size() + tail.size(); }
+
+    std::string_view head() const noexcept {
+      return inline_size != 0 ? std::string_view(inline_head.data(), inline_size)
+                              : std::string_view(bytes);
+    }
+    std::size_t size() const noexcept { return head().size() + tail.size(); }
   };
 
   void handle_frame(const stomp::frame_view& f);
@@ -217,7 +227,7 @@ class session : public std::enable_shared_from_this<session>,
   worker_metrics& stats_;  // our worker's counters
   std::chrono::steady_clock::time_point replay_started_;
 
-  std::deque<outbound> outbox_;
+  fifo<outbound> outbox_;
   std::size_t queued_bytes_ = 0;
   std::size_t queued_replay_bytes_ = 0;     // part of queued_bytes_ that is replayed history
   std::deque<std::uint64_t> replay_queue_;  // subscription keys waiting for their history
