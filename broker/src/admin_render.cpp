@@ -302,7 +302,7 @@ std::string render_prometheus(const metrics& m, const broker_stats& s) {
   e.gauge("uptime_seconds", "Seconds since the broker started.", s.uptime_seconds);
   e.by_label("connections", "gauge", "Open client connections, by transport.", "transport",
              m.connections_by_transport);
-  e.gauge("destinations", "Destinations with subscribers, queued or stored messages.",
+  e.gauge("destinations", "Destinations the broker knows (as listed by GET /api/destinations).",
           static_cast<std::uint64_t>(s.destinations));
   e.by_label("frames_received_total", "counter", "STOMP frames received from clients, by command.",
              "command", m.frames_in_by_command);

@@ -1,5 +1,7 @@
 #include "publish.hpp"
 
+#include "metrics.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -83,6 +85,7 @@ void publish_from_admin(broker_context& ctx, worker& w, std::string destination,
       !ctx.security->authorizer.permissions_for(*who).allows(auth::action::send, destination))
     return done(
         {403, fmt::format("user '{}' may not send to '{}'", who->user, destination), 0, {}});
+  bump(w.stats.messages_in);  // counted like a SEND (we are on w's thread)
   std::vector<stomp::header_view> views;
   for (const auto& [name, value] : headers) views.push_back({name, value});
   auto passed = passable_headers(views);

@@ -952,17 +952,19 @@ void restore_terminal_and_die(int signo) {
 }
 
 std::string read_hidden(std::string_view prompt) {
-  std::fputs(std::string(prompt).c_str(), stderr);
-  std::fflush(stderr);
   if (::tcgetattr(STDIN_FILENO, &saved_terminal) != 0) fail(exit_usage, "passwd: no terminal");
   termios quiet = saved_terminal;
   quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
   auto old_int = std::signal(SIGINT, restore_terminal_and_die);
   auto old_term = std::signal(SIGTERM, restore_terminal_and_die);
-  ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+  // Echo off before the prompt, and TCSANOW rather than TCSAFLUSH, so nothing typed after
+  // the prompt appears is echoed or discarded.
+  ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+  std::fputs(std::string(prompt).c_str(), stderr);
+  std::fflush(stderr);
   std::string line;
   bool ok = static_cast<bool>(std::getline(std::cin, line));
-  ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_terminal);
+  ::tcsetattr(STDIN_FILENO, TCSANOW, &saved_terminal);
   std::signal(SIGINT, old_int);
   std::signal(SIGTERM, old_term);
   std::fputc('\n', stderr);
