@@ -35,6 +35,7 @@ except ImportError as e:
                       "/usr/bin/python3") from e
 
 from history_support import Stomp
+from stomp_py_support import Collector
 from stompd_harness import Broker, scaled
 
 TOKEN = "adm-" + uuid.uuid4().hex  # never appears in the broker's log
@@ -115,40 +116,6 @@ class Reply:
 
     def __repr__(self):
         return f"HTTP {self.status} {self.body[:300]!r}"
-
-
-class Collector(stomp.ConnectionListener):
-    """Queues what stomp.py hands its listener, so tests wait with deadlines."""
-
-    def __init__(self):
-        self.messages = queue.Queue()
-        self.receipts = queue.Queue()
-        self.errors = queue.Queue()
-
-    def on_message(self, frame):
-        self.messages.put(frame)
-
-    def on_receipt(self, frame):
-        self.receipts.put(frame)
-
-    def on_error(self, frame):
-        self.errors.put(frame)
-
-    def message(self):
-        try:
-            return self.messages.get(timeout=scaled(5))
-        except queue.Empty:
-            raise AssertionError("no MESSAGE in time") from None
-
-    def receipt(self, receipt_id):
-        deadline = time.monotonic() + scaled(5)
-        while True:
-            try:
-                frame = self.receipts.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"no RECEIPT {receipt_id} in time") from None
-            if frame.headers.get("receipt-id") == receipt_id:
-                return frame
 
 
 class AdminCase(unittest.TestCase):

@@ -11,13 +11,11 @@ Run with /usr/bin/python3 (Debian's python3-stomp), through CTest (e2e_security_
 import base64
 import hashlib
 import os
-import queue
 import shutil
 import socket
 import ssl
 import subprocess
 import tempfile
-import time
 import unittest
 import uuid
 import warnings
@@ -28,6 +26,7 @@ except ImportError as e:
     raise ImportError("stomp.py is missing: install Debian's python3-stomp (scripts/install-deps "
                       "test) and run with /usr/bin/python3") from e
 
+from stomp_py_support import Collector
 from stompd_harness import Broker, scaled
 
 HOST = "127.0.0.1"
@@ -52,56 +51,6 @@ def make_certificate(directory):
                     "-keyout", key, "-out", cert],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return cert, key
-
-
-class Listener(stomp.ConnectionListener):
-    """Queues what stomp.py hands over, so tests wait with deadlines."""
-
-    def __init__(self):
-        self.messages = queue.Queue()
-        self.receipts = queue.Queue()
-        self.errors = queue.Queue()
-        self.disconnected = False
-
-    def on_message(self, frame):
-        self.messages.put(frame)
-
-    def on_receipt(self, frame):
-        self.receipts.put(frame)
-
-    def on_error(self, frame):
-        self.errors.put(frame)
-
-    def on_disconnected(self):
-        self.disconnected = True
-
-    def message(self):
-        try:
-            return self.messages.get(timeout=scaled(5))
-        except queue.Empty:
-            raise AssertionError("no MESSAGE in time") from None
-
-    def receipt(self, receipt_id):
-        deadline = time.monotonic() + scaled(5)
-        while True:
-            try:
-                frame = self.receipts.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"no RECEIPT {receipt_id} in time") from None
-            if frame.headers.get("receipt-id") == receipt_id:
-                return frame
-
-    def error(self):
-        try:
-            return self.errors.get(timeout=scaled(5))
-        except queue.Empty:
-            raise AssertionError("no ERROR in time") from None
-
-    def wait_disconnected(self):
-        deadline = time.monotonic() + scaled(5)
-        while not self.disconnected and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return self.disconnected
 
 
 class SecurityOverTls(unittest.TestCase):
@@ -171,7 +120,7 @@ class SecurityOverTls(unittest.TestCase):
                                timeout=scaled(5))
         # With ca_certs the broker's certificate is checked against it; without, not at all.
         c.set_ssl(for_hosts=[(HOST, self.port)], ca_certs=self.cert if verify else None)
-        listener = Listener()
+        listener = Collector()
         c.set_listener("e2e", listener)
         self.conns.append(c)
         return c, listener
