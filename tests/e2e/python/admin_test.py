@@ -194,6 +194,12 @@ class AdminCase(unittest.TestCase):
         self.conns.append(conn)
         return conn, listener
 
+    def subscribe(self, conn, listener, destination, **kwargs):
+        """SUBSCRIBE and wait for its RECEIPT, so the admin API already sees it."""
+        receipt = f"sub-{uuid.uuid4().hex[:8]}"
+        conn.subscribe(destination, headers={"receipt": receipt}, **kwargs)
+        listener.receipt(receipt)
+
     def publish_stomp(self, conn, listener, destination, bodies):
         """SENDs with receipts; returns the x-seq of each (None when not journaled)."""
         seqs = []
@@ -228,7 +234,7 @@ class AdminApiTest(AdminCase):
     def test_metrics_parse_as_prometheus_text(self):
         conn, listener = self.stomp()
         room = unique("/topic/metrics.room")
-        conn.subscribe(room, id="m1")
+        self.subscribe(conn, listener, room, id="m1")
         self.publish_stomp(conn, listener, room, ["a", "b"])
         listener.message()
         listener.message()
@@ -329,9 +335,9 @@ class AdminApiTest(AdminCase):
         prefix = unique("/topic/list")
         rooms = [f"{prefix}.room.{i}" for i in range(3)]
         for i, room in enumerate(rooms):
-            conn.subscribe(room, id=f"l{i}")
+            self.subscribe(conn, listener, room, id=f"l{i}")
         jobs = unique("/queue/list-jobs")
-        conn.subscribe(jobs, id="lq", ack="client-individual")
+        self.subscribe(conn, listener, jobs, id="lq", ack="client-individual")
         self.publish_stomp(conn, listener, rooms[0], ["x"])
         listener.message()
 
@@ -399,7 +405,7 @@ class AdminApiTest(AdminCase):
     def test_one_destination_with_its_subscriptions(self):
         conn, listener = self.stomp()
         room = unique("/topic/one.room")
-        conn.subscribe(room, id="sub-one", ack="client")
+        self.subscribe(conn, listener, room, id="sub-one", ack="client")
         d = self.get_json("/api/destinations/" + self.enc(room))
         self.assertEqual(d["name"], room)
         self.assertEqual(d["subscribers"], 1)
@@ -493,7 +499,7 @@ class AdminApiTest(AdminCase):
     def test_http_publish_is_stored_then_delivered(self):
         conn, listener = self.stomp()
         room = unique("/topic/publish.room")
-        conn.subscribe(room, id="p1")
+        self.subscribe(conn, listener, room, id="p1")
         first = self.publish_stomp(conn, listener, room, ["from stomp"])
         listener.message()
 
@@ -535,7 +541,7 @@ class AdminApiTest(AdminCase):
     def test_http_publish_to_a_queue(self):
         conn, listener = self.stomp()
         jobs = unique("/queue/publish-jobs")
-        conn.subscribe(jobs, id="q1", ack="auto")
+        self.subscribe(conn, listener, jobs, id="q1", ack="auto")
         out, _ = self.ctl("publish", jobs, "job 1")
         self.assertRegex(out, rf"^published to {re.escape(jobs)}: message-id \S+\n$")
         self.assertEqual(listener.message().body, b"job 1")
@@ -669,7 +675,7 @@ class BackendTokenPublishTest(AdminCase):
     def test_backend_token_publishes_where_its_grants_allow(self):
         conn, listener = self.stomp()
         room = unique("/topic/backend.room")
-        conn.subscribe(room, id="b1")
+        self.subscribe(conn, listener, room, id="b1")
         ok = self.api("POST", "/api/publish", token=self.token(),
                       body=json.dumps({"destination": room, "body": "from backend"}).encode(),
                       content_type="application/json")
