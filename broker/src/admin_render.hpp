@@ -1,6 +1,7 @@
 #pragma once
 
 #include "admin_view.hpp"
+#include "message.hpp"
 
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
@@ -34,9 +35,9 @@ boost::json::object to_json(const broker_stats& s);
 // express, as null.
 std::string to_text(const boost::json::value& v);
 
-// True when `bytes` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing
-// above U+10FFFF).
-bool is_valid_utf8(std::string_view bytes) noexcept;
+// True when `bytes` is well-formed UTF-8: the broker's own check (message.hpp), which also
+// decides between WebSocket text and binary messages.
+inline bool is_valid_utf8(std::string_view bytes) noexcept { return broker::is_utf8(bytes); }
 
 // ---------------------------------------------------------------------------------------------
 // Prometheus text exposition format 0.0.4
