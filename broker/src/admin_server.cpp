@@ -5,6 +5,7 @@
 #include "auth.hpp"
 #include "broker/destination_pattern.hpp"
 #include "broker/log.hpp"
+#include "url.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -67,36 +68,6 @@ constexpr std::array<std::string_view, 9> reserved_headers = {
 // ---------------------------------------------------------------------------------------------
 // Request targets: percent-decoded path segments and query parameters
 // ---------------------------------------------------------------------------------------------
-
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// RFC 3986 §2.1; in a query, '+' is a space too (HTML form encoding, which curl and
-// Python's urlencode produce).
-std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c == '%') {
-      if (i + 2 >= s.size()) return std::nullopt;
-      int hi = hex_value(s[i + 1]);
-      int lo = hex_value(s[i + 2]);
-      if (hi < 0 || lo < 0) return std::nullopt;
-      out += static_cast<char>(hi * 16 + lo);
-      i += 2;
-    } else if (c == '+' && plus_is_space) {
-      out += ' ';
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
 
 struct parsed_target {
   std::string path;                   // as sent, for messages and logs

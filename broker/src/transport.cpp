@@ -2,6 +2,7 @@
 
 #include "broker/log.hpp"
 #include "session.hpp"
+#include "url.hpp"
 
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
@@ -147,25 +148,6 @@ class tcp_session final : public session {
   std::array<char, 256> discard_;
 };
 
-// Percent-decodes a query parameter value ('+' is a space in a query string).
-std::string url_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() &&
-               std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-               std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 std::string query_parameter(std::string_view target, std::string_view name) {
   auto q = target.find('?');
   if (q == std::string_view::npos) return {};
@@ -174,8 +156,12 @@ std::string query_parameter(std::string_view target, std::string_view name) {
     auto amp = rest.find('&');
     auto pair = rest.substr(0, amp);
     auto eq = pair.find('=');
-    if (pair.substr(0, eq) == name && eq != std::string_view::npos)
-      return url_decode(pair.substr(eq + 1));
+    if (pair.substr(0, eq) == name && eq != std::string_view::npos) {
+      // A malformed escape is kept as sent: it then fails verification like any bad token,
+      // rather than vanishing and letting the connection fall back to anonymous.
+      auto raw = pair.substr(eq + 1);
+      return percent_decode(raw, true).value_or(std::string(raw));
+    }
     if (amp == std::string_view::npos) break;
     rest.remove_prefix(amp + 1);
   }
