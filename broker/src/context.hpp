@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -32,6 +33,12 @@ struct worker {
   std::unordered_set<session*> sessions;  // this worker's live sessions; its thread only
   worker_metrics stats;
   boost::asio::io_context io;
+  // Sessions with frames queued and no write in flight, written after the current burst of
+  // handlers (run_event_loop): everything one burst of reads, routed messages and journal
+  // commits sends to a connection goes out in one write. Its thread only. Declared after `io`, so the
+  // sessions it holds are released while their timers' event loop still exists.
+  std::vector<std::shared_ptr<session>> to_flush;
+  std::vector<std::shared_ptr<session>> flushing;  // to_flush's spare, swapped each flush
 };
 
 // What every session shares: settings, routing, counters. Outlives all sessions.

@@ -207,9 +207,9 @@ void server::start() {
   m.running = m.ctx.workers.size();
   for (auto& w : m.ctx.workers) {
     m.guards.emplace_back(net::make_work_guard(w->io));
-    m.threads.emplace_back([&m, &io = w->io] {
+    m.threads.emplace_back([&m, &w = *w] {
       try {
-        io.run();
+        run_event_loop(w);
       } catch (const std::exception& e) {
         log_error("worker stopped by an exception: {}", e.what());
       }

@@ -201,6 +201,10 @@ class session : public std::enable_shared_from_this<session>,
   void condemn_slow_consumer();
   void enqueue_frame(stomp::command c, std::span<const stomp::header_view> headers,
                      std::string_view body = {});
+  // Writes soon: at the end of the worker's current burst of handlers (run_event_loop).
+  void schedule_write();
+  static void flush_scheduled(worker& w);
+  friend void run_event_loop(worker& w);
   void start_write();
   void release_resources();  // subscriptions, transactions, worker registration
 
@@ -234,6 +238,7 @@ class session : public std::enable_shared_from_this<session>,
   bool replay_in_flight_ = false;
   std::size_t writing_ = 0;  // frames at the head of outbox_ in the write in flight
   std::string write_copy_;   // the coalesced frames of the write in flight
+  bool write_scheduled_ = false;  // in worker_.to_flush
   bool flush_then_close_ = false;
   bool disconnecting_ = false;     // DISCONNECT seen: read nothing more
   bool authenticating_ = false;    // a passcode check is running: frames wait
@@ -251,5 +256,9 @@ class session : public std::enable_shared_from_this<session>,
   std::chrono::milliseconds send_every_{0};    // negotiated; 0: no heart-beats sent
   std::chrono::milliseconds expect_every_{0};  // negotiated; 0: silence allowed
 };
+
+// Runs worker `w`'s event loop on the calling thread until it stops, writing what sessions
+// queued after each burst of handlers.
+void run_event_loop(worker& w);
 
 }  // namespace broker
