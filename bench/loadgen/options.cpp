@@ -26,7 +26,9 @@ Scenarios:
   idle     N sessions with heart-beats held for --hold seconds; broker RSS per connection
   journal  SENDs with receipts: receipted messages/s and receipt latency
   replay   SUBSCRIBE with x-replay:last:N, time until its RECEIPT (stompd only)
-  floor    no broker: CPU per small write() over a loopback TCP connection
+  floor    no broker: CPU per small write() over loopback TCP: a tight loop on one
+           connection, 64 frames per write, and fan-out paced at --rate ticks/s (default 100)
+           with one write to each of --subscribers connections per tick
   capacity no broker: the generator's own receive capacity, from an in-process WebSocket
            server pushing 64 MESSAGE frames per message to --subscribers connections
 
@@ -151,7 +153,7 @@ std::optional<options> parse_options(int argc, char** argv) {
     ("batch", po::value(&o.batch)->default_value(o.batch), "most SEND frames per write")
     ("body-bytes", po::value(&o.body_bytes)->default_value(o.body_bytes), "message body size")
     ("publishers", po::value(&o.publishers)->default_value(o.publishers), "fanout/journal: publishers")
-    ("subscribers", po::value(&o.subscribers)->default_value(o.subscribers), "fanout: subscribers")
+    ("subscribers", po::value(&o.subscribers)->default_value(o.subscribers), "fanout: subscribers; capacity, floor: connections")
     ("rooms", po::value(&o.rooms)->default_value(o.rooms), "rooms: number of rooms")
     ("members", po::value(&o.members)->default_value(o.members), "rooms: members per room")
     ("connections", po::value(&o.connections)->default_value(o.connections),
