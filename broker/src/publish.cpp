@@ -38,9 +38,8 @@ std::string destination_problem(std::string_view d, std::size_t max_bytes) {
   return fmt::format("destination '{}' {}", shown, problem);
 }
 
-std::vector<stomp::header_view> passable_headers(std::span<const stomp::header_view> headers) {
-  std::vector<stomp::header_view> passed;
-  passed.reserve(headers.size());
+header_views passable_headers(std::span<const stomp::header_view> headers) {
+  header_views passed;
   for (const auto& h : headers) {
     if (is_reserved_header(h.name)) continue;
     if (std::any_of(passed.begin(), passed.end(),
@@ -53,12 +52,11 @@ std::vector<stomp::header_view> passable_headers(std::span<const stomp::header_v
 
 message_ptr make_live_message(std::string_view destination, std::string message_id,
                               std::span<const stomp::header_view> passed, std::string_view body) {
-  std::vector<stomp::header_view> headers;
-  headers.reserve(passed.size() + 2);
+  header_views headers;
   headers.push_back({"destination", destination});
   headers.push_back({"message-id", message_id});
   headers.insert(headers.end(), passed.begin(), passed.end());
-  stomp::shared_message encoded(headers, body);
+  stomp::shared_message encoded({headers.data(), headers.size()}, body);
   bool text = is_utf8(encoded.tail(stomp::version::v1_2));
   return std::make_shared<const message>(std::string(destination), std::move(message_id),
                                          std::move(encoded), text);
@@ -102,7 +100,7 @@ void publish_from_admin(broker_context& ctx, worker& w, std::string destination,
   }
   static std::atomic<std::uint64_t> admin_messages{0};
   auto id = fmt::format("admin-{}", admin_messages.fetch_add(1) + 1);
-  auto m = make_live_message(destination, id, passed, body);
+  auto m = make_live_message(destination, id, {passed.data(), passed.size()}, body);
   if (route(ctx, w.index, m) == route_result::queue_full)
     return done({503, fmt::format("queue '{}' is full", destination), 0, {}});
   done({200, {}, 0, std::move(id)});

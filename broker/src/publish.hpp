@@ -6,6 +6,8 @@
 #include "message.hpp"
 #include "stomp/frame.hpp"
 
+#include <boost/container/small_vector.hpp>
+
 #include <functional>
 #include <span>
 #include <string>
@@ -24,7 +26,9 @@ std::string destination_problem(std::string_view d, std::size_t max_bytes);
 // The sender's headers that subscribers see: those the broker sets or that concern only the
 // SEND are dropped, and a repeated header counts once, first value wins (STOMP 1.2,
 // "Repeated Header Entries").
-std::vector<stomp::header_view> passable_headers(std::span<const stomp::header_view> headers);
+// Held inline for up to 16 headers: this runs for every SEND.
+using header_views = boost::container::small_vector<stomp::header_view, 16>;
+header_views passable_headers(std::span<const stomp::header_view> headers);
 
 // A MESSAGE for a destination that is not journaled.
 message_ptr make_live_message(std::string_view destination, std::string message_id,

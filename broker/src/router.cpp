@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <cassert>
 #include <stdexcept>
+#include <utility>
 
 namespace broker {
 
-router::router(std::size_t workers, post_function post) : tables_(workers), post_(std::move(post)) {
+router::router(std::size_t workers, post_function post)
+    : tables_(workers), outboxes_(workers), post_(std::move(post)) {
   if (workers == 0 || workers > max_workers)
     throw std::invalid_argument("router: worker count must be 1.." + std::to_string(max_workers));
+  for (auto& o : outboxes_) o.waiting.resize(workers);
 }
 
 router::shard& router::shard_for(std::string_view destination) noexcept {
@@ -64,12 +67,24 @@ std::uint64_t router::count_publish(std::string_view destination) {
 void router::publish(std::size_t from, const message_ptr& m) {
   counters_.published.fetch_add(1, std::memory_order_relaxed);
   std::uint64_t mask = count_publish(m->destination);
+  const std::uint64_t self = std::uint64_t{1} << from;
+  if (mask & self) deliver_local(from, m);
+  mask &= ~self;
+  if (mask == 0) return;
+  auto& out = outboxes_[from];
+  out.workers |= mask;
+  for (std::size_t w = 0; mask != 0; ++w, mask >>= 1)
+    if (mask & 1) out.waiting[w].push_back(m);
+}
+
+void router::flush(std::size_t from) {
+  auto& out = outboxes_[from];
+  std::uint64_t mask = std::exchange(out.workers, 0);
   for (std::size_t w = 0; mask != 0; ++w, mask >>= 1) {
     if ((mask & 1) == 0) continue;
-    if (w == from)
-      deliver_local(w, m);
-    else
-      post_(w, [this, w, m] { deliver_local(w, m); });
+    post_(w, [this, w, messages = std::exchange(out.waiting[w], {})] {
+      for (const auto& m : messages) deliver_local(w, m);
+    });
   }
 }
 

@@ -41,11 +41,14 @@ using string_map = std::unordered_map<std::string, T, string_hash, std::equal_to
 // from its connections, touched only on that thread, so subscribing and delivering take no
 // lock. A small sharded index records which workers have subscribers of a destination; a
 // publish reads it under one shard's mutex, delivers to its own worker's subscribers inline
-// and posts one task per other worker that has any. Fan-out therefore costs one post per
-// remote worker per message, not per subscriber, and no lock is shared by all destinations.
+// and sets the message aside for each other worker that has any; flush() posts what was set
+// aside, one task per worker. The event loop flushes after each burst of handlers, so fan-out
+// costs one post per remote worker per burst, not per message or per subscriber, and no lock
+// is shared by all destinations.
 //
 // Order: messages of one publisher reach each subscriber in publish order (inline delivery
-// happens in call order, and posts to one worker run FIFO).
+// happens in call order, a worker's set-aside messages keep it, and posts to one worker run
+// FIFO).
 class router {
  public:
   static constexpr std::size_t max_workers = 64;  // worker sets are 64-bit masks
@@ -63,8 +66,11 @@ class router {
   void unsubscribe(std::size_t w, std::string_view destination, topic_subscriber* s,
                    std::uint64_t subscription_key);
 
-  // On worker `from`'s thread: delivers inline to `from`'s subscribers, posts to the others.
+  // On worker `from`'s thread: delivers inline to `from`'s subscribers, and sets the message
+  // aside for the other workers with subscribers until flush(from).
   void publish(std::size_t from, const message_ptr& m);
+  // On worker `from`'s thread: posts what publish(from, …) set aside, one task per worker.
+  void flush(std::size_t from);
 
   // From any thread, e.g. the journal's writer: posts one task per worker carrying every
   // message of the batch that worker has subscribers for, in batch order.
@@ -113,7 +119,16 @@ class router {
   shard& shard_for(std::string_view destination) noexcept;
   void deliver_local(std::size_t w, const message_ptr& m);
 
+  // Messages published on one worker and waiting for flush(), per destination worker.
+  // Touched only on the publishing worker's thread; aligned so two workers' outboxes never
+  // share a cache line.
+  struct alignas(64) outbox {
+    std::uint64_t workers = 0;  // bit per worker with messages waiting
+    std::vector<std::vector<message_ptr>> waiting;
+  };
+
   std::vector<local_table> tables_;  // one per worker
+  std::vector<outbox> outboxes_;     // one per publishing worker
   std::array<shard, shard_count> shards_;
   post_function post_;
   counters counters_;

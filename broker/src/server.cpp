@@ -209,7 +209,7 @@ void server::start() {
     m.guards.emplace_back(net::make_work_guard(w->io));
     m.threads.emplace_back([&m, &w = *w] {
       try {
-        run_event_loop(w);
+        run_event_loop(m.ctx, w);
       } catch (const std::exception& e) {
         log_error("worker stopped by an exception: {}", e.what());
       }

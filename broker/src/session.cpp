@@ -480,11 +480,12 @@ bool session::publish(const stomp::frame_view& f, std::string_view destination,
   auto passed = passable_headers(f.headers);
   if (ctx_.journal && destination.starts_with("/topic/") &&
       ctx_.journal->policy_for(destination).journaled) {
-    store(f, destination, passed, receipt);
+    store(f, destination, {passed.data(), passed.size()}, receipt);
     return true;
   }
 
-  auto m = make_live_message(destination, fmt::format("{}-{}", id_, ++published_), passed, f.body);
+  auto m = make_live_message(destination, fmt::format("{}-{}", id_, ++published_),
+                             {passed.data(), passed.size()}, f.body);
   if (route(ctx_, worker_.index, m) == route_result::queue_full) {
     protocol_error("queue full",
                    fmt::format("queue '{}' already holds {} messages", destination,
@@ -936,15 +937,17 @@ void session::flush_scheduled(worker& w) {
   w.flushing.clear();
 }
 
-void run_event_loop(worker& w) {
-  // Handlers run in bursts of what is ready, and the writes they asked for start after each
-  // burst: a connection that several handlers of a burst sent to (one per routed message, one
-  // per WebSocket message read) gets one write. The bound keeps a busy worker's first frames
+void run_event_loop(broker_context& ctx, worker& w) {
+  // Handlers run in bursts of what is ready, and the posts to other workers and the writes
+  // they asked for start after each burst: a connection that several handlers of a burst sent
+  // to (one per routed message, one per WebSocket message read) gets one write, and another
+  // worker one task. The bound keeps a busy worker's first frames
   // from waiting behind an endless stream of ready handlers.
   constexpr int burst = 256;
   while (w.io.run_one() != 0) {
     for (int i = 1; i < burst && w.io.poll_one() != 0; ++i) {
     }
+    ctx.topics.flush(w.index);  // first, so other workers start on their share meanwhile
     session::flush_scheduled(w);
   }
 }

@@ -204,7 +204,7 @@ class session : public std::enable_shared_from_this<session>,
   // Writes soon: at the end of the worker's current burst of handlers (run_event_loop).
   void schedule_write();
   static void flush_scheduled(worker& w);
-  friend void run_event_loop(worker& w);
+  friend void run_event_loop(broker_context& ctx, worker& w);
   void start_write();
   void release_resources();  // subscriptions, transactions, worker registration
 
@@ -257,8 +257,8 @@ class session : public std::enable_shared_from_this<session>,
   std::chrono::milliseconds expect_every_{0};  // negotiated; 0: silence allowed
 };
 
-// Runs worker `w`'s event loop on the calling thread until it stops, writing what sessions
-// queued after each burst of handlers.
-void run_event_loop(worker& w);
+// Runs worker `w`'s event loop on the calling thread until it stops; after each burst of
+// handlers, posts what the router set aside for other workers and writes what sessions queued.
+void run_event_loop(broker_context& ctx, worker& w);
 
 }  // namespace broker

@@ -130,15 +130,13 @@ shared_message::shared_message(std::span<const header_view> headers, std::string
          h.value.find('\r') != std::string_view::npos;
   }
   auto build = [&](version v) {
-    auto s = std::make_shared<std::string>();
-    s->reserve(estimate_size(headers, body));
-    append_rest(*s, headers, body, v, v != version::v1_0);
-    return std::shared_ptr<const std::string>(std::move(s));
+    auto& s = tails_[static_cast<std::size_t>(v)];
+    s.reserve(estimate_size(headers, body));
+    append_rest(s, headers, body, v, v != version::v1_0);
   };
-  const auto index = [](version v) { return static_cast<std::size_t>(v); };
-  tails_[index(version::v1_2)] = build(version::v1_2);
-  tails_[index(version::v1_1)] = cr ? build(version::v1_1) : tails_[index(version::v1_2)];
-  tails_[index(version::v1_0)] = special ? build(version::v1_0) : tails_[index(version::v1_2)];
+  build(version::v1_2);
+  if (cr) build(version::v1_1);
+  if (special) build(version::v1_0);
 }
 
 void shared_message::head(std::string& out, std::string_view subscription, std::string_view ack_id,
@@ -155,7 +153,8 @@ void shared_message::head(std::string& out, std::string_view subscription, std::
 }
 
 std::string_view shared_message::tail(version v) const noexcept {
-  return *tails_[static_cast<std::size_t>(v)];
+  const auto& t = tails_[static_cast<std::size_t>(v)];
+  return t.empty() ? tails_[static_cast<std::size_t>(version::v1_2)] : t;
 }
 
 }  // namespace stomp

@@ -59,6 +59,8 @@ TEST(RouterTest, PostsOneTaskPerRemoteWorkerNotPerSubscriber) {
   std::vector<fake_subscriber> subs(10);
   for (std::size_t i = 0; i < subs.size(); ++i) r.subscribe(1, "/topic/a", &subs[i], i);
   r.publish(0, make_message("/topic/a", "m1"));
+  EXPECT_TRUE(workers.pending[1].empty());  // set aside until the burst's flush
+  r.flush(0);
   EXPECT_EQ(workers.pending[1].size(), 1u);
   EXPECT_TRUE(workers.pending[2].empty());
   for (const auto& s : subs) EXPECT_TRUE(s.got.empty());
@@ -93,7 +95,8 @@ TEST(RouterTest, UnsubscribedSubscriberGetsNothingEvenFromQueuedTasks) {
   router r(2, workers.poster());
   fake_subscriber a;
   r.subscribe(1, "/topic/a", &a, 1);
-  r.publish(0, make_message("/topic/a", "m1"));  // task queued for worker 1
+  r.publish(0, make_message("/topic/a", "m1"));
+  r.flush(0);  // task queued for worker 1
   r.unsubscribe(1, "/topic/a", &a, 1);
   workers.run_worker(1);
   EXPECT_TRUE(a.got.empty());
@@ -106,7 +109,11 @@ TEST(RouterTest, KeepsPublishOrderPerPublisher) {
   fake_subscriber local, remote;
   r.subscribe(0, "/topic/a", &local, 1);
   r.subscribe(1, "/topic/a", &remote, 1);
-  for (int i = 0; i < 100; ++i) r.publish(0, make_message("/topic/a", std::to_string(i)));
+  for (int i = 0; i < 100; ++i) {
+    r.publish(0, make_message("/topic/a", std::to_string(i)));
+    if (i % 7 == 0) r.flush(0);  // bursts of different sizes
+  }
+  r.flush(0);
   workers.run_worker(1);
   ASSERT_EQ(local.got.size(), 100u);
   ASSERT_EQ(remote.got.size(), 100u);
@@ -126,10 +133,33 @@ TEST(RouterTest, ForgetsDestinationWithItsLastSubscriber) {
   r.unsubscribe(0, "/topic/a", &a, 1);
   EXPECT_EQ(r.destination_count(), 1u);
   r.publish(0, make_message("/topic/a", "m1"));
+  r.flush(0);
   EXPECT_TRUE(workers.pending[0].empty());
   EXPECT_EQ(workers.pending[1].size(), 1u);
   r.unsubscribe(1, "/topic/a", &b, 1);
   EXPECT_EQ(r.destination_count(), 0u);
+}
+
+TEST(RouterTest, OneBurstOfPublishesIsOnePostPerRemoteWorker) {
+  fake_workers workers(3);
+  router r(3, workers.poster());
+  fake_subscriber b, c;
+  r.subscribe(1, "/topic/a", &b, 1);
+  r.subscribe(2, "/topic/b", &c, 1);
+  for (int i = 0; i < 10; ++i) {
+    r.publish(0, make_message("/topic/a", "a" + std::to_string(i)));
+    r.publish(0, make_message("/topic/b", "b" + std::to_string(i)));
+  }
+  r.flush(0);
+  r.flush(0);  // nothing left: no empty task
+  EXPECT_EQ(workers.pending[1].size(), 1u);
+  EXPECT_EQ(workers.pending[2].size(), 1u);
+  workers.run_worker(1);
+  workers.run_worker(2);
+  ASSERT_EQ(b.got.size(), 10u);
+  ASSERT_EQ(c.got.size(), 10u);
+  EXPECT_EQ(b.got[9].first, "a9");
+  EXPECT_EQ(c.got[0].first, "b0");
 }
 
 TEST(RouterTest, RejectsMoreWorkersThanItsMaskHolds) {

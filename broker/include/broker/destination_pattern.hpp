@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,11 +24,12 @@ class destination_pattern {
   const std::string& text() const noexcept { return text_; }
 
  private:
+  enum class kind : std::uint8_t { literal, one, any };  // "name", "*", "**"
   struct token {
     char separator;  // '.', '/', or '\0' for the first segment
+    kind k;
     std::string segment;
   };
-  static std::vector<token> split(std::string_view s);
 
   std::string text_;
   std::vector<token> tokens_;

@@ -4,7 +4,6 @@
 
 #include <array>
 #include <cstddef>
-#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -52,8 +51,9 @@ class shared_message {
 
  private:
   // Escaping differs between versions only when a value contains CR, LF, ':' or '\'; when
-  // none does, all three entries share one string.
-  std::array<std::shared_ptr<const std::string>, 3> tails_;
+  // none does (nearly always), only the 1.2 entry is built and the others stay empty. A tail
+  // is never empty otherwise: it ends with the blank line and the NUL.
+  std::array<std::string, 3> tails_;
   std::size_t body_size_ = 0;
 };
 
