@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace broker {
 
@@ -54,6 +55,13 @@ history::history(const config& settings, router& topics, shared_metrics& metrics
     metrics.journal_commit_seconds.observe(std::chrono::duration<double>(took).count());
   };
   o.on_batch_done = [this] {
+    // One task per worker for all of the commit's receipts, instead of one per message.
+    for (std::size_t w = 0; w < completions_.size(); ++w) {
+      if (completions_[w].empty()) continue;
+      topics_.post(w, [done = std::exchange(completions_[w], {})] {
+        for (const auto& c : done) c.done(c.result);
+      });
+    }
     if (batch_.empty()) return;
     topics_.publish_batch(batch_);
     batch_.clear();
@@ -69,20 +77,21 @@ history::policy history::policy_for(std::string_view destination) const {
   return {destination.starts_with("/topic/"), {}};
 }
 
-void history::append(std::string destination, header_list headers, std::string body,
-                     std::function<void(const storage::append_result&)> done) {
+void history::append(std::size_t w, std::string destination, header_list headers,
+                     std::string body, std::function<void(const storage::append_result&)> done) {
   storage::record r;
   r.destination = std::move(destination);
   r.headers = std::move(headers);
   r.body = std::move(body);
-  journal_->append(std::move(r),
-                   [this, done = std::move(done)](const storage::append_result& result,
-                                                  const storage::record& stored) {
-                     // Published with the rest of its batch in on_batch_done, after every callback
-                     // of the batch ran: receipts and deliveries both follow the commit.
-                     if (!result.ec) batch_.push_back(make_message(stored, false));
-                     done(result);
-                   });
+  journal_->append(std::move(r), [this, w, done = std::move(done)](
+                                     const storage::append_result& result,
+                                     const storage::record& stored) mutable {
+    // Handed to the workers with the rest of the batch in on_batch_done, after every callback
+    // of the batch ran: receipts and deliveries both follow the commit.
+    if (!result.ec) batch_.push_back(make_message(stored, false));
+    if (w >= completions_.size()) completions_.resize(w + 1);
+    completions_[w].push_back({std::move(done), result});
+  });
 }
 
 void history::flush(std::function<void()> done) { journal_->flush(std::move(done)); }

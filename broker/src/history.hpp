@@ -37,8 +37,10 @@ class history {
   policy policy_for(std::string_view destination) const;
 
   using header_list = std::vector<std::pair<std::string, std::string>>;
-  // Stores a message and then publishes it; `done` runs on the writer thread afterwards.
-  void append(std::string destination, header_list headers, std::string body,
+  // Stores a message and then publishes it. `done` runs on worker `w`'s thread once the
+  // message is stored (or failed), in one posted task with the rest of its commit's
+  // completions for that worker, before the commit's deliveries are posted.
+  void append(std::size_t w, std::string destination, header_list headers, std::string body,
               std::function<void(const storage::append_result&)> done);
   // `done` runs (writer thread) once every earlier append completed.
   void flush(std::function<void()> done);
@@ -70,7 +72,13 @@ class history {
   router& topics_;
   lock_file lock_;
   std::vector<rule> rules_;
-  std::vector<message_ptr> batch_;  // writer thread only: committed, not yet published
+  struct completion {
+    std::function<void(const storage::append_result&)> done;
+    storage::append_result result;
+  };
+  // Writer thread only: what a commit hands back, until its end (on_batch_done).
+  std::vector<std::vector<completion>> completions_;  // per worker
+  std::vector<message_ptr> batch_;                    // committed, not yet published
   std::unique_ptr<storage::journal> journal_;
 };
 

@@ -91,7 +91,7 @@ void publish_from_admin(broker_context& ctx, worker& w, std::string destination,
       ctx.journal->policy_for(destination).journaled) {
     history::header_list kept;
     for (const auto& h : passed) kept.emplace_back(h.name, h.value);
-    ctx.journal->append(destination, std::move(kept), std::move(body),
+    ctx.journal->append(w.index, destination, std::move(kept), std::move(body),
                         [done = std::move(done)](const storage::append_result& r) {
                           if (r.ec) return done({503, r.ec.message(), 0, {}});
                           done({200, {}, r.seq, fmt::format("{}", r.seq)});

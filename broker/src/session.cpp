@@ -505,13 +505,12 @@ void session::store(const stomp::frame_view& f, std::string_view destination,
   ++appends_in_flight_;
   // The RECEIPT waits for the commit (a backend may tell its own client "stored"), and so
   // does delivery: the journal's writer publishes once the message is durable.
-  ctx_.journal->append(std::string(destination), std::move(headers), std::string(f.body),
-                       [weak = weak_from_this(), &io = worker_.io, dest = std::string(destination),
+  ctx_.journal->append(worker_.index, std::string(destination), std::move(headers),
+                       std::string(f.body),
+                       [weak = weak_from_this(), dest = std::string(destination),
                         receipt = receipt ? std::optional<std::string>(*receipt)
                                           : std::nullopt](const storage::append_result& r) {
-                         net::post(io, [weak, r, dest, receipt] {
-                           if (auto self = weak.lock()) self->on_stored(r, dest, receipt);
-                         });
+                         if (auto self = weak.lock()) self->on_stored(r, dest, receipt);
                        });
 }
 
