@@ -15,8 +15,8 @@
 # generated markers) and one PNG chart per scenario into docs/bench/. Raw results stay in
 # build/bench-compare/DATE/. Everything it started is stopped on exit, failure or Ctrl-C.
 #
-# Scenarios (default: all): floor, fanout-10k, fanout-sat, rooms-2k, rooms, idle, journal,
-# replay (see docs/BENCHMARKS.md).
+# Scenarios (default: all): floor, fanout-10k, fanout-sat, rooms-2k, rooms-sat, rooms, idle,
+# journal, replay (see docs/BENCHMARKS.md).
 # Run as root (or with sudo available): it installs packages and starts RabbitMQ as its user.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +30,7 @@ idle_connections=10000
 idle_hold=10
 rooms_rate=10000
 sat_window=200
-scenarios=floor,fanout-10k,fanout-sat,rooms-2k,rooms,idle,journal,replay
+scenarios=floor,fanout-10k,fanout-sat,rooms-2k,rooms-sat,rooms,idle,journal,replay
 write_docs=1
 
 usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -215,10 +215,11 @@ scenario_args() {
     fanout-sat) echo "fanout --subscribers 100 --window $sat_window --body-bytes 128 --warmup $warmup --duration $duration" ;;
     rooms) echo "rooms --rooms 1000 --members 2 --total-rate $rooms_rate --warmup $warmup --duration $duration" ;;
     rooms-2k) echo "rooms --rooms 1000 --members 2 --total-rate 2000 --warmup $warmup --duration $duration" ;;
+    rooms-sat) echo "rooms --rooms 1000 --members 2 --window 4 --threads 2 --warmup $warmup --duration $duration" ;;
     idle) echo "idle --connections $idle_connections --hold $idle_hold --heart-beat 10000,10000" ;;
     journal) echo "journal --publishers 1 --inflight 128 --warmup $warmup --duration $duration" ;;
     replay) echo "replay --replay-messages 1000 --count 200 --duration $duration" ;;
-    floor) echo "floor --count 1000000" ;;
+    floor) echo "floor --count 1000000 --subscribers 100 --rate 100 --duration $duration" ;;
   esac
 }
 broker_args() {
@@ -267,7 +268,7 @@ for scenario in "${wanted[@]}"; do
   case "$scenario" in
     floor) run_one none floor 1 ;;
     replay) for r in $(seq "$repeats"); do run_one stompd replay "$r"; done ;;
-    fanout-10k|fanout-sat|rooms-2k|rooms|idle|journal)
+    fanout-10k|fanout-sat|rooms-2k|rooms-sat|rooms|idle|journal)
       for r in $(seq "$repeats"); do
         run_one stompd "$scenario" "$r"
         run_one rabbitmq "$scenario" "$r"
@@ -289,7 +290,7 @@ json.dump({
   "versions": "stompd $("$stompd_bin" --version 2>&1 | head -n 1 | awk '{print $NF}') (commit $(git describe --always --dirty 2>/dev/null || echo unknown), g++ $(g++ -dumpfullversion), Release), "
               "RabbitMQ $rabbit_version (Erlang/OTP $otp_version, Debian package) with rabbitmq_web_stomp",
   "command": "$command_line",
-  "settings": "$repeats repeats, warm-up $warmup s, $duration s measured per run; generator: 1 thread; "
+  "settings": "$repeats repeats, warm-up $warmup s, $duration s measured per run; generator: 1 thread (rooms-sat: 2); "
               "stompd: one worker per core, scripts/bench/stompd-bench.yaml (bench topics not journaled except "
               "bench.journal and bench.replay.*); RabbitMQ: package defaults, listeners on 127.0.0.1, "
               "open-file limit $rabbit_fd_limit; every client over WebSocket (v12.stomp), heart-beats off except idle",

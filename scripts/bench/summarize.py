@@ -54,6 +54,17 @@ SCENARIOS = {
         ("generator send lag p99 (ms)", "send_lag_us.p99", "lower"),
         ("other processes' CPU (% of a core)", "other_cpu_pct", "lower"),
     ]),
+    "rooms-sat": ("(c) rooms: 1000 rooms × 2 members saturated (closed loop, each member at most 4 messages "
+                  "ahead; generator: 2 threads), WebSocket", [
+        ("deliveries/s", "deliveries_per_s", "higher"),
+        ("latency p50 (ms)", "latency_us.p50", "lower"),
+        ("latency p99 (ms)", "latency_us.p99", "lower"),
+        ("loss (messages)", "loss", "lower"),
+        ("broker CPU µs / delivery", "broker_cpu_us_per_delivery", "lower"),
+        ("broker CPU (% of a core)", "broker_cpu_pct", "lower"),
+        ("generator CPU (% of a core)", "generator_cpu_pct", "lower"),
+        ("other processes' CPU (% of a core)", "other_cpu_pct", "lower"),
+    ]),
     "rooms": ("(c) rooms: 1000 rooms × 2 members, 10,000 msg/s offered in all (20,000 deliveries/s), WebSocket", [
         ("deliveries/s", "deliveries_per_s", "higher"),
         ("latency p50 (ms)", "latency_us.p50", "lower"),
@@ -83,11 +94,14 @@ SCENARIOS = {
         ("messages per replay", "replayed_per_replay", "higher"),
         ("broker CPU µs / replay", "broker_cpu_us_per_replay", "lower"),
     ]),
-    "floor": ("floor: one write() per frame over loopback TCP, no broker", [
+    "floor": ("floor: small write()s over loopback TCP, no broker", [
         ("writer CPU µs / write (one frame)", "writer_cpu_us_per_write", "lower"),
         ("reader CPU µs / write", "reader_cpu_us_per_write", "lower"),
         ("writer CPU µs / frame, 64 frames per write", "coalesced_writer_cpu_us_per_frame", "lower"),
         ("reader CPU µs / frame, 64 frames per write", "coalesced_reader_cpu_us_per_frame", "lower"),
+        ("writer CPU µs / write, one frame to each of 100 idle connections, 10,000 writes/s",
+         "paced_writer_cpu_us_per_write", "lower"),
+        ("reader CPU µs / write, the same, reader in epoll", "paced_reader_cpu_us_per_write", "lower"),
     ]),
 }
 
