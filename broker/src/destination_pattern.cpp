@@ -3,6 +3,8 @@
 #include <boost/container/small_vector.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace broker {
 
 namespace {
@@ -49,12 +51,39 @@ std::optional<destination_pattern> destination_pattern::parse(std::string_view t
     p.tokens_.push_back({separator, k, std::string(segment)});
   });
   if (!ok) return std::nullopt;
+  const auto wildcards = std::count_if(p.tokens_.begin(), p.tokens_.end(),
+                                       [](const token& t) { return t.k != kind::literal; });
+  if (wildcards == 0) {
+    p.shape_ = shape::exact;
+  } else if (wildcards == 1 && p.tokens_.back().k == kind::any) {
+    // "a.b.**": "a.b" itself, or "a.b" then a separator and anything ("**" also spans '/').
+    p.shape_ = p.tokens_.size() == 1 ? shape::everything : shape::prefix;
+    p.prefix_size_ = p.text_.size() - 3;
+  }
   return p;
 }
 
 bool destination_pattern::matches(std::string_view destination) const {
-  // Checked on every SEND and SUBSCRIBE (journal rules, permissions): no allocation for
-  // destinations of up to 16 segments against patterns of up to 15.
+  // Checked on every SEND and SUBSCRIBE (journal rules, permissions).
+  switch (shape_) {
+    case shape::exact:
+      return destination == text_;
+    case shape::everything:
+      return true;
+    case shape::prefix: {
+      const std::string_view prefix = std::string_view(text_).substr(0, prefix_size_);
+      return destination.starts_with(prefix) &&
+             (destination.size() == prefix.size() || destination[prefix.size()] == '.' ||
+              destination[prefix.size()] == '/');
+    }
+    case shape::general:
+      break;
+  }
+  return matches_general(destination);
+}
+
+bool destination_pattern::matches_general(std::string_view destination) const {
+  // No allocation for destinations of up to 16 segments against patterns of up to 15.
   boost::container::small_vector<segment_view, 16> d;
   for_each_segment(destination,
                    [&](char separator, std::string_view segment) { d.push_back({separator, segment}); });

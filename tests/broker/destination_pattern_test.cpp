@@ -34,6 +34,20 @@ TEST(DestinationPatternTest, DoubleStarMatchesAnyNumberOfSegmentsIncludingNone) 
   EXPECT_TRUE(match("/topic/**.room", "/topic/a.b.room"));
 }
 
+// A trailing "**" is matched by comparing the prefix; these pin down its edges.
+TEST(DestinationPatternTest, TrailingDoubleStarNeedsASeparatorAfterThePrefix) {
+  EXPECT_FALSE(match("/topic/lost-item.**", "/topic/lost-itemX"));
+  EXPECT_FALSE(match("/topic/lost-item.**", "/topic/lost-ite"));
+  EXPECT_TRUE(match("/topic/lost-item.**", "/topic/lost-item/x"));  // "**" spans '/' too
+  EXPECT_TRUE(match("/topic/lost-item.**", "/topic/lost-item."));
+  EXPECT_TRUE(match("**", "/anything/at.all"));
+  EXPECT_TRUE(match("**", ""));
+  EXPECT_TRUE(match(".**", "/a"));
+  EXPECT_FALSE(match(".**", "a.b"));
+  EXPECT_TRUE(match("/topic/*.**", "/topic/a"));  // not a plain prefix: matched in general
+  EXPECT_FALSE(match("/topic/*.**", "/topic"));
+}
+
 TEST(DestinationPatternTest, SeparatorsMustMatch) {
   EXPECT_FALSE(match("/topic/a.b", "/topic/a/b"));
   EXPECT_FALSE(match("/topic.*", "/topic/a"));

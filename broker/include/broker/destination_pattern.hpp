@@ -31,8 +31,14 @@ class destination_pattern {
     std::string segment;
   };
 
+  // Most patterns are a name or a prefix followed by "**": matched by comparing strings.
+  enum class shape : std::uint8_t { exact, prefix, everything, general };
+  bool matches_general(std::string_view destination) const;
+
   std::string text_;
   std::vector<token> tokens_;
+  shape shape_ = shape::general;
+  std::size_t prefix_size_ = 0;  // shape::prefix: text_ without its final separator and "**"
 };
 
 }  // namespace broker
