@@ -215,7 +215,7 @@ scenario_args() {
     fanout-sat) echo "fanout --subscribers 100 --window $sat_window --body-bytes 128 --warmup $warmup --duration $duration" ;;
     rooms) echo "rooms --rooms 1000 --members 2 --total-rate $rooms_rate --warmup $warmup --duration $duration" ;;
     rooms-2k) echo "rooms --rooms 1000 --members 2 --total-rate 2000 --warmup $warmup --duration $duration" ;;
-    rooms-sat) echo "rooms --rooms 1000 --members 2 --window 4 --threads 2 --warmup $warmup --duration $duration" ;;
+    rooms-sat) echo "rooms --rooms 1000 --members 2 --window 6 --warmup $warmup --duration $duration" ;;
     idle) echo "idle --connections $idle_connections --hold $idle_hold --heart-beat 10000,10000" ;;
     journal) echo "journal --publishers 1 --inflight 128 --warmup $warmup --duration $duration" ;;
     replay) echo "replay --replay-messages 1000 --count 200 --duration $duration" ;;
@@ -290,7 +290,7 @@ json.dump({
   "versions": "stompd $("$stompd_bin" --version 2>&1 | head -n 1 | awk '{print $NF}') (commit $(git describe --always --dirty 2>/dev/null || echo unknown), g++ $(g++ -dumpfullversion), Release), "
               "RabbitMQ $rabbit_version (Erlang/OTP $otp_version, Debian package) with rabbitmq_web_stomp",
   "command": "$command_line",
-  "settings": "$repeats repeats, warm-up $warmup s, $duration s measured per run; generator: 1 thread (rooms-sat: 2); "
+  "settings": "$repeats repeats, warm-up $warmup s, $duration s measured per run; generator: 1 thread; "
               "stompd: one worker per core, scripts/bench/stompd-bench.yaml (bench topics not journaled except "
               "bench.journal and bench.replay.*); RabbitMQ: package defaults, listeners on 127.0.0.1, "
               "open-file limit $rabbit_fd_limit; every client over WebSocket (v12.stomp), heart-beats off except idle",

@@ -169,6 +169,7 @@ net::awaitable<void> engine::read_loop(client& c) {
       c.received.add(messages);
       w.delivered.add(messages);
       if (in_window) w.delivered_in_window.add(messages);
+      if (c.subscribe_to) wake_publishers(*c.subscribe_to);
     }
     if (auto ec = co_await c.conn.read_some()) {
       c.alive = false;
@@ -179,6 +180,17 @@ net::awaitable<void> engine::read_loop(client& c) {
       }
       co_return;
     }
+  }
+}
+
+void engine::wake_publishers(destination& d) {
+  // Pairs with the fence in wait_for_window: either the publisher sees our count, or we see
+  // its flag.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  for (client* p : d.publishers) {
+    if (!p->window_wait.load(std::memory_order_relaxed) || !p->window_wait.exchange(false))
+      continue;
+    net::post(p->worker.io, [p] { p->wake.cancel(); });
   }
 }
 

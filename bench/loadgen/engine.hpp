@@ -51,6 +51,7 @@ struct destination {
   std::string name;
   std::atomic<std::uint64_t> sent{0};  // SENDs written to it by every publisher
   std::vector<client*> subscribers;
+  std::vector<client*> publishers;  // woken by its subscribers' reads (closed loop)
 };
 
 // One I/O thread and its io_context; everything of a client happens on its worker's thread.
@@ -79,6 +80,9 @@ struct client {
   destination* publish_to = nullptr;
   destination* subscribe_to = nullptr;
   counter received;          // MESSAGE frames
+  // A closed-loop publisher waiting for its window to open: the reader of any subscriber of
+  // its destination that receives something wakes it (on its own worker).
+  std::atomic<bool> window_wait{false};
   std::size_t inflight = 0;  // publish receipts awaited (worker thread only)
   bool replay_done = false;  // worker thread only
   std::uint64_t replay_count = 0;
@@ -153,6 +157,8 @@ class engine {
                                          std::size_t step);
   boost::asio::awaitable<void> read_loop(client& c);
   void on_receipt(client& c, std::string_view frame, std::int64_t now);
+  // After a subscriber of `d` received MESSAGEs: wakes its publishers waiting for the window.
+  void wake_publishers(destination& d);
 
   const options& opt_;
   credentials cred_;

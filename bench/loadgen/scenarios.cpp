@@ -141,16 +141,26 @@ net::awaitable<void> publish_loop(engine& e, client& c, publish_plan plan, std::
       allowance = std::min(allowance, plan.inflight - c.inflight);
     }
     if (interval == 0 && plan.window != 0 && !d.subscribers.empty()) {
-      std::uint64_t slowest = UINT64_MAX;
-      for (const auto* s : d.subscribers) slowest = std::min(slowest, s->received.get());
-      std::uint64_t sent = d.sent.load(std::memory_order_relaxed);
-      std::uint64_t ahead = sent - std::min(sent, slowest);
-      if (ahead >= plan.window) {
-        timer.expires_after(std::chrono::microseconds(200));
-        co_await timer.async_wait(as_tuple_awaitable);
+      auto ahead = [&d] {
+        std::uint64_t slowest = UINT64_MAX;
+        for (const auto* s : d.subscribers) slowest = std::min(slowest, s->received.get());
+        std::uint64_t sent = d.sent.load(std::memory_order_relaxed);
+        return sent - std::min(sent, slowest);
+      };
+      if (ahead() >= plan.window) {
+        // Sleeps until a subscriber's reader wakes us: flag first, then look again, so a
+        // delivery between the two is not missed (see engine::wake_publishers). The timeout
+        // only bounds the wait should the connection stall.
+        c.window_wait.store(true);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (ahead() >= plan.window) {
+          c.wake.expires_after(std::chrono::milliseconds(100));
+          co_await c.wake.async_wait(as_tuple_awaitable);
+        }
+        c.window_wait.store(false);
         continue;
       }
-      allowance = std::min<std::uint64_t>(allowance, plan.window - ahead);
+      allowance = std::min<std::uint64_t>(allowance, plan.window - ahead());
     }
     out.clear();
     std::size_t k = 0, in_window = 0;
@@ -204,6 +214,7 @@ report run_traffic(const options& o) {
     for (std::size_t i = 0; i < o.publishers; ++i) {
       auto& c = e.add_client(traffic_buffer_bytes);
       c.publish_to = &d;
+      d.publishers.push_back(&c);
       publishers.push_back(&c);
     }
     for (std::size_t i = 0; fanout && i < o.subscribers; ++i) {
@@ -219,6 +230,7 @@ report run_traffic(const options& o) {
         // Small buffers: a member of a small room receives little at a time.
         auto& c = e.add_client(16 * 1024);
         c.publish_to = c.subscribe_to = &d;
+        d.publishers.push_back(&c);
         d.subscribers.push_back(&c);
         publishers.push_back(&c);
       }

@@ -54,14 +54,15 @@ SCENARIOS = {
         ("generator send lag p99 (ms)", "send_lag_us.p99", "lower"),
         ("other processes' CPU (% of a core)", "other_cpu_pct", "lower"),
     ]),
-    "rooms-sat": ("(c) rooms: 1000 rooms × 2 members saturated (closed loop, each member at most 4 messages "
-                  "ahead; generator: 2 threads), WebSocket", [
+    "rooms-sat": ("(c) rooms: 1000 rooms × 2 members saturated (closed loop, each member at most 6 messages "
+                  "ahead of its room), WebSocket", [
         ("deliveries/s", "deliveries_per_s", "higher"),
         ("latency p50 (ms)", "latency_us.p50", "lower"),
         ("latency p99 (ms)", "latency_us.p99", "lower"),
         ("loss (messages)", "loss", "lower"),
         ("broker CPU µs / delivery", "broker_cpu_us_per_delivery", "lower"),
         ("broker CPU (% of a core)", "broker_cpu_pct", "lower"),
+        ("generator CPU µs / delivery", "generator_cpu_us_per_delivery", "lower"),
         ("generator CPU (% of a core)", "generator_cpu_pct", "lower"),
         ("other processes' CPU (% of a core)", "other_cpu_pct", "lower"),
     ]),
