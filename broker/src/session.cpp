@@ -20,8 +20,14 @@ using stomp::command;
 using stomp::header_view;
 using clock = std::chrono::steady_clock;
 
-// Bytes asked of each read; the parser grows its buffer only when a frame needs more.
-constexpr std::size_t read_chunk_bytes = 16 * 1024;
+// Bytes asked of each read adapt to the connection, as NATS sizes its read buffers: a read
+// that fills its space doubles the next one (up to the maximum), and a run of reads that use
+// under a quarter halves it. Idle connections, most of a chat server's, so hold a few hundred
+// bytes instead of a buffer sized for a busy publisher; the parser grows its buffer beyond
+// this only when a frame needs it.
+constexpr std::size_t min_read_bytes = 512;
+constexpr std::size_t max_read_bytes = 16 * 1024;
+constexpr int short_reads_before_shrinking = 8;
 // Frames coalesced into one socket write (for WebSocket, one message). The byte bound keeps a
 // WebSocket message within what clients buffer: Spring's WebSocketStompClient refuses
 // messages over 64 KiB (inboundMessageSizeLimit). A larger single frame still goes alone.
@@ -216,7 +222,8 @@ void session::transport_ready() {
 }
 
 net::mutable_buffer session::read_space() {
-  auto space = parser_.prepare(read_chunk_bytes);
+  auto space = parser_.prepare(read_bytes_);
+  read_asked_ = space.size();
   return {space.data(), space.size()};
 }
 
@@ -224,6 +231,14 @@ void session::on_read(std::size_t bytes) {
   parser_.commit(bytes);
   bump(stats_.bytes_in, bytes);
   last_read_ = clock::now();
+  if (bytes >= read_asked_ && read_bytes_ < max_read_bytes) {
+    read_bytes_ *= 2;
+    short_reads_ = 0;
+  } else if (bytes < read_bytes_ / 4 && read_bytes_ > min_read_bytes &&
+             ++short_reads_ >= short_reads_before_shrinking) {
+    read_bytes_ /= 2;
+    short_reads_ = 0;
+  }
   process_input();
 }
 
@@ -241,7 +256,12 @@ void session::process_input() {
     handle_frame(f);
   }
   // While a passcode is checked, frames after CONNECT wait in the parser and no more are read.
-  if (!closing_ && !disconnecting_ && !authenticating_) start_read();
+  if (!closing_ && !disconnecting_ && !authenticating_) {
+    // When everything read was whole frames, a buffer grown for a burst or a large frame
+    // goes back. Before the read: it reads into the buffer.
+    parser_.shrink(2 * read_bytes_);
+    start_read();
+  }
 }
 
 void session::handle_frame(const stomp::frame_view& f) {
@@ -638,7 +658,7 @@ void session::handle_subscribe(const stomp::frame_view& f) {
   stored.replaying = true;
   stored.replay = std::move(*replay);
   if (auto r = f.header("receipt")) stored.replay_receipt = std::string(*r);
-  replay_queue_.push_back(key);
+  replay_queue_.push_back(std::uint64_t{key});
   start_next_replay();
 }
 

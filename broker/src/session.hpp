@@ -18,7 +18,6 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -136,7 +135,7 @@ class session : public std::enable_shared_from_this<session>,
     std::uint64_t last_seq = 0;
     storage::replay_request replay;
     std::optional<std::string> replay_receipt;
-    std::deque<message_ptr> pending;
+    std::vector<message_ptr> pending;
   };
 
   // Entry in the outbound queue: `bytes` (a whole frame, or a MESSAGE head) followed by
@@ -216,6 +215,9 @@ class session : public std::enable_shared_from_this<session>,
   const std::string peer_;
   const std::string_view transport_;
   stomp::parser parser_;
+  std::size_t read_bytes_ = 512;  // asked of the next read (see on_read)
+  std::size_t read_asked_ = 0;    // what the read in flight was given
+  int short_reads_ = 0;
   bool connected_ = false;
   bool released_ = false;
   stomp::version version_ = stomp::version::v1_2;
@@ -234,7 +236,7 @@ class session : public std::enable_shared_from_this<session>,
   fifo<outbound> outbox_;
   std::size_t queued_bytes_ = 0;
   std::size_t queued_replay_bytes_ = 0;     // part of queued_bytes_ that is replayed history
-  std::deque<std::uint64_t> replay_queue_;  // subscription keys waiting for their history
+  fifo<std::uint64_t> replay_queue_;  // subscription keys waiting for their history
   bool replay_in_flight_ = false;
   std::size_t writing_ = 0;  // frames at the head of outbox_ in the write in flight
   std::string write_copy_;   // the coalesced frames of the write in flight

@@ -54,7 +54,7 @@ SCENARIOS = {
         ("generator send lag p99 (ms)", "send_lag_us.p99", "lower"),
         ("other processes' CPU (% of a core)", "other_cpu_pct", "lower"),
     ]),
-    "rooms-sat": ("(c) rooms: 1000 rooms × 2 members saturated (closed loop, each member at most 6 messages "
+    "rooms-sat": ("(c2) rooms: 1000 rooms × 2 members saturated (closed loop, each member at most 6 messages "
                   "ahead of its room), WebSocket", [
         ("deliveries/s", "deliveries_per_s", "higher"),
         ("latency p50 (ms)", "latency_us.p50", "lower"),
@@ -66,7 +66,7 @@ SCENARIOS = {
         ("generator CPU (% of a core)", "generator_cpu_pct", "lower"),
         ("other processes' CPU (% of a core)", "other_cpu_pct", "lower"),
     ]),
-    "rooms": ("(c) rooms: 1000 rooms × 2 members, 10,000 msg/s offered in all (20,000 deliveries/s), WebSocket", [
+    "rooms": ("(c3) rooms: 1000 rooms × 2 members, 10,000 msg/s offered in all (20,000 deliveries/s), WebSocket", [
         ("deliveries/s", "deliveries_per_s", "higher"),
         ("latency p50 (ms)", "latency_us.p50", "lower"),
         ("latency p99 (ms)", "latency_us.p99", "lower"),

@@ -14,7 +14,7 @@ constexpr std::size_t npos = std::numeric_limits<std::size_t>::max();
 // instead of being buffered up to the header line limit.
 constexpr std::size_t max_command_bytes = 11;
 
-constexpr std::size_t min_capacity = 4096;
+constexpr std::size_t min_capacity = 256;
 
 // How much of an offending name or value an error keeps: enough to recognise it in a log or
 // an ERROR frame, too little to echo a peer's megabyte back at it.
@@ -187,6 +187,13 @@ void parser::feed(std::string_view bytes) {
 std::span<char> parser::prepare(std::size_t n) {
   reserve(n);
   return {buf_.get() + end_, capacity_ - end_};
+}
+
+void parser::shrink(std::size_t keep) noexcept {
+  if (capacity_ <= keep || begin_ != end_ || state_ != state::command) return;
+  buf_.reset();
+  capacity_ = 0;
+  begin_ = end_ = line_begin_ = scan_ = 0;
 }
 
 void parser::commit(std::size_t n) noexcept {

@@ -938,6 +938,43 @@ TEST(ParserTest, ReusesParserForManyFrames) {
   EXPECT_EQ(p.buffered_bytes(), 0u);
 }
 
+TEST(ParserTest, ShrinkFreesTheBufferOnlyBetweenFrames) {
+  parser p;
+  frame_view f;
+  const std::string big(20'000, 'b');
+  p.feed("SEND\ndestination:/queue/a\n\n" + big + "\0"s);
+  ASSERT_FALSE(p.next(f));
+  EXPECT_EQ(f.body, big);
+  EXPECT_GE(p.capacity(), big.size());
+  EXPECT_EQ(p.next(f), errc::need_more);
+  p.shrink(4096);
+  EXPECT_EQ(p.capacity(), 0u);
+
+  // Half a frame stays where it is, whatever the buffer's size.
+  p.feed("SEND\ndestination:/queue/a\n\nhal"s);
+  EXPECT_EQ(p.next(f), errc::need_more);
+  const auto held = p.capacity();
+  p.shrink(0);
+  EXPECT_EQ(p.capacity(), held);
+  p.feed("f\0"s);
+  ASSERT_FALSE(p.next(f));
+  EXPECT_EQ(f.body, "half");
+  EXPECT_EQ(f.header("destination"), "/queue/a");
+
+  // A buffer no larger than asked to keep is kept; after freeing, prepare() starts afresh.
+  p.shrink(held);
+  EXPECT_EQ(p.capacity(), held);
+  p.shrink(0);
+  EXPECT_EQ(p.capacity(), 0u);
+  auto space = p.prepare(512);
+  ASSERT_GE(space.size(), 512u);
+  const std::string frame = "SEND\ndestination:/queue/b\n\nx\0"s;
+  std::memcpy(space.data(), frame.data(), frame.size());
+  p.commit(frame.size());
+  ASSERT_FALSE(p.next(f));
+  EXPECT_EQ(f.header("destination"), "/queue/b");
+}
+
 // ---------------------------------------------------------------------------------------
 // parse_error::message() for the remaining shapes.
 

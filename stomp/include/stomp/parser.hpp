@@ -66,6 +66,13 @@ class parser {
   std::span<char> prepare(std::size_t n);
   void commit(std::size_t n) noexcept;
 
+  // Bytes of buffer held, and giving it back: shrink(keep) frees the buffer when it is larger
+  // than `keep` and holds no byte of an unfinished frame (views of frames already returned
+  // are then invalid); the next prepare() or feed() allocates what it needs. For idle
+  // connections, which should not each hold a read buffer sized for a busy one.
+  std::size_t capacity() const noexcept { return capacity_; }
+  void shrink(std::size_t keep) noexcept;
+
   // Parses the next complete frame. Returns an empty error_code and fills `out`, or
   // errc::need_more when the buffered bytes hold no complete frame (not a failure), or
   // another errc on a protocol violation, after which every call returns that error
