@@ -86,8 +86,8 @@ std::vector<double> publish_with_receipts(client& c, const std::string& destinat
   while (static_cast<int>(latency_us.size()) < count) {
     batch.clear();
     while (next_id < count && static_cast<int>(sent.size()) < window) {
-      const stomp::header_view h[] = {{"destination", destination},
-                                      {"receipt", std::to_string(next_id++)}};
+      const std::string id = std::to_string(next_id++);
+      const stomp::header_view h[] = {{"destination", destination}, {"receipt", id}};
       stomp::serialize(batch, stomp::command::send, h, body, stomp::version::v1_2);
       sent.push_back(clock_type::now());
     }
