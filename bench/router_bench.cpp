@@ -54,9 +54,9 @@ void BM_RouterFanoutLocal(benchmark::State& state) {
   auto m = make_message("/topic/chat.room.1");
   for (auto _ : state) r.publish(0, m);
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
-  state.counters["deliveries/s"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * static_cast<std::int64_t>(n)),
-      benchmark::Counter::kIsRate);
+  state.counters["deliveries/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * static_cast<std::int64_t>(n)),
+                         benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_RouterFanoutLocal)->Arg(1)->Arg(2)->Arg(100)->Arg(1000);
 

@@ -79,7 +79,7 @@ struct client {
   boost::asio::steady_timer wake;  // a publisher or replayer waits here; the reader cancels it
   destination* publish_to = nullptr;
   destination* subscribe_to = nullptr;
-  counter received;          // MESSAGE frames
+  counter received;  // MESSAGE frames
   // A closed-loop publisher waiting for its window to open: the reader of any subscriber of
   // its destination that receives something wakes it (on its own worker).
   std::atomic<bool> window_wait{false};

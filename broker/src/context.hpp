@@ -35,8 +35,8 @@ struct worker {
   boost::asio::io_context io;
   // Sessions with frames queued and no write in flight, written after the current burst of
   // handlers (run_event_loop): everything one burst of reads, routed messages and journal
-  // commits sends to a connection goes out in one write. Its thread only. Declared after `io`, so the
-  // sessions it holds are released while their timers' event loop still exists.
+  // commits sends to a connection goes out in one write. Its thread only. Declared after `io`, so
+  // the sessions it holds are released while their timers' event loop still exists.
   std::vector<std::shared_ptr<session>> to_flush;
   std::vector<std::shared_ptr<session>> flushing;  // to_flush's spare, swapped each flush
 };

@@ -85,8 +85,9 @@ bool destination_pattern::matches(std::string_view destination) const {
 bool destination_pattern::matches_general(std::string_view destination) const {
   // No allocation for destinations of up to 16 segments against patterns of up to 15.
   boost::container::small_vector<segment_view, 16> d;
-  for_each_segment(destination,
-                   [&](char separator, std::string_view segment) { d.push_back({separator, segment}); });
+  for_each_segment(destination, [&](char separator, std::string_view segment) {
+    d.push_back({separator, segment});
+  });
   const std::size_t np = tokens_.size(), nd = d.size();
   // reach[i * (nd + 1) + j]: the first i pattern tokens can match the first j destination
   // segments. Patterns are short, so the table is small; no backtracking blow-up with "**".

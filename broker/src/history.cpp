@@ -77,21 +77,22 @@ history::policy history::policy_for(std::string_view destination) const {
   return {destination.starts_with("/topic/"), {}};
 }
 
-void history::append(std::size_t w, std::string destination, header_list headers,
-                     std::string body, std::function<void(const storage::append_result&)> done) {
+void history::append(std::size_t w, std::string destination, header_list headers, std::string body,
+                     std::function<void(const storage::append_result&)> done) {
   storage::record r;
   r.destination = std::move(destination);
   r.headers = std::move(headers);
   r.body = std::move(body);
-  journal_->append(std::move(r), [this, w, done = std::move(done)](
-                                     const storage::append_result& result,
-                                     const storage::record& stored) mutable {
-    // Handed to the workers with the rest of the batch in on_batch_done, after every callback
-    // of the batch ran: receipts and deliveries both follow the commit.
-    if (!result.ec) batch_.push_back(make_message(stored, false));
-    if (w >= completions_.size()) completions_.resize(w + 1);
-    completions_[w].push_back({std::move(done), result});
-  });
+  journal_->append(std::move(r),
+                   [this, w, done = std::move(done)](const storage::append_result& result,
+                                                     const storage::record& stored) mutable {
+                     // Handed to the workers with the rest of the batch in on_batch_done, after
+                     // every callback of the batch ran: receipts and deliveries both follow the
+                     // commit.
+                     if (!result.ec) batch_.push_back(make_message(stored, false));
+                     if (w >= completions_.size()) completions_.resize(w + 1);
+                     completions_[w].push_back({std::move(done), result});
+                   });
 }
 
 void history::flush(std::function<void()> done) { journal_->flush(std::move(done)); }

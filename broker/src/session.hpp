@@ -235,11 +235,11 @@ class session : public std::enable_shared_from_this<session>,
 
   fifo<outbound> outbox_;
   std::size_t queued_bytes_ = 0;
-  std::size_t queued_replay_bytes_ = 0;     // part of queued_bytes_ that is replayed history
-  fifo<std::uint64_t> replay_queue_;  // subscription keys waiting for their history
+  std::size_t queued_replay_bytes_ = 0;  // part of queued_bytes_ that is replayed history
+  fifo<std::uint64_t> replay_queue_;     // subscription keys waiting for their history
   bool replay_in_flight_ = false;
-  std::size_t writing_ = 0;  // frames at the head of outbox_ in the write in flight
-  std::string write_copy_;   // the coalesced frames of the write in flight
+  std::size_t writing_ = 0;       // frames at the head of outbox_ in the write in flight
+  std::string write_copy_;        // the coalesced frames of the write in flight
   bool write_scheduled_ = false;  // in worker_.to_flush
   bool flush_then_close_ = false;
   bool disconnecting_ = false;     // DISCONNECT seen: read nothing more
