@@ -123,8 +123,7 @@ void BM_MakeLiveMessage(benchmark::State& state) {
   std::uint64_t n = 0;
   for (auto _ : state) {
     auto passed = broker::passable_headers(sent);
-    auto m = broker::make_live_message("/topic/chat.room.1", std::to_string(++n),
-                                       {passed.data(), passed.size()}, body);
+    auto m = broker::make_live_message("/topic/chat.room.1", std::to_string(++n), passed, body);
     benchmark::DoNotOptimize(m.get());
   }
   state.SetItemsProcessed(state.iterations());

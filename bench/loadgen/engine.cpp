@@ -184,8 +184,8 @@ net::awaitable<void> engine::read_loop(client& c) {
 }
 
 void engine::wake_publishers(destination& d) {
-  // Pairs with the fence in wait_for_window: either the publisher sees our count, or we see
-  // its flag.
+  // Pairs with the fence in publish_loop's window wait (scenarios.cpp): either the publisher
+  // sees our count, or we see its flag.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   for (client* p : d.publishers) {
     if (!p->window_wait.load(std::memory_order_relaxed) || !p->window_wait.exchange(false))

@@ -147,7 +147,8 @@ net::awaitable<void> publish_loop(engine& e, client& c, publish_plan plan, std::
         std::uint64_t sent = d.sent.load(std::memory_order_relaxed);
         return sent - std::min(sent, slowest);
       };
-      if (ahead() >= plan.window) {
+      const std::uint64_t now_ahead = ahead();
+      if (now_ahead >= plan.window) {
         // Sleeps until a subscriber's reader wakes us: flag first, then look again, so a
         // delivery between the two is not missed (see engine::wake_publishers). The timeout
         // only bounds the wait should the connection stall.
@@ -160,7 +161,7 @@ net::awaitable<void> publish_loop(engine& e, client& c, publish_plan plan, std::
         c.window_wait.store(false);
         continue;
       }
-      allowance = std::min<std::uint64_t>(allowance, plan.window - ahead());
+      allowance = std::min<std::uint64_t>(allowance, plan.window - now_ahead);
     }
     out.clear();
     std::size_t k = 0, in_window = 0;

@@ -38,7 +38,6 @@ struct worker {
   // commits sends to a connection goes out in one write. Its thread only. Declared after `io`, so
   // the sessions it holds are released while their timers' event loop still exists.
   std::vector<std::shared_ptr<session>> to_flush;
-  std::vector<std::shared_ptr<session>> flushing;  // to_flush's spare, swapped each flush
 };
 
 // What every session shares: settings, routing, counters. Outlives all sessions.

@@ -29,6 +29,7 @@ class fifo {
     }
     items_.push_back(std::move(value));
   }
+  void push_back(const T& value) { push_back(T(value)); }
   void pop_front() noexcept {
     assert(!empty());
     items_[head_] = T{};

@@ -56,7 +56,7 @@ message_ptr make_live_message(std::string_view destination, std::string message_
   headers.push_back({"destination", destination});
   headers.push_back({"message-id", message_id});
   headers.insert(headers.end(), passed.begin(), passed.end());
-  stomp::shared_message encoded({headers.data(), headers.size()}, body);
+  stomp::shared_message encoded(headers, body);
   bool text = is_utf8(encoded.tail(stomp::version::v1_2));
   return std::make_shared<const message>(std::string(destination), std::move(message_id),
                                          std::move(encoded), text);
@@ -100,7 +100,7 @@ void publish_from_admin(broker_context& ctx, worker& w, std::string destination,
   }
   static std::atomic<std::uint64_t> admin_messages{0};
   auto id = fmt::format("admin-{}", admin_messages.fetch_add(1) + 1);
-  auto m = make_live_message(destination, id, {passed.data(), passed.size()}, body);
+  auto m = make_live_message(destination, id, passed, body);
   if (route(ctx, w.index, m) == route_result::queue_full)
     return done({503, fmt::format("queue '{}' is full", destination), 0, {}});
   done({200, {}, 0, std::move(id)});

@@ -500,12 +500,11 @@ bool session::publish(const stomp::frame_view& f, std::string_view destination,
   auto passed = passable_headers(f.headers);
   if (ctx_.journal && destination.starts_with("/topic/") &&
       ctx_.journal->policy_for(destination).journaled) {
-    store(f, destination, {passed.data(), passed.size()}, receipt);
+    store(f, destination, passed, receipt);
     return true;
   }
 
-  auto m = make_live_message(destination, fmt::format("{}-{}", id_, ++published_),
-                             {passed.data(), passed.size()}, f.body);
+  auto m = make_live_message(destination, fmt::format("{}-{}", id_, ++published_), passed, f.body);
   if (route(ctx_, worker_.index, m) == route_result::queue_full) {
     protocol_error("queue full",
                    fmt::format("queue '{}' already holds {} messages", destination,
@@ -658,7 +657,7 @@ void session::handle_subscribe(const stomp::frame_view& f) {
   stored.replaying = true;
   stored.replay = std::move(*replay);
   if (auto r = f.header("receipt")) stored.replay_receipt = std::string(*r);
-  replay_queue_.push_back(std::uint64_t{key});
+  replay_queue_.push_back(key);
   start_next_replay();
 }
 
@@ -947,21 +946,21 @@ void session::schedule_write() {
 }
 
 void session::flush_scheduled(worker& w) {
-  // Swapped out first: what a flushed session queues meanwhile waits for the next burst.
-  std::swap(w.to_flush, w.flushing);
-  for (auto& s : w.flushing) {
+  // By index: starting a write never schedules one, but nothing here depends on that.
+  for (std::size_t i = 0; i < w.to_flush.size(); ++i) {
+    session* s = w.to_flush[i].get();
     s->write_scheduled_ = false;
     if (!s->closing_ || s->flush_then_close_) s->start_write();  // not once aborted
   }
-  w.flushing.clear();
+  w.to_flush.clear();  // keeps its capacity for the next burst
 }
 
 void run_event_loop(broker_context& ctx, worker& w) {
   // Handlers run in bursts of what is ready, and the posts to other workers and the writes
   // they asked for start after each burst: a connection that several handlers of a burst sent
   // to (one per routed message, one per WebSocket message read) gets one write, and another
-  // worker one task. The bound keeps a busy worker's first frames
-  // from waiting behind an endless stream of ready handlers.
+  // worker one task. The bound keeps a busy worker's first frames from waiting behind an
+  // endless stream of ready handlers.
   constexpr int burst = 256;
   while (w.io.run_one() != 0) {
     for (int i = 1; i < burst && w.io.poll_one() != 0; ++i) {
