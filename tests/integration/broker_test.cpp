@@ -2,6 +2,7 @@
 #include "broker/server.hpp"
 #include "stomp_client.hpp"
 #include "temp_dir.hpp"
+#include "test_config.hpp"
 
 #include <gtest/gtest.h>
 
@@ -24,14 +25,7 @@ const stompd_test::temp_dir& journal_dir() {
 
 broker::config test_config() {
   static int instance = 0;
-  broker::config c;
-  c.data_dir = journal_dir().path() / std::to_string(instance++);
-  c.tcp.port = 0;
-  c.websocket.port = 0;
-  c.admin.enabled = false;
-  c.threads = 2;
-  c.log_level = broker::log_level::off;
-  return c;
+  return stompd_test::loopback_config(journal_dir().path() / std::to_string(instance++));
 }
 
 class BrokerTest : public ::testing::Test {

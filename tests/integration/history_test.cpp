@@ -3,6 +3,7 @@
 #include "broker/server.hpp"
 #include "stomp_client.hpp"
 #include "temp_dir.hpp"
+#include "test_config.hpp"
 
 #include <gtest/gtest.h>
 
@@ -23,13 +24,7 @@ class HistoryTest : public ::testing::Test {
   void TearDown() override { server_.reset(); }
 
   broker::config settings() {
-    broker::config c;
-    c.tcp.port = 0;
-    c.websocket.port = 0;
-    c.admin.enabled = false;
-    c.threads = 2;
-    c.log_level = broker::log_level::off;
-    c.data_dir = dir_.path();
+    auto c = stompd_test::loopback_config(dir_.path());
     c.journal.destinations.push_back({"/topic/live.**", false, 0, 0ms});
     c.journal.destinations.push_back({"/topic/short.**", true, 5, 0ms});
     c.journal.replay_max_messages = 50;

@@ -3,6 +3,7 @@
 #include "broker/server.hpp"
 #include "stomp_client.hpp"
 #include "temp_dir.hpp"
+#include "test_config.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -25,16 +26,7 @@ namespace net = boost::asio;
 
 class SecurityTest : public ::testing::Test {
  protected:
-  broker::config settings() {
-    broker::config c;
-    c.tcp.port = 0;
-    c.websocket.port = 0;
-    c.admin.enabled = false;
-    c.threads = 2;
-    c.log_level = broker::log_level::off;
-    c.data_dir = dir_.path() / "data";
-    return c;
-  }
+  broker::config settings() { return stompd_test::loopback_config(dir_.path() / "data"); }
   void start(broker::config c) {
     server_ = std::make_unique<broker::server>(std::move(c));
     server_->start();
