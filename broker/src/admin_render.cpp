@@ -166,35 +166,31 @@ std::string to_text(const json::value& v) {
 // Prometheus
 // ---------------------------------------------------------------------------------------------
 
-std::string escape_label_value(std::string_view v) {
+namespace {
+
+// The text exposition format escapes backslash and newline everywhere, and the double quote
+// only inside a label value.
+std::string escape_exposition(std::string_view v, bool quotes) {
   std::string out;
   out.reserve(v.size());
   for (char c : v) {
     if (c == '\\')
       out += "\\\\";
-    else if (c == '"')
-      out += "\\\"";
     else if (c == '\n')
       out += "\\n";
+    else if (c == '"' && quotes)
+      out += "\\\"";
     else
       out += c;
   }
   return out;
 }
 
-std::string escape_help(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
-  for (char c : v) {
-    if (c == '\\')
-      out += "\\\\";
-    else if (c == '\n')
-      out += "\\n";
-    else
-      out += c;
-  }
-  return out;
-}
+}  // namespace
+
+std::string escape_label_value(std::string_view v) { return escape_exposition(v, true); }
+
+std::string escape_help(std::string_view v) { return escape_exposition(v, false); }
 
 std::string format_sample_value(double v) {
   if (std::isnan(v)) return "NaN";

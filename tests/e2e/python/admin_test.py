@@ -36,22 +36,12 @@ except ImportError as e:
 
 from history_support import Stomp
 from stomp_py_support import Collector
-from stompd_harness import Broker, scaled
+from stompd_harness import Broker, sanitizer_reports, scaled, unique
 
 TOKEN = "adm-" + uuid.uuid4().hex  # never appears in the broker's log
 JWT_SECRET = "e2e-admin-jwt-secret-" + "x" * 32
 
 _ADMIN_LISTENING = re.compile(r"listening transport=admin address=([0-9.]+):(\d+)")
-
-
-def unique(name):
-    return f"{name}.{uuid.uuid4().hex[:8]}"
-
-
-def sanitizer_reports(stderr):
-    return [line for line in stderr.splitlines()
-            if "ERROR: AddressSanitizer" in line or "ERROR: LeakSanitizer" in line
-            or "runtime error:" in line]
 
 
 def stompctl_binary():

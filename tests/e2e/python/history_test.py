@@ -26,19 +26,9 @@ except ImportError as e:
                       "test) and run with /usr/bin/python3") from e
 
 from history_support import (BrokerError, Stomp, bodies_of, describe, seq_of, seqs_of)
-from stompd_harness import Broker, scaled
+from stompd_harness import Broker, sanitizer_reports, scaled, unique
 
 SEED = int(os.environ.get("STOMPD_E2E_SEED") or time.time_ns() % 1_000_000)
-
-
-def unique(name):
-    return f"{name}.{uuid.uuid4().hex[:8]}"
-
-
-def sanitizer_reports(stderr):
-    return [line for line in stderr.splitlines()
-            if "ERROR: AddressSanitizer" in line or "ERROR: LeakSanitizer" in line
-            or "runtime error:" in line]
 
 
 class BrokerCase(unittest.TestCase):

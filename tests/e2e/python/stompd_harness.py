@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 
 # Deadlines scale with STOMPD_E2E_TIME_SCALE (e.g. 3 for a sanitizer build on a busy machine).
 TIME_SCALE = float(os.environ.get("STOMPD_E2E_TIME_SCALE", "1") or "1")
@@ -27,6 +28,18 @@ def scaled(seconds):
 
 # TLS listeners log transport=tcp+tls / websocket+tls; they are filed under tcp / websocket.
 _LISTENING = re.compile(r"listening transport=(\w+)(?:\+tls)? address=([0-9.]+):(\d+)")
+
+
+def unique(name):
+    """A destination name no other test (or earlier run on the same journal) uses."""
+    return f"{name}.{uuid.uuid4().hex[:8]}"
+
+
+def sanitizer_reports(stderr):
+    """The lines of a sanitizer build's stderr that report a finding."""
+    return [line for line in stderr.splitlines()
+            if "ERROR: AddressSanitizer" in line or "ERROR: LeakSanitizer" in line
+            or "runtime error:" in line]
 
 
 def _yaml_scalar(value):

@@ -14,11 +14,7 @@ except ImportError as e:  # a clear message instead of a bare traceback
                       "test) and run with /usr/bin/python3") from e
 
 from stomp_py_support import Collector
-from stompd_harness import Broker, RawStomp, scaled
-
-
-def unique(name):
-    return f"{name}.{uuid.uuid4().hex[:8]}"
+from stompd_harness import Broker, RawStomp, scaled, unique
 
 
 class BrokerTestCase(unittest.TestCase):
