@@ -2,8 +2,8 @@
 // costs in the broker's own code, and what building that message costs. Subscribers only
 // count what they get, so the figures are the router's share of a delivery; the rest is
 // the session's queue and the write (see stompd-bench for the whole path).
-#include "publish.hpp"
-#include "router.hpp"
+#include "routing/publish.hpp"
+#include "routing/router.hpp"
 
 #include <benchmark/benchmark.h>
 

@@ -1,12 +1,12 @@
 #pragma once
 
 #include "broker/config.hpp"
-#include "connection_limiter.hpp"
-#include "history.hpp"
+#include "net/connection_limiter.hpp"
+#include "engine/history.hpp"
 #include "metrics.hpp"
-#include "queue.hpp"
-#include "router.hpp"
-#include "security.hpp"
+#include "routing/queue.hpp"
+#include "routing/router.hpp"
+#include "auth/security.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>

@@ -1,6 +1,6 @@
 #pragma once
 
-#include "admin_view.hpp"
+#include "admin/admin_view.hpp"
 
 #include <array>
 #include <atomic>

@@ -3,8 +3,8 @@
 // One request per run, so the HTTP exchange is linear: resolve, connect, write, read, under
 // one deadline, on a private io_context. Tables for people by default, the API's own JSON
 // with --json; the exit status tells scripts what went wrong (see usage()).
-#include "admin_render.hpp"
-#include "auth.hpp"
+#include "admin/admin_render.hpp"
+#include "auth/auth.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>

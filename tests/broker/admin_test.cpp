@@ -1,7 +1,7 @@
-#include "admin_render.hpp"
-#include "admin_server.hpp"
-#include "admin_view.hpp"
-#include "auth.hpp"
+#include "admin/admin_render.hpp"
+#include "admin/admin_server.hpp"
+#include "admin/admin_view.hpp"
+#include "auth/auth.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>

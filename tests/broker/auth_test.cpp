@@ -1,4 +1,4 @@
-#include "auth.hpp"
+#include "auth/auth.hpp"
 
 #include <gtest/gtest.h>
 #include <openssl/bio.h>

@@ -1,4 +1,4 @@
-#include "queue.hpp"
+#include "routing/queue.hpp"
 
 #include "stomp/serializer.hpp"
 

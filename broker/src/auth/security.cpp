@@ -1,0 +1,62 @@
+#include "auth/security.hpp"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
+
+namespace broker {
+
+namespace {
+
+std::string read_file(const std::filesystem::path& path, std::string_view setting) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(fmt::format("{} {}: cannot read", setting, path.string()));
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+security::security(const config::auth_settings& s)
+    : anonymous(s.anonymous), close_on_expiry(s.jwt.close_on_expiry) {
+  for (const auto& u : s.users) {
+    std::string error;
+    auto hash = auth::parse_passcode_hash(u.passcode, &error);
+    if (!hash) throw std::runtime_error(fmt::format("auth.users {}: passcode {}", u.name, error));
+    if (!users.add(u.name, std::move(*hash), u.roles))
+      throw std::runtime_error(fmt::format("auth.users {}: listed twice", u.name));
+  }
+  if (s.jwt.enabled) {
+    auth::jwt_settings j;
+    j.algorithm = *auth::parse_jwt_algorithm(s.jwt.algorithm);  // validated by the loader
+    j.key = j.algorithm == auth::jwt_algorithm::hs256
+                ? s.jwt.secret
+                : read_file(s.jwt.public_key_file, "auth.jwt.public_key_file");
+    if (!s.jwt.issuer.empty()) j.issuer = s.jwt.issuer;
+    if (!s.jwt.audience.empty()) j.audience = s.jwt.audience;
+    j.leeway = std::chrono::duration_cast<std::chrono::seconds>(s.jwt.leeway);
+    j.user_claim = s.jwt.user_claim;
+    j.roles_claim = s.jwt.roles_claim;
+    j.grants_claim = s.jwt.grants_claim;
+    std::string error;
+    jwt = auth::jwt_verifier::create(std::move(j), &error);
+    if (!jwt) throw std::runtime_error("auth.jwt: " + error);
+  }
+  if (!s.rules.empty()) {
+    std::vector<auth::rule> rules;
+    for (const auto& r : s.rules) rules.push_back({r.users, r.roles, r.subscribe, r.send});
+    auto made = auth::authorizer::create(rules);
+    if (!made.value) {
+      std::string all;
+      for (const auto& e : made.errors)
+        all += fmt::format("{}auth.rules[{}]: {}", all.empty() ? "" : "; ", e.rule, e.what);
+      throw std::runtime_error(all);
+    }
+    authorizer = std::move(*made.value);
+  }
+}
+
+security::~security() { verifier.join(); }
+
+}  // namespace broker

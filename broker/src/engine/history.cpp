@@ -1,0 +1,120 @@
+#include "engine/history.hpp"
+
+#include "metrics.hpp"
+#include "routing/router.hpp"
+#include "stomp/serializer.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+namespace broker {
+
+history::lock_file::lock_file(const std::filesystem::path& path) {
+  std::error_code ec;
+  std::filesystem::create_directories(path.parent_path(), ec);
+  fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw storage::journal_error(
+        make_error_code(storage::errc::io_error),
+        fmt::format("cannot open {}: {}", path.string(), std::strerror(errno)));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    throw storage::journal_error(
+        make_error_code(storage::errc::io_error),
+        fmt::format("{} is locked: another stompd is using the data directory {}", path.string(),
+                    path.parent_path().string()));
+  }
+}
+
+history::lock_file::~lock_file() {
+  if (fd >= 0) ::close(fd);  // releases the lock
+}
+
+history::history(const config& settings, router& topics, shared_metrics& metrics)
+    : topics_(topics), lock_(settings.data_dir / "stompd.lock") {
+  for (const auto& r : settings.journal.destinations) {
+    // The config loader has validated every pattern.
+    rules_.push_back({*destination_pattern::parse(r.pattern, nullptr),
+                      {r.journaled, {r.max_messages, r.max_age}}});
+  }
+  storage::journal_options o;
+  o.path = settings.data_dir / "stompd.db";
+  o.mode = settings.journal.durability == config::journal_settings::durability_mode::power
+               ? storage::durability::power
+               : storage::durability::process;
+  o.retention_interval = settings.journal.retention_interval;
+  o.retention_for = [this](std::string_view d) { return policy_for(d).retention; };
+  o.on_commit = [&metrics](std::size_t appends, std::chrono::nanoseconds took) {
+    metrics.journal_batch_size.observe(static_cast<double>(appends));
+    metrics.journal_commit_seconds.observe(std::chrono::duration<double>(took).count());
+  };
+  o.on_batch_done = [this] {
+    // One task per worker for all of the commit's receipts, instead of one per message.
+    for (std::size_t w = 0; w < completions_.size(); ++w) {
+      if (completions_[w].empty()) continue;
+      topics_.post(w, [done = std::exchange(completions_[w], {})] {
+        for (const auto& c : done) c.done(c.result);
+      });
+    }
+    if (batch_.empty()) return;
+    topics_.publish_batch(batch_);
+    batch_.clear();
+  };
+  journal_ = std::make_unique<storage::journal>(std::move(o));
+}
+
+history::~history() = default;
+
+history::policy history::policy_for(std::string_view destination) const {
+  for (const auto& r : rules_)
+    if (r.pattern.matches(destination)) return r.value;
+  return {destination.starts_with("/topic/"), {}};
+}
+
+void history::append(std::size_t w, std::string destination, header_list headers, std::string body,
+                     std::function<void(const storage::append_result&)> done) {
+  storage::record r;
+  r.destination = std::move(destination);
+  r.headers = std::move(headers);
+  r.body = std::move(body);
+  journal_->append(std::move(r),
+                   [this, w, done = std::move(done)](const storage::append_result& result,
+                                                     const storage::record& stored) mutable {
+                     // Handed to the workers with the rest of the batch in on_batch_done, after
+                     // every callback of the batch ran: receipts and deliveries both follow the
+                     // commit.
+                     if (!result.ec) batch_.push_back(make_message(stored, false));
+                     if (w >= completions_.size()) completions_.resize(w + 1);
+                     completions_[w].push_back({std::move(done), result});
+                   });
+}
+
+void history::flush(std::function<void()> done) { journal_->flush(std::move(done)); }
+
+void history::replay(storage::replay_request request,
+                     std::function<void(storage::replay_result&&)> done) {
+  journal_->replay(std::move(request), std::move(done));
+}
+
+message_ptr history::make_message(const storage::record& r, bool replayed) {
+  auto seq = fmt::format("{}", r.seq);
+  std::vector<stomp::header_view> headers;
+  headers.reserve(r.headers.size() + 4);
+  headers.push_back({"destination", r.destination});
+  headers.push_back({"message-id", seq});
+  headers.push_back({"x-seq", seq});
+  if (replayed) headers.push_back({"x-replayed", "true"});
+  for (const auto& [name, value] : r.headers) headers.push_back({name, value});
+  stomp::shared_message encoded(headers, r.body);
+  bool text = is_utf8(encoded.tail(stomp::version::v1_2));
+  return std::make_shared<const message>(r.destination, std::move(seq), std::move(encoded), text,
+                                         r.seq);
+}
+
+}  // namespace broker

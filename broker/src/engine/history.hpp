@@ -1,0 +1,85 @@
+#pragma once
+
+#include "broker/config.hpp"
+#include "broker/destination_pattern.hpp"
+#include "routing/message.hpp"
+#include "storage/journal.hpp"
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace broker {
+
+class router;
+struct shared_metrics;
+
+// Journaled destinations: which ones are (config rules), storing their messages, publishing
+// them once stored, and reading history back for x-replay.
+//
+// Stored-before-delivered and in x-seq order: a journaled SEND goes to the journal, and only
+// its writer thread publishes, in commit order, one batch per commit (router::publish_batch).
+// So every subscriber sees a destination's messages in x-seq order, whichever connection
+// published them. Thread-safe.
+class history {
+ public:
+  // Opens <data_dir>/stompd.db; throws storage::journal_error when it can't.
+  history(const config& settings, router& topics, shared_metrics& metrics);
+  ~history();
+
+  struct policy {
+    bool journaled = false;
+    storage::retention retention;
+  };
+  policy policy_for(std::string_view destination) const;
+
+  using header_list = std::vector<std::pair<std::string, std::string>>;
+  // Stores a message and then publishes it. `done` runs on worker `w`'s thread once the
+  // message is stored (or failed), in one posted task with the rest of its commit's
+  // completions for that worker, before the commit's deliveries are posted.
+  void append(std::size_t w, std::string destination, header_list headers, std::string body,
+              std::function<void(const storage::append_result&)> done);
+  // `done` runs (writer thread) once every earlier append completed.
+  void flush(std::function<void()> done);
+  // Reads history; `done` runs on a reader thread.
+  void replay(storage::replay_request request, std::function<void(storage::replay_result&&)> done);
+
+  // The MESSAGE for a stored record: message-id and x-seq from its seq, and x-replayed:true
+  // when it is being replayed rather than delivered live.
+  static message_ptr make_message(const storage::record& r, bool replayed);
+
+  storage::journal& journal() noexcept { return *journal_; }
+
+ private:
+  struct rule {
+    destination_pattern pattern;
+    policy value;
+  };
+
+  // An exclusive flock on <data_dir>/stompd.lock, held for the journal's lifetime: a second
+  // stompd on the same data directory would interleave sequence numbers with ours.
+  struct lock_file {
+    explicit lock_file(const std::filesystem::path& path);
+    ~lock_file();
+    lock_file(const lock_file&) = delete;
+    lock_file& operator=(const lock_file&) = delete;
+    int fd = -1;
+  };
+
+  router& topics_;
+  lock_file lock_;
+  std::vector<rule> rules_;
+  struct completion {
+    std::function<void(const storage::append_result&)> done;
+    storage::append_result result;
+  };
+  // Writer thread only: what a commit hands back, until its end (on_batch_done).
+  std::vector<std::vector<completion>> completions_;  // per worker
+  std::vector<message_ptr> batch_;                    // committed, not yet published
+  std::unique_ptr<storage::journal> journal_;
+};
+
+}  // namespace broker

@@ -1,0 +1,161 @@
+#include "routing/queue.hpp"
+
+#include <algorithm>
+
+namespace broker {
+
+queue::queue(std::string name, std::size_t max_messages)
+    : name_(std::move(name)), max_messages_(max_messages) {}
+
+bool queue::enqueue(message_ptr m) {
+  std::lock_guard lock(mutex_);
+  if (waiting_.size() >= max_messages_) return false;
+  ++enqueued_;
+  waiting_.push_back({std::move(m), false});
+  dispatch();
+  return true;
+}
+
+void queue::add_consumer(queue_consumer* c, std::uint64_t key, ack_mode mode,
+                         std::size_t prefetch) {
+  std::lock_guard lock(mutex_);
+  consumers_.push_back({c, key, mode, prefetch, {}});
+  dispatch();
+}
+
+void queue::remove_consumer(const queue_consumer* c, std::uint64_t key) {
+  std::lock_guard lock(mutex_);
+  auto it = std::find_if(consumers_.begin(), consumers_.end(),
+                         [&](const consumer& x) { return x.raw == c && x.key == key; });
+  if (it == consumers_.end()) return;
+  // Unacknowledged messages go back to the head in their original order.
+  for (auto u = it->unacked.rbegin(); u != it->unacked.rend(); ++u)
+    waiting_.push_front({std::move(u->msg), true});
+  auto index = static_cast<std::size_t>(it - consumers_.begin());
+  consumers_.erase(it);
+  if (next_ > index) --next_;
+  if (next_ >= consumers_.size()) next_ = 0;
+  dispatch();
+}
+
+queue::consumer* queue::find(const queue_consumer* c, std::uint64_t key) {
+  for (auto& x : consumers_)
+    if (x.raw == c && x.key == key) return &x;
+  return nullptr;
+}
+
+bool queue::settle(const queue_consumer* c, std::uint64_t key, std::string_view message_id,
+                   bool cumulative, bool requeue) {
+  std::lock_guard lock(mutex_);
+  consumer* con = find(c, key);
+  if (con == nullptr) return false;
+  auto& unacked = con->unacked;
+  auto it = std::find_if(unacked.begin(), unacked.end(),
+                         [&](const entry& e) { return e.msg->id == message_id; });
+  if (it == unacked.end()) return false;
+  auto first = cumulative ? unacked.begin() : it;
+  auto last = std::next(it);
+  if (requeue) {
+    // Back to the head, keeping their order, ahead of messages that never went out.
+    for (auto u = std::make_reverse_iterator(last); u != std::make_reverse_iterator(first); ++u)
+      waiting_.push_front({std::move(u->msg), true});
+  }
+  unacked.erase(first, last);
+  dispatch();
+  return true;
+}
+
+bool queue::ack(const queue_consumer* c, std::uint64_t key, std::string_view message_id,
+                bool cumulative) {
+  return settle(c, key, message_id, cumulative, false);
+}
+
+bool queue::nack(const queue_consumer* c, std::uint64_t key, std::string_view message_id,
+                 bool cumulative) {
+  return settle(c, key, message_id, cumulative, true);
+}
+
+void queue::dispatch() {
+  // Round-robin over consumers with credit; stops when nothing waits or nobody can take more.
+  while (!waiting_.empty() && !consumers_.empty()) {
+    consumer* chosen = nullptr;
+    for (std::size_t tried = 0; tried < consumers_.size(); ++tried) {
+      auto& c = consumers_[next_];
+      next_ = (next_ + 1) % consumers_.size();
+      if (c.mode == ack_mode::auto_ack || c.prefetch == 0 || c.unacked.size() < c.prefetch) {
+        chosen = &c;
+        break;
+      }
+    }
+    if (chosen == nullptr) return;
+    entry e = std::move(waiting_.front());
+    waiting_.pop_front();
+    chosen->raw->on_queue_message(e.msg, chosen->key, e.redelivered);
+    ++delivered_;
+    if (chosen->mode != ack_mode::auto_ack) chosen->unacked.push_back(std::move(e));
+  }
+}
+
+bool queue::idle() const {
+  std::lock_guard lock(mutex_);
+  return waiting_.empty() && consumers_.empty();
+}
+
+queue::stats queue::snapshot() const {
+  std::lock_guard lock(mutex_);
+  return {consumers_.size(), waiting_.size(), enqueued_, delivered_};
+}
+
+std::size_t queue::unacked(const queue_consumer* c, std::uint64_t key) const {
+  std::lock_guard lock(mutex_);
+  for (const auto& x : consumers_)
+    if (x.raw == c && x.key == key) return x.unacked.size();
+  return 0;
+}
+
+std::size_t queue::depth() const {
+  std::lock_guard lock(mutex_);
+  return waiting_.size();
+}
+
+std::shared_ptr<queue> queue_registry::with_queue(std::string_view name,
+                                                  const std::function<void(queue&)>& fn) {
+  auto& sh = shard_for(name);
+  std::lock_guard lock(sh.mutex);
+  auto it = sh.queues.find(name);
+  if (it == sh.queues.end())
+    it = sh.queues
+             .emplace(std::string(name), std::make_shared<queue>(std::string(name), max_messages_))
+             .first;
+  fn(*it->second);
+  auto q = it->second;
+  if (q->idle()) sh.queues.erase(it);  // e.g. a rejected enqueue into a fresh queue
+  return q;
+}
+
+void queue_registry::release(std::string_view name) {
+  auto& sh = shard_for(name);
+  std::lock_guard lock(sh.mutex);
+  auto it = sh.queues.find(name);
+  if (it != sh.queues.end() && it->second->idle()) sh.queues.erase(it);
+}
+
+std::vector<std::pair<std::string, queue::stats>> queue_registry::snapshot() const {
+  std::vector<std::pair<std::string, queue::stats>> out;
+  for (const auto& sh : shards_) {
+    std::lock_guard lock(sh.mutex);
+    for (const auto& [name, q] : sh.queues) out.emplace_back(name, q->snapshot());
+  }
+  return out;
+}
+
+std::size_t queue_registry::size() const {
+  std::size_t n = 0;
+  for (const auto& sh : shards_) {
+    std::lock_guard lock(sh.mutex);
+    n += sh.queues.size();
+  }
+  return n;
+}
+
+}  // namespace broker

@@ -1,0 +1,137 @@
+#pragma once
+
+#include "routing/message.hpp"
+#include "routing/router.hpp"
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace broker {
+
+enum class ack_mode : std::uint8_t { auto_ack, client, client_individual };
+
+class queue;
+
+// Takes messages from a queue. on_queue_message is called with the queue's mutex held, from
+// whichever thread dispatched, so it must only hand the message to its own thread (post) and
+// never call back into the queue synchronously.
+class queue_consumer {
+ public:
+  virtual void on_queue_message(const message_ptr& m, std::uint64_t subscription_key,
+                                bool redelivered) = 0;
+
+ protected:
+  ~queue_consumer() = default;
+};
+
+// A /queue/ destination: competing consumers, each message to exactly one of them,
+// round-robin among those with prefetch credit. Messages wait (bounded) while nobody can
+// take them. In the client ack modes a delivered message stays owned by the queue until
+// acknowledged; a NACK, an UNSUBSCRIBE or a disconnect puts it back at the head, marked
+// redelivered. Thread-safe: one mutex per queue, held only to move messages between lists
+// and to post deliveries (posting under the lock keeps each consumer's order FIFO).
+class queue {
+ public:
+  queue(std::string name, std::size_t max_messages);
+
+  const std::string& name() const noexcept { return name_; }
+
+  // False when the queue already holds max_messages waiting messages.
+  bool enqueue(message_ptr m);
+
+  // `c` must call remove_consumer() before it is destroyed; until then the queue calls
+  // c->on_queue_message() for each message it hands out.
+  void add_consumer(queue_consumer* c, std::uint64_t key, ack_mode mode, std::size_t prefetch);
+  // Puts the consumer's unacknowledged messages back at the head of the queue.
+  void remove_consumer(const queue_consumer* c, std::uint64_t key);
+
+  // `message_id` names a delivery to this consumer. cumulative (ack mode client) settles
+  // it and every earlier delivery to the subscription. False when the id is unknown.
+  bool ack(const queue_consumer* c, std::uint64_t key, std::string_view message_id,
+           bool cumulative);
+  bool nack(const queue_consumer* c, std::uint64_t key, std::string_view message_id,
+            bool cumulative);
+
+  // Nothing waiting and nobody subscribed: the registry may drop it.
+  bool idle() const;
+  std::size_t depth() const;
+
+  struct stats {
+    std::size_t consumers = 0;
+    std::size_t waiting = 0;
+    std::uint64_t enqueued = 0;   // since the queue was made
+    std::uint64_t delivered = 0;  // deliveries, redeliveries included
+  };
+  stats snapshot() const;
+  // Unacknowledged messages of one consumer's subscription.
+  std::size_t unacked(const queue_consumer* c, std::uint64_t key) const;
+
+ private:
+  struct entry {
+    message_ptr msg;
+    bool redelivered = false;
+  };
+  struct consumer {
+    queue_consumer* raw;
+    std::uint64_t key;
+    ack_mode mode;
+    std::size_t prefetch;       // 0: unbounded
+    std::deque<entry> unacked;  // in delivery order
+  };
+
+  consumer* find(const queue_consumer* c, std::uint64_t key);
+  bool settle(const queue_consumer* c, std::uint64_t key, std::string_view message_id,
+              bool cumulative, bool requeue);
+  void dispatch();  // with mutex_ held
+
+  const std::string name_;
+  const std::size_t max_messages_;
+  mutable std::mutex mutex_;
+  std::deque<entry> waiting_;
+  std::vector<consumer> consumers_;
+  std::size_t next_ = 0;  // round-robin position in consumers_
+  std::uint64_t enqueued_ = 0;
+  std::uint64_t delivered_ = 0;
+};
+
+// Owns the live /queue/ destinations. A queue exists while it holds messages or consumers;
+// operations run under the registry shard's lock so a queue can't be dropped between being
+// found and being used.
+class queue_registry {
+ public:
+  explicit queue_registry(std::size_t max_messages_per_queue)
+      : max_messages_(max_messages_per_queue) {}
+
+  // Runs fn(queue&) on the named queue, creating it if needed. Returns the queue, which a
+  // consumer keeps for its acks.
+  std::shared_ptr<queue> with_queue(std::string_view name, const std::function<void(queue&)>& fn);
+  // Drops the queue if it is idle.
+  void release(std::string_view name);
+
+  std::size_t size() const;
+
+  std::vector<std::pair<std::string, queue::stats>> snapshot() const;
+
+ private:
+  struct shard {
+    mutable std::mutex mutex;
+    string_map<std::shared_ptr<queue>> queues;
+  };
+  static constexpr std::size_t shard_count = 16;
+  shard& shard_for(std::string_view name) noexcept {
+    return shards_[string_hash{}(name) % shard_count];
+  }
+
+  const std::size_t max_messages_;
+  std::array<shard, shard_count> shards_;
+};
+
+}  // namespace broker
