@@ -1,12 +1,12 @@
 #pragma once
 
+#include "auth/security.hpp"
 #include "broker/config.hpp"
-#include "net/connection_limiter.hpp"
 #include "engine/history.hpp"
 #include "metrics.hpp"
+#include "net/connection_limiter.hpp"
 #include "routing/queue.hpp"
 #include "routing/router.hpp"
-#include "auth/security.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>

@@ -1,11 +1,11 @@
 #include "broker/server.hpp"
 
 #include "admin/admin_server.hpp"
+#include "admin/live_view.hpp"
 #include "broker/log.hpp"
 #include "context.hpp"
-#include "admin/live_view.hpp"
-#include "session/session.hpp"
 #include "net/transport.hpp"
+#include "session/session.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>

@@ -1,8 +1,8 @@
 #include "net/transport.hpp"
 
 #include "broker/log.hpp"
-#include "session/session.hpp"
 #include "net/url.hpp"
+#include "session/session.hpp"
 
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>

@@ -1,7 +1,7 @@
 #pragma once
 
-#include "net/connection_limiter.hpp"
 #include "context.hpp"
+#include "net/connection_limiter.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 
