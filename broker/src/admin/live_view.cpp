@@ -37,12 +37,6 @@ auto on_each_worker(broker_context& ctx, Fn fn) {
   return out;
 }
 
-std::uint64_t size_of(const std::filesystem::path& p) {
-  std::error_code ec;
-  auto n = std::filesystem::file_size(p, ec);
-  return ec ? 0 : n;
-}
-
 std::uint64_t resident_bytes() {
   std::ifstream statm("/proc/self/statm");
   std::uint64_t size = 0, resident = 0;
@@ -140,7 +134,7 @@ std::vector<admin::destination_info> live_view::gather_destinations() {
     if (d.name.empty()) {
       d.name = name;
       d.type = name.starts_with("/queue/") ? "queue" : "topic";
-      d.journaled = ctx_.journal && d.type == "topic" && ctx_.journal->policy_for(name).journaled;
+      d.journaled = ctx_.publishing->journaled(name);
     }
     return d;
   };
@@ -157,13 +151,11 @@ std::vector<admin::destination_info> live_view::gather_destinations() {
     d.messages_out = q.delivered;
     d.queued = q.waiting;
   }
-  if (ctx_.journal) {
-    for (const auto& j : ctx_.journal->journal().stats()) {
-      auto& d = get(j.destination);
-      d.last_seq = j.last_seq;
-      d.stored = j.stored;
-      d.oldest_ms = j.oldest_ms;
-    }
+  for (const auto& j : ctx_.publishing->store().stored()) {
+    auto& d = get(j.destination);
+    d.last_seq = j.last_seq;
+    d.stored = j.stored;
+    d.oldest_ms = j.oldest_ms;
   }
   std::vector<admin::destination_info> out;
   out.reserve(by_name.size());
@@ -193,8 +185,7 @@ std::optional<admin::destination_info> live_view::destination(std::string_view n
 std::optional<admin::history_page> live_view::history(std::string_view name, std::uint64_t after,
                                                       std::size_t limit,
                                                       std::optional<std::size_t> last) {
-  if (!ctx_.journal || !name.starts_with("/topic/") || !ctx_.journal->policy_for(name).journaled)
-    return std::nullopt;
+  if (!ctx_.publishing->journaled(name)) return std::nullopt;
   storage::replay_request req;
   req.destination = std::string(name);
   req.mode = last ? storage::replay_request::kind::last : storage::replay_request::kind::page;
@@ -203,8 +194,8 @@ std::optional<admin::history_page> live_view::history(std::string_view name, std
   req.max_bytes = ctx_.settings.journal.replay_max_bytes;
   std::promise<storage::replay_result> promise;
   auto future = promise.get_future();
-  ctx_.journal->replay(std::move(req),
-                       [&promise](storage::replay_result&& r) { promise.set_value(std::move(r)); });
+  ctx_.publishing->store().replay(
+      std::move(req), [&promise](storage::replay_result&& r) { promise.set_value(std::move(r)); });
   auto r = future.get();  // the journal always answers, also when shutting down
   if (r.ec) throw std::runtime_error(r.ec.message());
   admin::history_page page;
@@ -217,8 +208,7 @@ std::optional<admin::history_page> live_view::history(std::string_view name, std
 }
 
 std::optional<std::uint64_t> live_view::purge(std::string_view name) {
-  if (!ctx_.journal || !ctx_.journal->policy_for(name).journaled) return std::nullopt;
-  return ctx_.journal->journal().purge(name);
+  return ctx_.publishing->store().purge(name);
 }
 
 admin::broker_stats live_view::stats() {
@@ -233,10 +223,7 @@ admin::broker_stats live_view::stats() {
   }
   s.rate_in = rate(&sample::in);
   s.rate_out = rate(&sample::out);
-  if (ctx_.journal) {
-    auto db = ctx_.settings.data_dir / "stompd.db";
-    s.journal_bytes = size_of(db) + size_of(db.string() + "-wal");
-  }
+  s.journal_bytes = ctx_.publishing->store().stored_bytes();
   s.rss_bytes = resident_bytes();
   return s;
 }
@@ -280,8 +267,19 @@ void live_view::publish(std::string destination,
                                   headers = std::move(headers), body = std::move(body),
                                   who = who ? std::optional<auth::principal>(*who) : std::nullopt,
                                   done = std::move(done)]() mutable {
-    publish_from_admin(ctx_, *ctx_.workers[0], std::move(destination), std::move(headers),
-                       std::move(body), who ? &*who : nullptr, std::move(done));
+    if (auto problem = destination_problem(destination, ctx_.settings.limits.max_destination_bytes);
+        !problem.empty())
+      return done({400, std::move(problem), 0, {}});
+    if (who &&
+        !ctx_.security->authorizer.permissions_for(*who).allows(auth::action::send, destination))
+      return done(
+          {403, fmt::format("user '{}' may not send to '{}'", who->user, destination), 0, {}});
+    bump(ctx_.workers[0]->stats.messages_in);  // counted like a SEND (we are on its thread)
+    ctx_.publishing->publish_from_admin(
+        0, std::move(destination), std::move(headers), std::move(body),
+        [done = std::move(done)](publisher::admin_result r) {
+          done({r.status, std::move(r.error), r.seq, std::move(r.message_id)});
+        });
   });
 }
 

@@ -1,8 +1,9 @@
 #include "engine/history.hpp"
 
 #include "metrics.hpp"
+#include "net/event_loop.hpp"
+#include "routing/publish.hpp"
 #include "routing/router.hpp"
-#include "stomp/serializer.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -36,8 +37,9 @@ history::lock_file::~lock_file() {
   if (fd >= 0) ::close(fd);  // releases the lock
 }
 
-history::history(const config& settings, router& topics, shared_metrics& metrics)
-    : topics_(topics), lock_(settings.data_dir / "stompd.lock") {
+history::history(const config& settings, worker_pool& workers, router& topics,
+                 shared_metrics& metrics)
+    : workers_(workers), topics_(topics), lock_(settings.data_dir / "stompd.lock") {
   for (const auto& r : settings.journal.destinations) {
     // The config loader has validated every pattern.
     rules_.push_back({*destination_pattern::parse(r.pattern, nullptr),
@@ -58,7 +60,7 @@ history::history(const config& settings, router& topics, shared_metrics& metrics
     // One task per worker for all of the commit's receipts, instead of one per message.
     for (std::size_t w = 0; w < completions_.size(); ++w) {
       if (completions_[w].empty()) continue;
-      topics_.post(w, [done = std::exchange(completions_[w], {})] {
+      workers_.post(w, [done = std::exchange(completions_[w], {})] {
         for (const auto& c : done) c.done(c.result);
       });
     }
@@ -89,7 +91,7 @@ void history::append(std::size_t w, std::string destination, header_list headers
                      // Handed to the workers with the rest of the batch in on_batch_done, after
                      // every callback of the batch ran: receipts and deliveries both follow the
                      // commit.
-                     if (!result.ec) batch_.push_back(make_message(stored, false));
+                     if (!result.ec) batch_.push_back(make_stored_message(stored, false));
                      if (w >= completions_.size()) completions_.resize(w + 1);
                      completions_[w].push_back({std::move(done), result});
                    });
@@ -100,21 +102,6 @@ void history::flush(std::function<void()> done) { journal_->flush(std::move(done
 void history::replay(storage::replay_request request,
                      std::function<void(storage::replay_result&&)> done) {
   journal_->replay(std::move(request), std::move(done));
-}
-
-message_ptr history::make_message(const storage::record& r, bool replayed) {
-  auto seq = fmt::format("{}", r.seq);
-  std::vector<stomp::header_view> headers;
-  headers.reserve(r.headers.size() + 4);
-  headers.push_back({"destination", r.destination});
-  headers.push_back({"message-id", seq});
-  headers.push_back({"x-seq", seq});
-  if (replayed) headers.push_back({"x-replayed", "true"});
-  for (const auto& [name, value] : r.headers) headers.push_back({name, value});
-  stomp::shared_message encoded(headers, r.body);
-  bool text = is_utf8(encoded.tail(stomp::version::v1_2));
-  return std::make_shared<const message>(r.destination, std::move(seq), std::move(encoded), text,
-                                         r.seq);
 }
 
 }  // namespace broker

@@ -15,10 +15,12 @@
 namespace broker {
 
 class router;
+class worker_pool;
 struct shared_metrics;
 
-// Journaled destinations: which ones are (config rules), storing their messages, publishing
-// them once stored, and reading history back for x-replay.
+// The node-local SQLite journal behind local_engine: which destinations the config journals
+// (rules), storing their messages, publishing them once stored, and reading history back for
+// x-replay.
 //
 // Stored-before-delivered and in x-seq order: a journaled SEND goes to the journal, and only
 // its writer thread publishes, in commit order, one batch per commit (router::publish_batch).
@@ -27,7 +29,9 @@ struct shared_metrics;
 class history {
  public:
   // Opens <data_dir>/stompd.db; throws storage::journal_error when it can't.
-  history(const config& settings, router& topics, shared_metrics& metrics);
+  // Receipts are posted to the workers through `workers`, committed messages published
+  // through `topics`.
+  history(const config& settings, worker_pool& workers, router& topics, shared_metrics& metrics);
   ~history();
 
   struct policy {
@@ -47,10 +51,6 @@ class history {
   // Reads history; `done` runs on a reader thread.
   void replay(storage::replay_request request, std::function<void(storage::replay_result&&)> done);
 
-  // The MESSAGE for a stored record: message-id and x-seq from its seq, and x-replayed:true
-  // when it is being replayed rather than delivered live.
-  static message_ptr make_message(const storage::record& r, bool replayed);
-
   storage::journal& journal() noexcept { return *journal_; }
 
  private:
@@ -69,6 +69,7 @@ class history {
     int fd = -1;
   };
 
+  worker_pool& workers_;
   router& topics_;
   lock_file lock_;
   std::vector<rule> rules_;

@@ -4,6 +4,7 @@
 #include "admin/live_view.hpp"
 #include "broker/log.hpp"
 #include "context.hpp"
+#include "engine/local_engine.hpp"
 #include "net/transport.hpp"
 #include "session/session.hpp"
 
@@ -70,16 +71,13 @@ std::size_t worker_count(const config& c) {
 
 broker_context::broker_context(config c)
     : settings(std::move(c)),
-      topics(worker_count(settings),
-             [this](std::size_t w, std::function<void()> task) {
-               net::post(workers[w]->io, std::move(task));
-             }),
+      topics(
+          worker_count(settings),
+          [this](std::size_t w, std::function<void()> task) { workers.post(w, std::move(task)); }),
       queues(settings.limits.max_queue_messages),
       connections(settings.limits.max_connections, settings.limits.max_connections_per_address),
-      server_header(fmt::format("{}/{}", settings.server_name, STOMPD_VERSION)) {
-  for (std::size_t i = 0, n = worker_count(settings); i < n; ++i)
-    workers.push_back(std::make_unique<worker>(i));
-}
+      workers(worker_count(settings)),
+      server_header(fmt::format("{}/{}", settings.server_name, STOMPD_VERSION)) {}
 
 // A listening socket handing each connection to the next worker, round-robin.
 struct listener {
@@ -171,10 +169,13 @@ void server::start() {
   m.ctx.security = std::make_unique<security>(cfg.auth);
   if (cfg.auth.anonymous)
     log_warn("auth.anonymous is on: anyone may connect (the development default)");
+  // A journal that can't be opened (corrupt, newer schema, unwritable) stops startup here,
+  // with the reason: never a silent fresh start.
+  m.ctx.publishing =
+      std::make_unique<publisher>(cfg, m.ctx.workers,
+                                  std::make_unique<local_engine>(cfg, m.ctx.workers, m.ctx.topics,
+                                                                 m.ctx.queues, m.ctx.metrics));
   if (cfg.journal.enabled) {
-    // A journal that can't be opened (corrupt, newer schema, unwritable) stops startup here,
-    // with the reason: never a silent fresh start.
-    m.ctx.journal = std::make_unique<history>(cfg, m.ctx.topics, m.ctx.metrics);
     log_info("journal path={} durability={}", (cfg.data_dir / "stompd.db").string(),
              cfg.journal.durability == config::journal_settings::durability_mode::power
                  ? "power"
@@ -209,7 +210,7 @@ void server::start() {
     m.guards.emplace_back(net::make_work_guard(w->io));
     m.threads.emplace_back([&m, &w = *w] {
       try {
-        run_event_loop(m.ctx, w);
+        run_event_loop(w, m.ctx.topics);
       } catch (const std::exception& e) {
         log_error("worker stopped by an exception: {}", e.what());
       }
@@ -246,11 +247,11 @@ void server::stop() {
     if (m.tcp_listener) m.tcp_listener->acceptor.close(ec);
     if (m.ws_listener) m.ws_listener->acceptor.close(ec);
   });
-  if (m.ctx.journal) {
-    // Let SENDs already handed to the journal commit first: their RECEIPTs are posted to the
-    // sessions ahead of the closes below.
+  {
+    // Let SENDs already handed to the engine be stored first: their RECEIPTs are posted to
+    // the sessions ahead of the closes below.
     auto flushed = std::make_shared<std::promise<void>>();
-    m.ctx.journal->flush([flushed] { flushed->set_value(); });
+    m.ctx.publishing->store().drain([flushed] { flushed->set_value(); });
     flushed->get_future().wait_for(shutdown_deadline);
   }
   for (auto& w : m.ctx.workers) {

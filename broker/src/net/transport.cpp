@@ -1,7 +1,6 @@
 #include "net/transport.hpp"
 
 #include "broker/log.hpp"
-#include "net/url.hpp"
 #include "session/session.hpp"
 
 #include <boost/asio/ssl/stream.hpp>
@@ -11,6 +10,7 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
+#include <boost/url/parse.hpp>
 
 #include <algorithm>
 #include <array>
@@ -148,22 +148,20 @@ class tcp_session final : public session {
   std::array<char, 256> discard_;
 };
 
+// The first `name` parameter of the request target's query, percent-decoded ('+' is a space,
+// as browsers encode forms); "" when absent. A target whose query is malformed (a bad escape)
+// yields its raw value: it then fails verification like any bad token, rather than
+// vanishing and letting the connection fall back to anonymous.
 std::string query_parameter(std::string_view target, std::string_view name) {
-  auto q = target.find('?');
-  if (q == std::string_view::npos) return {};
-  std::string_view rest = target.substr(q + 1);
-  while (!rest.empty()) {
-    auto amp = rest.find('&');
-    auto pair = rest.substr(0, amp);
-    auto eq = pair.find('=');
-    if (pair.substr(0, eq) == name && eq != std::string_view::npos) {
-      // A malformed escape is kept as sent: it then fails verification like any bad token,
-      // rather than vanishing and letting the connection fall back to anonymous.
-      auto raw = pair.substr(eq + 1);
-      return percent_decode(raw, true).value_or(std::string(raw));
-    }
-    if (amp == std::string_view::npos) break;
-    rest.remove_prefix(amp + 1);
+  auto url = boost::urls::parse_origin_form(target);
+  if (!url) return {};
+  for (const auto& p : url->encoded_params()) {
+    if (p.key != name || !p.has_value) continue;
+    auto decoded = boost::urls::make_pct_string_view(p.value);
+    if (!decoded) return std::string(p.value);
+    boost::urls::encoding_opts plus_is_space;
+    plus_is_space.space_as_plus = true;
+    return decoded->decode(plus_is_space);
   }
   return {};
 }

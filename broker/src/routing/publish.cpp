@@ -1,23 +1,32 @@
 #include "routing/publish.hpp"
 
-#include "metrics.hpp"
+#include "net/event_loop.hpp"
+#include "stomp/decimal.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <atomic>
+#include <array>
 
 namespace broker {
 
 namespace {
 
-bool is_reserved_header(std::string_view name) {
-  return name == "destination" || name == "receipt" || name == "transaction" ||
-         name == "content-length" || name == "message-id" || name == "subscription" ||
-         name == "ack" || name == "redelivered" || name == "x-seq" || name == "x-replayed";
-}
-
 bool is_control(char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }
+
+// Adapts a callback to publish_listener for publishes that are not a session's (the admin
+// API's). The engine holds listeners weakly, so this one owns itself until it has heard: the
+// engine always answers an append, with errc::closed when shutting down.
+struct callback_listener final : publish_listener {
+  explicit callback_listener(std::function<void(const storage::append_result&)> f)
+      : done(std::move(f)) {}
+  void on_stored(std::uint64_t, const storage::append_result& r) override {
+    auto keep = std::move(self);  // released when this returns
+    done(r);
+  }
+  std::function<void(const storage::append_result&)> done;
+  std::shared_ptr<callback_listener> self;
+};
 
 }  // namespace
 
@@ -36,6 +45,13 @@ std::string destination_problem(std::string_view d, std::size_t max_bytes) {
   std::string shown(d.substr(0, 128));
   std::replace_if(shown.begin(), shown.end(), is_control, '?');
   return fmt::format("destination '{}' {}", shown, problem);
+}
+
+bool is_reserved_header(std::string_view name) noexcept {
+  static constexpr std::array<std::string_view, 10> reserved = {
+      "destination",  "receipt", "transaction", "content-length", "message-id",
+      "subscription", "ack",     "redelivered", "x-seq",          "x-replayed"};
+  return std::find(reserved.begin(), reserved.end(), name) != reserved.end();
 }
 
 header_views passable_headers(std::span<const stomp::header_view> headers) {
@@ -62,48 +78,109 @@ message_ptr make_live_message(std::string_view destination, std::string message_
                                          std::move(encoded), text);
 }
 
-route_result route(broker_context& ctx, std::size_t w, const message_ptr& m) {
-  if (m->destination.starts_with("/topic/")) {
-    ctx.topics.publish(w, m);
-    return route_result::routed;
-  }
-  bool accepted = false;
-  ctx.queues.with_queue(m->destination, [&](queue& q) { accepted = q.enqueue(m); });
-  return accepted ? route_result::routed : route_result::queue_full;
+message_ptr make_stored_message(const storage::record& r, bool replayed) {
+  auto seq = fmt::format("{}", r.seq);
+  std::vector<stomp::header_view> headers;
+  headers.reserve(r.headers.size() + 4);
+  headers.push_back({"destination", r.destination});
+  headers.push_back({"message-id", seq});
+  headers.push_back({"x-seq", seq});
+  if (replayed) headers.push_back({"x-replayed", "true"});
+  for (const auto& [name, value] : r.headers) headers.push_back({name, value});
+  stomp::shared_message encoded(headers, r.body);
+  bool text = is_utf8(encoded.tail(stomp::version::v1_2));
+  return std::make_shared<const message>(r.destination, std::move(seq), std::move(encoded), text,
+                                         r.seq);
 }
 
-void publish_from_admin(broker_context& ctx, worker& w, std::string destination,
-                        std::vector<std::pair<std::string, std::string>> headers, std::string body,
-                        const auth::principal* who,
-                        std::function<void(admin::publish_result)> done) {
-  if (auto problem = destination_problem(destination, ctx.settings.limits.max_destination_bytes);
-      !problem.empty())
-    return done({400, problem, 0, {}});
-  if (who &&
-      !ctx.security->authorizer.permissions_for(*who).allows(auth::action::send, destination))
-    return done(
-        {403, fmt::format("user '{}' may not send to '{}'", who->user, destination), 0, {}});
-  bump(w.stats.messages_in);  // counted like a SEND (we are on w's thread)
-  std::vector<stomp::header_view> views;
-  for (const auto& [name, value] : headers) views.push_back({name, value});
-  auto passed = passable_headers(views);
-  if (ctx.journal && destination.starts_with("/topic/") &&
-      ctx.journal->policy_for(destination).journaled) {
-    history::header_list kept;
-    for (const auto& h : passed) kept.emplace_back(h.name, h.value);
-    ctx.journal->append(w.index, destination, std::move(kept), std::move(body),
-                        [done = std::move(done)](const storage::append_result& r) {
-                          if (r.ec) return done({503, r.ec.message(), 0, {}});
-                          done({200, {}, r.seq, fmt::format("{}", r.seq)});
-                        });
-    return;
+std::optional<storage::replay_request> parse_replay(std::string_view v) {
+  using kind = storage::replay_request::kind;
+  storage::replay_request r;
+  std::string_view number;
+  if (v.starts_with("last:")) {
+    r.mode = kind::last;
+    number = v.substr(5);
+  } else if (v.starts_with("after:")) {
+    r.mode = kind::after;
+    number = v.substr(6);
+  } else if (v.starts_with("since:")) {
+    r.mode = kind::since;
+    number = v.substr(6);
+  } else {
+    return std::nullopt;
   }
-  static std::atomic<std::uint64_t> admin_messages{0};
-  auto id = fmt::format("admin-{}", admin_messages.fetch_add(1) + 1);
-  auto m = make_live_message(destination, id, passed, body);
-  if (route(ctx, w.index, m) == route_result::queue_full)
-    return done({503, fmt::format("queue '{}' is full", destination), 0, {}});
-  done({200, {}, 0, std::move(id)});
+  auto value = stomp::parse_decimal<std::uint64_t>(number);
+  if (!value) return std::nullopt;
+  r.value = *value;
+  return r;
+}
+
+publisher::publisher(const config& settings, worker_pool& workers, std::unique_ptr<engine> e)
+    : settings_(settings), workers_(workers), engine_(std::move(e)) {}
+
+publisher::status publisher::publish(std::size_t w, const request& r,
+                                     std::weak_ptr<publish_listener> listener,
+                                     std::uint64_t ticket) {
+  auto passed = passable_headers(r.headers);
+  if (engine_->journaled(r.destination)) {
+    engine::header_list kept;
+    kept.reserve(passed.size());
+    for (const auto& h : passed) kept.emplace_back(h.name, h.value);
+    // The RECEIPT waits for the commit (a backend may tell its own client "stored"), and so
+    // does delivery: the engine delivers once the message is stored.
+    engine_->append(w, std::string(r.destination), std::move(kept), std::string(r.body),
+                    [listener = std::move(listener), ticket](const storage::append_result& a) {
+                      if (auto l = listener.lock()) l->on_stored(ticket, a);
+                    });
+    return status::storing;
+  }
+  auto m = make_live_message(r.destination, fmt::format("{}-{}", r.sender, r.sender_seq), passed,
+                             r.body);
+  return engine_->route(w, m) == engine::route_result::routed ? status::routed : status::queue_full;
+}
+
+void publisher::when_stored(std::size_t w, std::function<void()> done) {
+  engine_->when_stored(w, std::move(done));
+}
+
+std::string publisher::replay_problem(std::string_view destination) const {
+  if (engine_->journaled(destination)) return {};
+  return fmt::format("x-replay: destination '{}' is not journaled", destination);
+}
+
+void publisher::replay(std::size_t w, std::string_view destination, storage::replay_request r,
+                       std::function<void(storage::replay_result&&)> done) {
+  r.destination = std::string(destination);
+  r.max_messages = settings_.journal.replay_max_messages;
+  r.max_bytes = settings_.journal.replay_max_bytes;
+  engine_->replay(std::move(r), [this, w, done = std::move(done)](storage::replay_result&& res) {
+    workers_.post(w, [done, res = std::move(res)]() mutable { done(std::move(res)); });
+  });
+}
+
+void publisher::publish_from_admin(std::size_t w, std::string destination,
+                                   std::vector<std::pair<std::string, std::string>> headers,
+                                   std::string body, std::function<void(admin_result)> done) {
+  std::vector<stomp::header_view> views;
+  views.reserve(headers.size());
+  for (const auto& [name, value] : headers) views.push_back({name, value});
+  auto n = admin_messages_.fetch_add(1, std::memory_order_relaxed) + 1;
+  auto listener = std::make_shared<callback_listener>([done](const storage::append_result& r) {
+    if (r.ec) return done({503, r.ec.message(), 0, {}});
+    done({200, {}, r.seq, fmt::format("{}", r.seq)});
+  });
+  request r{destination, views, body, "admin", n};
+  listener->self = listener;
+  auto outcome = publish(w, r, listener, 0);
+  if (outcome != status::storing) listener->self.reset();  // it will hear nothing
+  switch (outcome) {
+    case status::storing:
+      return;  // the listener answers
+    case status::queue_full:
+      return done({503, fmt::format("queue '{}' is full", destination), 0, {}});
+    case status::routed:
+      return done({200, {}, 0, fmt::format("admin-{}", n)});
+  }
 }
 
 }  // namespace broker

@@ -1,14 +1,17 @@
 #pragma once
 
-#include "admin/admin_view.hpp"
-#include "auth/auth.hpp"
-#include "context.hpp"
+#include "broker/config.hpp"
+#include "engine/engine.hpp"
 #include "routing/message.hpp"
 #include "stomp/frame.hpp"
 
 #include <boost/container/small_vector.hpp>
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -17,33 +20,106 @@
 
 namespace broker {
 
-// Publishing, shared by STOMP SENDs (session.cpp) and the admin API's POST /api/publish.
+class worker_pool;
+
+// The one publish path and the one replay path, shared by STOMP sessions and the admin API's
+// POST /api/publish. It decides journaled-or-live (through the engine), keeps the reserved
+// headers out of what subscribers see, names every MESSAGE (message-id, x-seq) and answers
+// with what a RECEIPT needs. Whatever stores and fans out messages sits behind `engine`.
 
 // "" when `d` is a valid destination, else what is wrong with it, naming it (printable and
 // cut to 128 bytes): "destination '/x' must start with /topic/ or /queue/ followed by a name".
 std::string destination_problem(std::string_view d, std::size_t max_bytes);
 
-// The sender's headers that subscribers see: those the broker sets or that concern only the
-// SEND are dropped, and a repeated header counts once, first value wins (STOMP 1.2,
-// "Repeated Header Entries").
+// Headers a SEND may not pass on to subscribers: the broker sets them, or they concern only
+// the SEND itself. The admin API refuses them in a publish request.
+bool is_reserved_header(std::string_view name) noexcept;
+
+// The sender's headers that subscribers see: reserved ones are dropped, and a repeated header
+// counts once, first value wins (STOMP 1.2, "Repeated Header Entries").
 // Held inline for up to 16 headers: this runs for every SEND.
 using header_views = boost::container::small_vector<stomp::header_view, 16>;
 header_views passable_headers(std::span<const stomp::header_view> headers);
 
-// A MESSAGE for a destination that is not journaled.
+// A MESSAGE for a destination that is not journaled, with message-id `message_id`.
 message_ptr make_live_message(std::string_view destination, std::string message_id,
                               std::span<const stomp::header_view> passed, std::string_view body);
+// The MESSAGE for a stored record: message-id and x-seq from its seq, and x-replayed:true
+// when it is being replayed rather than delivered live.
+message_ptr make_stored_message(const storage::record& r, bool replayed);
 
-// Delivers a non-journaled message: a topic's subscribers (on worker `w`'s thread), or a
-// queue, which may be full.
-enum class route_result { routed, queue_full };
-route_result route(broker_context& ctx, std::size_t w, const message_ptr& m);
+// x-replay: "last:N", "after:SEQ" or "since:UNIX_MS", decimal; nullopt when malformed.
+std::optional<storage::replay_request> parse_replay(std::string_view value);
 
-// POST /api/publish, on worker w's thread: as a SEND by `who` (nullptr: the admin, allowed
-// everything). `done` runs once the message is stored (journaled) or routed.
-void publish_from_admin(broker_context& ctx, worker& w, std::string destination,
-                        std::vector<std::pair<std::string, std::string>> headers, std::string body,
-                        const auth::principal* who,
-                        std::function<void(admin::publish_result)> done);
+// Hears that a journaled publish was stored (r.seq is its x-seq) or failed (r.ec), on the
+// thread of the worker that published it.
+class publish_listener {
+ public:
+  virtual void on_stored(std::uint64_t ticket, const storage::append_result& r) = 0;
+
+ protected:
+  ~publish_listener() = default;
+};
+
+class publisher {
+ public:
+  // What a SEND carries in. `destination` is valid (destination_problem() is empty) and the
+  // sender may send to it; the headers are as sent.
+  struct request {
+    std::string_view destination;
+    std::span<const stomp::header_view> headers;
+    std::string_view body;
+    // A live message's id is "<sender>-<sender_seq>": unique per broker run.
+    std::string_view sender;
+    std::uint64_t sender_seq = 0;
+  };
+  enum class status {
+    routed,      // live: delivered to the router or queued, nothing to wait for
+    storing,     // journaled: the listener hears on_stored(ticket, ...) once it is stored
+    queue_full,  // live queue at its limit: nothing was accepted
+  };
+
+  // Callbacks that run "on w's thread" are posted through `workers`.
+  publisher(const config& settings, worker_pool& workers, std::unique_ptr<engine> e);
+
+  // On worker w's thread.
+  status publish(std::size_t w, const request& r, std::weak_ptr<publish_listener> listener,
+                 std::uint64_t ticket);
+  // `done` runs on w's thread once every publish made on w before it is stored: a RECEIPT
+  // that must come after them (DISCONNECT, COMMIT).
+  void when_stored(std::size_t w, std::function<void()> done);
+
+  bool journaled(std::string_view destination) const { return engine_->journaled(destination); }
+  // "" when x-replay may be used on `destination`, else the ERROR's detail.
+  std::string replay_problem(std::string_view destination) const;
+  // Reads the history `r` asks for (parse_replay) of `destination` within the configured
+  // caps (journal.replay_max_messages, replay_max_bytes); `done` runs on w's thread.
+  void replay(std::size_t w, std::string_view destination, storage::replay_request r,
+              std::function<void(storage::replay_result&&)> done);
+
+  // POST /api/publish, on worker w's thread, as a SEND from the admin API: the caller has
+  // checked the destination (destination_problem) and who may send to it. `done` runs on w's
+  // thread once the message is stored (journaled) or routed, or at once when its queue is
+  // full.
+  struct admin_result {
+    int status = 200;  // HTTP status
+    std::string error;
+    std::uint64_t seq = 0;
+    std::string message_id;
+  };
+  void publish_from_admin(std::size_t w, std::string destination,
+                          std::vector<std::pair<std::string, std::string>> headers,
+                          std::string body, std::function<void(admin_result)> done);
+
+  // The engine's stores, for the admin API and shutdown.
+  engine& store() noexcept { return *engine_; }
+  const engine& store() const noexcept { return *engine_; }
+
+ private:
+  const config& settings_;
+  worker_pool& workers_;
+  std::unique_ptr<engine> engine_;
+  std::atomic<std::uint64_t> admin_messages_{0};  // names the admin API's live messages
+};
 
 }  // namespace broker

@@ -60,9 +60,6 @@ class router {
   router(const router&) = delete;
   router& operator=(const router&) = delete;
 
-  // Runs `task` on worker `w`'s thread, later; thread-safe.
-  void post(std::size_t w, std::function<void()> task) { post_(w, std::move(task)); }
-
   // On worker w's thread. `s` must stay valid until unsubscribed on the same thread.
   void subscribe(std::size_t w, std::string_view destination, topic_subscriber* s,
                  std::uint64_t subscription_key);

@@ -3,12 +3,15 @@
 #include "admin/admin_view.hpp"
 #include "auth/auth.hpp"
 #include "context.hpp"
-#include "engine/history.hpp"
 #include "metrics.hpp"
+#include "net/event_loop.hpp"
 #include "routing/message.hpp"
+#include "routing/publish.hpp"
 #include "routing/queue.hpp"
 #include "routing/router.hpp"
 #include "session/fifo.hpp"
+#include "session/outbox.hpp"
+#include "session/token_bucket.hpp"
 #include "stomp/frame.hpp"
 #include "stomp/parser.hpp"
 
@@ -42,19 +45,26 @@ enum class close_reason : std::uint8_t {
 };
 std::string_view to_string(close_reason r) noexcept;
 
-// One client connection speaking STOMP, whatever carries it (TCP or WebSocket: see the
-// transports in session.cpp). It owns the protocol state machine, subscriptions,
-// transactions, heart-beats and the bounded outbound queue; the transport moves bytes.
+// One client connection speaking STOMP, whatever carries it (TCP or WebSocket: the
+// transports are in net/transport.cpp). It owns the protocol state machine, subscriptions,
+// transactions, heart-beats and its outbox; the transport moves bytes.
+//
+// Its member functions are spread over files by concern: session.cpp (reading, frame
+// dispatch, errors, heart-beats, writing, closing), connect.cpp (CONNECT, authentication),
+// publishing.cpp (SEND, receipts, transactions), subscriptions.cpp (SUBSCRIBE, replay, ACK,
+// delivery).
 //
 // Threading: every member is touched only on the thread of the worker the connection was
-// accepted onto. Other threads reach it by posting to that worker (queue deliveries) or via
-// the router, which delivers topic messages on this worker's thread. Lifetime: owned by its
-// pending asynchronous operations (shared_from_this in every handler); close() removes it from
-// the router, the queues and its worker before the last handler lets go, so no raw pointer
-// to it outlives it.
+// accepted onto. Other threads reach it by posting to that worker (queue deliveries, stored
+// messages) or via the router, which delivers topic messages on this worker's thread.
+// Lifetime: owned by its pending asynchronous operations (shared_from_this in every handler);
+// close() removes it from the router, the queues and its worker before the last handler lets
+// go, so no raw pointer to it outlives it.
 class session : public std::enable_shared_from_this<session>,
                 public topic_subscriber,
-                public queue_consumer {
+                public queue_consumer,
+                public publish_listener,
+                public deferred_write {
  public:
   session(broker_context& ctx, worker& w, std::string peer, std::string_view transport,
           connection_limiter::slot slot);
@@ -79,13 +89,12 @@ class session : public std::enable_shared_from_this<session>,
   // Sends ERROR `reason` and closes.
   void kick(std::string_view reason);
 
-  struct buffer_view {
-    const char* data;
-    std::size_t size;
-  };
+  using buffer_view = outbox::buffer_view;
 
   void on_topic_message(const message_ptr& m, std::uint64_t key) override;
   void on_queue_message(const message_ptr& m, std::uint64_t key, bool redelivered) override;
+  void on_stored(std::uint64_t ticket, const storage::append_result& r) override;
+  void write_now() override;
 
  protected:
   // --- transport interface ---
@@ -94,7 +103,6 @@ class session : public std::enable_shared_from_this<session>,
   void on_read(std::size_t bytes);
   // Writes `buffers` (the frames at the head of the outbox) as one operation, then calls
   // on_write_done. `text`: all of it is UTF-8 (matters to WebSocket only).
-  // At most two buffers: a frame's head and shared tail, or frames copied together.
   virtual void write(std::array<buffer_view, 2> buffers, bool text) = 0;
   void on_write_done();
   // After the final flush: shut the transport down cleanly (WebSocket close, TCP FIN).
@@ -138,79 +146,73 @@ class session : public std::enable_shared_from_this<session>,
     std::vector<message_ptr> pending;
   };
 
-  // Entry in the outbound queue: `bytes` (a whole frame, or a MESSAGE head) followed by
-  // `tail` when `msg` is set (the shared remainder of a MESSAGE, kept alive by `msg`).
-  struct outbound {
-    std::string bytes;  // a whole frame, or a MESSAGE head too long for inline_head
-    // A MESSAGE's per-recipient head, usually a few dozen bytes: kept inline so a delivery
-    // doesn't allocate.
-    std::array<char, 64> inline_head;
-    std::uint8_t inline_size = 0;
-    message_ptr msg;
-    std::string_view tail;
-    bool replayed = false;  // history: not held against the slow-consumer limit
-
-    std::string_view head() const noexcept {
-      return inline_size != 0 ? std::string_view(inline_head.data(), inline_size)
-                              : std::string_view(bytes);
-    }
-    std::size_t size() const noexcept { return head().size() + tail.size(); }
+  // A journaled SEND on its way to the store: what its RECEIPT (or ERROR) needs.
+  struct pending_store {
+    std::uint64_t ticket = 0;
+    std::optional<std::string> receipt;
+    std::string destination;
   };
 
+  // --- session.cpp ---
+  void process_input();
   void handle_frame(const stomp::frame_view& f);
+  // Queues ERROR (`message` header, `detail` as its body, receipt-id when `receipt`) and
+  // closes once it is written: every refusal ends this way.
+  void send_error_and_close(close_reason why, std::string_view message, std::string_view detail,
+                            std::optional<std::string_view> receipt = std::nullopt);
+  // A client's protocol error: logged, then send_error_and_close(protocol_error, ...) with
+  // the receipt-id of `f` when it asked for one.
+  void protocol_error(std::string_view message, std::string_view detail,
+                      const stomp::frame_view* f = nullptr);
+  void enqueue(outbox::entry e);
+  void enqueue_frame(stomp::command c, std::span<const stomp::header_view> headers,
+                     std::string_view body = {});
+  void condemn_slow_consumer();
+  // Writes soon: at the end of the worker's current burst of handlers (run_event_loop).
+  void schedule_write();
+  void start_write();
+  void release_resources();  // subscriptions, transactions, worker registration
+  void arm_timer();
+  void on_timer();
+
+  // --- connect.cpp ---
   void handle_connect(const stomp::frame_view& f);
   void authenticate(const stomp::frame_view& f);
   void accept(auth::principal p);
   void refuse_access(std::string_view why);
   bool authorized(auth::action a, std::string_view destination, const stomp::frame_view& f);
-  void process_input();
-  bool take_publish_token();
-  void handle_send(const stomp::frame_view& f);
-  void handle_subscribe(const stomp::frame_view& f);
-  void handle_unsubscribe(const stomp::frame_view& f);
-  void handle_ack(const stomp::frame_view& f, bool positive);
-  void handle_begin(const stomp::frame_view& f);
-  void handle_end_transaction(const stomp::frame_view& f, bool commit);
-  void handle_disconnect(const stomp::frame_view& f);
-  // Applies a SEND or ACK/NACK now (outside a transaction, or at COMMIT).
-  // Applies a SEND or ACK/NACK; `receipt` is answered once it has taken effect (for a
-  // journaled SEND: once stored). False when it failed (the ERROR is sent).
+  bool check_destination(std::string_view destination, const stomp::frame_view& f);
+
+  // --- publishing.cpp ---
+  // Applies a SEND or ACK/NACK now (outside a transaction, or at COMMIT); `receipt` is
+  // answered once it has taken effect (for a journaled SEND: once stored). False when it
+  // failed (the ERROR is sent).
   bool apply(const stomp::frame_view& f, std::optional<std::string_view> receipt);
   bool publish(const stomp::frame_view& f, std::string_view destination,
                std::optional<std::string_view> receipt);
-  void store(const stomp::frame_view& f, std::string_view destination,
-             std::span<const stomp::header_view> passed, std::optional<std::string_view> receipt);
-  void on_stored(const storage::append_result& r, std::string_view destination,
-                 const std::optional<std::string>& receipt);
+  // Sends the RECEIPT once every message this connection sent before is stored, then runs
+  // `then` (DISCONNECT's close).
   void receipt_after_stored(std::optional<std::string_view> receipt, std::function<void()> then);
   void send_receipt(const stomp::frame_view& f);
   void send_receipt(std::optional<std::string_view> receipt);
-  // Sends ERROR (with receipt-id when `f` asked for a receipt) and closes after flushing.
-  void protocol_error(std::string_view message, std::string_view detail,
-                      const stomp::frame_view* f = nullptr);
-  bool check_destination(std::string_view destination, const stomp::frame_view& f);
+  void handle_transactional(const stomp::frame_view& f, std::string_view transaction);
+  void handle_begin(const stomp::frame_view& f);
+  void handle_end_transaction(const stomp::frame_view& f, bool commit);
+  void handle_disconnect(const stomp::frame_view& f);
 
+  // --- subscriptions.cpp ---
+  void handle_subscribe(const stomp::frame_view& f);
+  void handle_unsubscribe(const stomp::frame_view& f);
+  void handle_ack(const stomp::frame_view& f, bool positive);
   void deliver(const subscription& sub, const message_ptr& m, bool redelivered,
                bool replayed = false);
   // Replays run one at a time per connection, each once the previous one is written, so
   // history never holds more than one replay's worth of a connection's memory.
   void start_next_replay();
   void on_replay(std::uint64_t key, storage::replay_result&& r);
-  void enqueue(outbound o);
-  void condemn_slow_consumer();
-  void enqueue_frame(stomp::command c, std::span<const stomp::header_view> headers,
-                     std::string_view body = {});
-  // Writes soon: at the end of the worker's current burst of handlers (run_event_loop).
-  void schedule_write();
-  static void flush_scheduled(worker& w);
-  friend void run_event_loop(broker_context& ctx, worker& w);
-  void start_write();
-  void release_resources();  // subscriptions, transactions, worker registration
-
-  void arm_timer();
-  void on_timer();
 
   const std::uint64_t id_;
+  const std::string sender_;  // id_ as text: live message ids are "<sender_>-<n>"
   connection_limiter::slot slot_;
   const std::string peer_;
   const std::string_view transport_;
@@ -226,20 +228,16 @@ class session : public std::enable_shared_from_this<session>,
   std::unordered_map<std::string, std::uint64_t> subscription_keys_;  // client id -> key
   std::uint64_t next_key_ = 1;
   std::unordered_map<std::string, std::vector<stomp::frame>> transactions_;
-  std::uint64_t published_ = 0;     // non-journaled message ids handed out
+  std::uint64_t published_ = 0;     // live message ids handed out
   std::uint64_t messages_in_ = 0;   // SENDs accepted
   std::uint64_t messages_out_ = 0;  // MESSAGEs queued
   const std::int64_t connected_since_ms_;
   worker_metrics& stats_;  // our worker's counters
   std::chrono::steady_clock::time_point replay_started_;
 
-  fifo<outbound> outbox_;
-  std::size_t queued_bytes_ = 0;
-  std::size_t queued_replay_bytes_ = 0;  // part of queued_bytes_ that is replayed history
-  fifo<std::uint64_t> replay_queue_;     // subscription keys waiting for their history
+  outbox outbox_;
+  fifo<std::uint64_t> replay_queue_;  // subscription keys waiting for their history
   bool replay_in_flight_ = false;
-  std::size_t writing_ = 0;       // frames at the head of outbox_ in the write in flight
-  std::string write_copy_;        // the coalesced frames of the write in flight
   bool write_scheduled_ = false;  // in worker_.to_flush
   bool flush_then_close_ = false;
   bool disconnecting_ = false;     // DISCONNECT seen: read nothing more
@@ -247,9 +245,9 @@ class session : public std::enable_shared_from_this<session>,
   std::string user_;               // the authenticated principal
   auth::permissions permissions_;  // what user_ may subscribe and send to
   std::optional<boost::asio::steady_timer> expiry_timer_;  // only for expiring tokens
-  std::size_t appends_in_flight_ = 0;                      // journaled SENDs not yet stored
-  double publish_tokens_ = 0;
-  std::chrono::steady_clock::time_point publish_tokens_refilled_{};
+  fifo<pending_store> stores_;  // journaled SENDs not yet stored, oldest first
+  std::uint64_t next_ticket_ = 1;
+  token_bucket publish_rate_;
   bool condemned_ = false;  // over the outbound limit; its close is posted
 
   bool ready_ = false;  // transport handshake done: frames may be written
@@ -258,9 +256,5 @@ class session : public std::enable_shared_from_this<session>,
   std::chrono::milliseconds send_every_{0};    // negotiated; 0: no heart-beats sent
   std::chrono::milliseconds expect_every_{0};  // negotiated; 0: silence allowed
 };
-
-// Runs worker `w`'s event loop on the calling thread until it stops; after each burst of
-// handlers, posts what the router set aside for other workers and writes what sessions queued.
-void run_event_loop(broker_context& ctx, worker& w);
 
 }  // namespace broker

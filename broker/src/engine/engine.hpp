@@ -1,0 +1,65 @@
+#pragma once
+
+#include "routing/message.hpp"
+#include "storage/journal.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace broker {
+
+// What keeps messages and carries them to subscribers: the part behind the publish path
+// (routing/publish.hpp). Sessions and the admin API never call it directly, so they do not
+// know which engine they talk to.
+//
+// The node-local engine (local_engine) journals in SQLite and fans out through the in-process
+// router; a shared engine (Redis streams and pub/sub) keeps history and fans out across nodes
+// behind the same calls.
+//
+// Threading: every member is thread-safe. Calls that name a worker `w` are made on w's thread,
+// and their callbacks run on w's thread too, unless a comment says otherwise.
+class engine {
+ public:
+  using header_list = std::vector<std::pair<std::string, std::string>>;
+  using append_callback = std::function<void(const storage::append_result&)>;
+  using replay_callback = std::function<void(storage::replay_result&&)>;
+  enum class route_result { routed, queue_full };
+
+  virtual ~engine() = default;
+
+  // True when `destination` keeps history: its messages are stored with an x-seq before they
+  // are delivered, and x-replay can read them back. The one place this is decided.
+  virtual bool journaled(std::string_view destination) const = 0;
+
+  // Stores a message of a journaled destination, then delivers it to every subscriber in
+  // x-seq order. `done` runs on w's thread once the message is stored (or failed), before
+  // its delivery reaches w's subscribers.
+  virtual void append(std::size_t w, std::string destination, header_list headers, std::string body,
+                      append_callback done) = 0;
+
+  // Delivers a message that is not stored: to a topic's subscribers, or into a queue, which
+  // may be full. On w's thread.
+  virtual route_result route(std::size_t w, const message_ptr& m) = 0;
+
+  // `done` runs on w's thread once every append made before this call has completed.
+  virtual void when_stored(std::size_t w, std::function<void()> done) = 0;
+  // The same from any thread, for shutdown: `done` runs on an engine thread.
+  virtual void drain(std::function<void()> done) = 0;
+
+  // Reads a journaled destination's history. `done` runs on an engine thread (any thread).
+  virtual void replay(storage::replay_request request, replay_callback done) = 0;
+
+  // For the admin API, from any thread: what is stored per destination, sorted by name;
+  // purging a destination's history (nullopt: not journaled); bytes the store takes.
+  virtual std::vector<storage::destination_stats> stored() const = 0;
+  virtual std::optional<std::uint64_t> purge(std::string_view destination) = 0;
+  virtual std::uint64_t stored_bytes() const = 0;
+};
+
+}  // namespace broker

@@ -1,0 +1,91 @@
+#include "engine/local_engine.hpp"
+
+#include "net/event_loop.hpp"
+#include "routing/queue.hpp"
+#include "routing/router.hpp"
+
+#include <system_error>
+
+namespace broker {
+
+namespace {
+
+std::uint64_t size_of(const std::filesystem::path& p) {
+  std::error_code ec;
+  auto n = std::filesystem::file_size(p, ec);
+  return ec ? 0 : n;
+}
+
+}  // namespace
+
+local_engine::local_engine(const config& settings, worker_pool& workers, router& topics,
+                           queue_registry& queues, shared_metrics& metrics)
+    : workers_(workers),
+      topics_(topics),
+      queues_(queues),
+      db_path_(settings.data_dir / "stompd.db") {
+  if (settings.journal.enabled)
+    history_ = std::make_unique<history>(settings, workers, topics, metrics);
+}
+
+local_engine::~local_engine() = default;
+
+bool local_engine::journaled(std::string_view destination) const {
+  // Only topics keep history; a queue's messages live in the queue until acknowledged.
+  return history_ && destination.starts_with("/topic/") &&
+         history_->policy_for(destination).journaled;
+}
+
+void local_engine::append(std::size_t w, std::string destination, header_list headers,
+                          std::string body, append_callback done) {
+  history_->append(w, std::move(destination), std::move(headers), std::move(body), std::move(done));
+}
+
+engine::route_result local_engine::route(std::size_t w, const message_ptr& m) {
+  if (m->destination.starts_with("/topic/")) {
+    topics_.publish(w, m);
+    return route_result::routed;
+  }
+  bool accepted = false;
+  queues_.with_queue(m->destination, [&](queue& q) { accepted = q.enqueue(m); });
+  return accepted ? route_result::routed : route_result::queue_full;
+}
+
+void local_engine::when_stored(std::size_t w, std::function<void()> done) {
+  if (!history_) return done();
+  history_->flush([this, w, done = std::move(done)]() mutable {
+    // Moved into the posted task, so whatever it owns is released on w, not the writer.
+    workers_.post(w, std::move(done));
+  });
+}
+
+void local_engine::drain(std::function<void()> done) {
+  if (!history_) return done();
+  history_->flush(std::move(done));
+}
+
+void local_engine::replay(storage::replay_request request, replay_callback done) {
+  if (!history_) {
+    storage::replay_result r;
+    r.ec = make_error_code(storage::errc::closed);
+    return done(std::move(r));
+  }
+  history_->replay(std::move(request), std::move(done));
+}
+
+std::vector<storage::destination_stats> local_engine::stored() const {
+  if (!history_) return {};
+  return history_->journal().stats();
+}
+
+std::optional<std::uint64_t> local_engine::purge(std::string_view destination) {
+  if (!journaled(destination)) return std::nullopt;
+  return history_->journal().purge(destination);
+}
+
+std::uint64_t local_engine::stored_bytes() const {
+  if (!history_) return 0;
+  return size_of(db_path_) + size_of(db_path_.string() + "-wal");
+}
+
+}  // namespace broker

@@ -1,0 +1,48 @@
+#pragma once
+
+#include "broker/config.hpp"
+#include "engine/engine.hpp"
+#include "engine/history.hpp"
+
+#include <filesystem>
+#include <memory>
+
+namespace broker {
+
+class queue_registry;
+class router;
+class worker_pool;
+struct shared_metrics;
+
+// The single-node engine: journaled destinations are stored in this node's SQLite journal
+// (engine/history.hpp), and every message reaches subscribers through the in-process router
+// or the queue registry. With journal.enabled false nothing is journaled.
+//
+// Opening the journal throws storage::journal_error (corrupt, newer schema, locked by another
+// stompd, unwritable): startup stops with the reason, never a silent fresh start.
+class local_engine final : public engine {
+ public:
+  local_engine(const config& settings, worker_pool& workers, router& topics, queue_registry& queues,
+               shared_metrics& metrics);
+  ~local_engine() override;
+
+  bool journaled(std::string_view destination) const override;
+  void append(std::size_t w, std::string destination, header_list headers, std::string body,
+              append_callback done) override;
+  route_result route(std::size_t w, const message_ptr& m) override;
+  void when_stored(std::size_t w, std::function<void()> done) override;
+  void drain(std::function<void()> done) override;
+  void replay(storage::replay_request request, replay_callback done) override;
+  std::vector<storage::destination_stats> stored() const override;
+  std::optional<std::uint64_t> purge(std::string_view destination) override;
+  std::uint64_t stored_bytes() const override;
+
+ private:
+  worker_pool& workers_;
+  router& topics_;
+  queue_registry& queues_;
+  const std::filesystem::path db_path_;
+  std::unique_ptr<history> history_;  // null when the journal is off
+};
+
+}  // namespace broker

@@ -1,0 +1,155 @@
+#include "broker/log.hpp"
+#include "session/session.hpp"
+#include "stomp/negotiate.hpp"
+
+#include <boost/asio/post.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+
+// CONNECT: version and heart-beat negotiation, authentication, CONNECTED; and the checks
+// every later frame's destination goes through (validity, the principal's grants).
+
+namespace net = boost::asio;
+
+namespace broker {
+
+using stomp::command;
+using stomp::header_view;
+
+void session::handle_connect(const stomp::frame_view& f) {
+  auto v = stomp::negotiate_version(f.header("accept-version"));
+  if (!v) {
+    const header_view h[] = {{"version", "1.0,1.1,1.2"},
+                             {"message", "unsupported protocol version"},
+                             {"content-type", "text/plain"}};
+    enqueue_frame(command::error, h, "Supported protocol versions are 1.0,1.1,1.2\n");
+    log_warn("session={} peer={} no common STOMP version: accept-version={}", id_, peer_,
+             *f.header("accept-version"));
+    return close(close_reason::protocol_error, true);
+  }
+  auto theirs = stomp::parse_heart_beat(f.header("heart-beat"));
+  if (!theirs)
+    return protocol_error(
+        "invalid heart-beat",
+        fmt::format("heart-beat must be two integers 'cx,cy', got '{}'", *f.header("heart-beat")),
+        &f);
+  version_ = *v;
+  parser_.set_version(version_);
+  const auto& hb = ctx_.settings.heartbeat;
+  const stomp::heart_beat ours{static_cast<std::uint64_t>(hb.send_interval.count()),
+                               static_cast<std::uint64_t>(hb.receive_interval.count())};
+  auto agreed = stomp::negotiate_heart_beat(ours, *theirs);
+  send_every_ = std::chrono::milliseconds(agreed.send_every_ms);
+  expect_every_ = std::chrono::milliseconds(agreed.expect_every_ms);
+  authenticate(f);
+}
+
+// Who is connecting: a bearer token (CONNECT's Authorization header, the WebSocket URL's
+// access_token, or a JWT as passcode), a static user's login and passcode, or anonymous.
+// A login that names a static user must match; it never falls back to anonymous.
+void session::authenticate(const stomp::frame_view& f) {
+  auto& sec = *ctx_.security;
+  auto login = f.header("login");
+  auto passcode = f.header("passcode");
+  std::string token;
+  if (auto a = f.header("Authorization"); a && a->starts_with("Bearer "))
+    token = std::string(a->substr(7));
+  else if (!transport_token_.empty())
+    token = transport_token_;
+  else if (passcode && std::count(passcode->begin(), passcode->end(), '.') == 2 &&
+           !(login && sec.users.contains(*login)))
+    token = std::string(*passcode);
+
+  if (sec.jwt && !token.empty()) {
+    auto r = sec.jwt->verify(token);
+    if (!r.value) return refuse_access(r.reason);
+    return accept(std::move(*r.value));
+  }
+  if (login && sec.users.contains(*login)) {
+    if (sec.pending.fetch_add(1) >= security::max_pending) {
+      sec.pending.fetch_sub(1);
+      return refuse_access("too many passcode checks waiting");
+    }
+    // PBKDF2 takes a good fraction of a second of CPU: off the event loop, and frames after
+    // CONNECT wait until it is done.
+    authenticating_ = true;
+    boost::asio::post(
+        sec.verifier, [self = shared_from_this(), &io = worker_.io, user = std::string(*login),
+                       pass = std::string(passcode.value_or(""))]() mutable {
+          auto p = self->ctx_.security->users.authenticate(user, pass);
+          self->ctx_.security->pending.fetch_sub(1);
+          net::post(io, [self = std::move(self), p = std::move(p), user]() mutable {
+            self->authenticating_ = false;
+            if (self->closing_) return;
+            if (!p) return self->refuse_access(fmt::format("wrong passcode for user '{}'", user));
+            self->accept(std::move(*p));
+            self->process_input();
+          });
+        });
+    return;
+  }
+  if (sec.anonymous) return accept(auth::principal{"anonymous", {}, std::nullopt, {}});
+  refuse_access(login ? fmt::format("unknown user '{}'", *login)
+                      : std::string("no credentials and anonymous access is off"));
+}
+
+void session::refuse_access(std::string_view why) {
+  ctx_.security->failures.fetch_add(1, std::memory_order_relaxed);
+  // The client learns nothing that helps guess; the log has the reason (never a secret).
+  log_warn("session={} peer={} access refused: {}", id_, peer_, why);
+  send_error_and_close(close_reason::access_refused, "access refused", "access refused");
+}
+
+void session::accept(auth::principal p) {
+  connected_ = true;
+  permissions_ = ctx_.security->authorizer.permissions_for(p);
+  user_ = p.user;
+  if (p.expires_at && ctx_.security->close_on_expiry) {
+    // A token's validity ends the connection it opened, not just future CONNECTs.
+    expiry_timer_.emplace(worker_.io);
+    // The token's clock is the wall clock; the timer's is steady: convert the time left.
+    expiry_timer_->expires_after(*p.expires_at - std::chrono::system_clock::now());
+    expiry_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec || self->closing_) return;
+      log_info("session={} user={} token expired, closing", self->id_, self->user_);
+      self->send_error_and_close(close_reason::token_expired, "token expired",
+                                 "the access token has expired");
+    });
+  }
+  const auto& hb = ctx_.settings.heartbeat;
+  auto sx = static_cast<std::uint64_t>(hb.send_interval.count());
+  auto sy = static_cast<std::uint64_t>(hb.receive_interval.count());
+
+  auto heart_beat = fmt::format("{},{}", sx, sy);
+  auto session_id = fmt::format("{}", id_);
+  const header_view h[] = {{"version", stomp::to_string(version_)},
+                           {"heart-beat", heart_beat},
+                           {"session", session_id},
+                           {"server", ctx_.server_header}};
+  enqueue_frame(command::connected, h);
+  log_debug(
+      "session={} peer={} user={} connected version={} heartbeat_send_ms={} "
+      "heartbeat_expect_ms={}",
+      id_, peer_, user_, stomp::to_string(version_), send_every_.count(), expect_every_.count());
+  timer_.cancel();  // ends the connect timeout; arm_timer() takes over
+  arm_timer();
+}
+
+bool session::authorized(auth::action a, std::string_view destination, const stomp::frame_view& f) {
+  if (permissions_.allows(a, destination)) return true;
+  const char* verb = a == auth::action::send ? "send to" : "subscribe to";
+  log_warn("session={} user={} denied: {} {}", id_, user_, verb, destination);
+  protocol_error("access denied",
+                 fmt::format("user '{}' may not {} '{}'", user_, verb, destination), &f);
+  return false;
+}
+
+bool session::check_destination(std::string_view d, const stomp::frame_view& f) {
+  auto problem = destination_problem(d, ctx_.settings.limits.max_destination_bytes);
+  if (problem.empty()) return true;
+  protocol_error("invalid destination", problem, &f);
+  return false;
+}
+
+}  // namespace broker

@@ -1,0 +1,175 @@
+#include "broker/log.hpp"
+#include "session/session.hpp"
+
+#include <boost/asio/post.hpp>
+#include <fmt/format.h>
+
+// SEND and what follows it: the publish path, RECEIPTs (after the store for journaled
+// destinations), transactions, and DISCONNECT's receipt.
+
+namespace net = boost::asio;
+
+namespace broker {
+
+using stomp::command;
+using stomp::header_view;
+
+bool session::apply(const stomp::frame_view& f, std::optional<std::string_view> receipt) {
+  if (f.command == command::send) {
+    auto dest = f.header("destination");
+    if (!dest) {
+      protocol_error("missing header", "SEND requires 'destination'", &f);
+      return false;
+    }
+    if (!check_destination(*dest, f) || !authorized(auth::action::send, *dest, f)) return false;
+    return publish(f, *dest, receipt);
+  }
+  handle_ack(f, f.command == command::ack);
+  if (closing_) return false;
+  send_receipt(receipt);
+  return true;
+}
+
+bool session::publish(const stomp::frame_view& f, std::string_view destination,
+                      std::optional<std::string_view> receipt) {
+  ++messages_in_;
+  bump(stats_.messages_in);
+  auto ticket = next_ticket_++;
+  auto sent = ctx_.publishing->publish(worker_.index,
+                                       {destination, f.headers, f.body, sender_, ++published_},
+                                       weak_from_this(), ticket);
+  switch (sent) {
+    case publisher::status::storing:
+      stores_.push_back(pending_store{ticket,
+                                      receipt ? std::optional<std::string>(*receipt) : std::nullopt,
+                                      std::string(destination)});
+      return true;
+    case publisher::status::queue_full:
+      protocol_error("queue full",
+                     fmt::format("queue '{}' already holds {} messages", destination,
+                                 ctx_.settings.limits.max_queue_messages),
+                     &f);
+      return false;
+    case publisher::status::routed:
+      break;
+  }
+  send_receipt(receipt);
+  return true;
+}
+
+void session::on_stored(std::uint64_t ticket, const storage::append_result& r) {
+  // The engine answers one connection's appends in the order they were made.
+  if (stores_.empty() || stores_.front().ticket != ticket) {
+    log_error("session={} stored message {} out of order", id_, ticket);
+    return;
+  }
+  auto done = std::move(stores_.front());
+  stores_.pop_front();
+  if (closing_) return;
+  if (r.ec) {
+    log_error("session={} journal append failed destination={}: {}", id_, done.destination,
+              r.ec.message());
+    return send_error_and_close(close_reason::protocol_error, "message not stored",
+                                fmt::format("the journal could not store the message to '{}': {}",
+                                            done.destination, r.ec.message()),
+                                done.receipt);
+  }
+  if (!done.receipt) return;
+  auto seq = fmt::format("{}", r.seq);
+  const header_view h[] = {{"receipt-id", *done.receipt}, {"x-seq", seq}};
+  enqueue_frame(command::receipt, h);
+}
+
+void session::receipt_after_stored(std::optional<std::string_view> receipt,
+                                   std::function<void()> then) {
+  if (stores_.empty()) {
+    send_receipt(receipt);
+    if (then) then();
+    return;
+  }
+  // A strong reference: after DISCONNECT nothing else may be keeping this session alive.
+  ctx_.publishing->when_stored(
+      worker_.index,
+      [self = shared_from_this(), r = receipt ? std::optional<std::string>(*receipt) : std::nullopt,
+       then = std::move(then)] {
+        self->send_receipt(r ? std::optional<std::string_view>(*r) : std::nullopt);
+        if (then) then();
+      });
+}
+
+void session::send_receipt(const stomp::frame_view& f) { send_receipt(f.header("receipt")); }
+
+void session::send_receipt(std::optional<std::string_view> receipt) {
+  if (!receipt || closing_) return;
+  const header_view h[] = {{"receipt-id", *receipt}};
+  enqueue_frame(command::receipt, h);
+}
+
+// A SEND, ACK or NACK inside a transaction: checked now, applied at COMMIT.
+void session::handle_transactional(const stomp::frame_view& f, std::string_view tx) {
+  auto it = transactions_.find(std::string(tx));
+  if (it == transactions_.end())
+    return protocol_error("unknown transaction", fmt::format("transaction '{}' was not begun", tx),
+                          &f);
+  if (it->second.size() >= ctx_.settings.limits.max_frames_per_transaction)
+    return protocol_error("transaction too large",
+                          fmt::format("transaction '{}' exceeds {} frames", tx,
+                                      ctx_.settings.limits.max_frames_per_transaction),
+                          &f);
+  if (f.command == command::send) {
+    auto dest = f.header("destination");
+    if (!dest) return protocol_error("missing header", "SEND requires 'destination'", &f);
+    if (!check_destination(*dest, f) || !authorized(auth::action::send, *dest, f)) return;
+  }
+  it->second.emplace_back(f);
+  send_receipt(f);
+}
+
+void session::handle_begin(const stomp::frame_view& f) {
+  auto tx = f.header("transaction");
+  if (!tx) return protocol_error("missing header", "BEGIN requires 'transaction'", &f);
+  if (transactions_.contains(std::string(*tx)))
+    return protocol_error("duplicate transaction",
+                          fmt::format("transaction '{}' is already open", *tx), &f);
+  if (transactions_.size() >= ctx_.settings.limits.max_transactions_per_connection)
+    return protocol_error("too many transactions",
+                          fmt::format("limit is {} open transactions per connection",
+                                      ctx_.settings.limits.max_transactions_per_connection),
+                          &f);
+  transactions_.emplace(std::string(*tx), std::vector<stomp::frame>{});
+  send_receipt(f);
+}
+
+void session::handle_end_transaction(const stomp::frame_view& f, bool commit) {
+  const char* what = commit ? "COMMIT" : "ABORT";
+  auto tx = f.header("transaction");
+  if (!tx)
+    return protocol_error("missing header", fmt::format("{} requires 'transaction'", what), &f);
+  auto it = transactions_.find(std::string(*tx));
+  if (it == transactions_.end())
+    return protocol_error("unknown transaction", fmt::format("transaction '{}' was not begun", *tx),
+                          &f);
+  auto frames = std::move(it->second);
+  transactions_.erase(it);
+  if (commit) {
+    std::vector<header_view> headers;
+    for (const auto& saved : frames) {
+      headers.clear();
+      for (const auto& h : saved.headers) headers.push_back({h.name, h.value});
+      stomp::frame_view view{saved.command, headers, saved.body};
+      // The frames' own receipts were sent when they joined the transaction.
+      if (!apply(view, std::nullopt)) return;  // apply() has sent the ERROR
+    }
+  }
+  receipt_after_stored(f.header("receipt"), nullptr);
+}
+
+void session::handle_disconnect(const stomp::frame_view& f) {
+  log_debug("session={} peer={} disconnect", id_, peer_);
+  // Nothing after DISCONNECT is read; its RECEIPT confirms everything before it is stored.
+  disconnecting_ = true;
+  receipt_after_stored(f.header("receipt"),
+                       [this] { close(close_reason::client_disconnect, true); });
+}
+
+}  // namespace broker
