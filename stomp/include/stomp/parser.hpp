@@ -45,7 +45,7 @@ struct parse_error {
 // content-length (may contain NUL) or by the first NUL. Header values are unescaped in place,
 // so a parsed frame costs no allocation once the buffers have grown to the working size.
 //
-// Not thread-safe: one parser per connection, used on that connection's strand.
+// Not thread-safe: one parser per connection, used only on the thread that connection lives on.
 class parser {
  public:
   explicit parser(parser_limits limits = {});
