@@ -1,4 +1,10 @@
-#include "auth/auth.hpp"
+#include "auth/base64.hpp"
+#include "auth/jwt.hpp"
+#include "auth/passcode.hpp"
+#include "auth/placeholder.hpp"
+#include "auth/principal.hpp"
+#include "auth/rules.hpp"
+#include "broker/destination_pattern.hpp"
 
 #include <gtest/gtest.h>
 #include <openssl/bio.h>
@@ -811,7 +817,7 @@ TEST(AuthorizerTest, AllowAllAllowsEverything) {
   EXPECT_TRUE(p.allows(action::subscribe, "/topic/a.b.c"));
 }
 
-// Placeholder-unsafe names are refused rather than escaped (auth.hpp, `rule`): their `{user}`
+// Placeholder-unsafe names are refused rather than escaped (rules.hpp, `rule`): their `{user}`
 // patterns grant nothing, while their other grants still apply.
 TEST(AuthorizerTest, UserNameWithSeparatorOrStarCannotWidenAPlaceholder) {
   const auto a = make_authorizer({

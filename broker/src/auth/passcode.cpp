@@ -1,5 +1,6 @@
-// Passcode hashing and the static user table; declared in auth.hpp.
-#include "auth/auth.hpp"
+#include "auth/passcode.hpp"
+
+#include "auth/base64.hpp"
 
 #include <fmt/format.h>
 #include <openssl/crypto.h>
