@@ -1,5 +1,5 @@
 // stompd: loads the config, builds the server, runs it until SIGINT/SIGTERM.
-#include "auth/auth.hpp"
+#include "auth/passcode.hpp"
 #include "broker/log.hpp"
 #include "broker/options.hpp"
 #include "broker/server.hpp"

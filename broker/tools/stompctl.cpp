@@ -4,7 +4,8 @@
 // one deadline, on a private io_context. Tables for people by default, the API's own JSON
 // with --json; the exit status tells scripts what went wrong (see usage()).
 #include "admin/admin_render.hpp"
-#include "auth/auth.hpp"
+#include "auth/base64.hpp"
+#include "auth/passcode.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>

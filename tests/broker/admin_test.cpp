@@ -1,7 +1,8 @@
 #include "admin/admin_render.hpp"
 #include "admin/admin_server.hpp"
 #include "admin/admin_view.hpp"
-#include "auth/auth.hpp"
+#include "auth/base64.hpp"
+#include "auth/principal.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>

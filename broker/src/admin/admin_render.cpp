@@ -1,6 +1,6 @@
 #include "admin/admin_render.hpp"
 
-#include "auth/auth.hpp"
+#include "auth/base64.hpp"
 
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>

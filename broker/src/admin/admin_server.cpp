@@ -2,7 +2,8 @@
 
 #include "admin/admin_render.hpp"
 #include "admin/admin_view.hpp"
-#include "auth/auth.hpp"
+#include "auth/base64.hpp"
+#include "auth/principal.hpp"
 #include "broker/destination_pattern.hpp"
 #include "broker/log.hpp"
 #include "net/url.hpp"

@@ -1,6 +1,6 @@
 #pragma once
 
-#include "auth/auth.hpp"
+#include "auth/principal.hpp"
 
 #include <chrono>
 #include <cstddef>

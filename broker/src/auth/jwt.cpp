@@ -1,5 +1,7 @@
-// JWT bearer token verification; declared in auth.hpp.
-#include "auth/auth.hpp"
+#include "auth/jwt.hpp"
+
+#include "auth/base64.hpp"
+#include "auth/placeholder.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
@@ -226,7 +228,7 @@ std::optional<std::string> read_grants(const json::value& claim, std::string_vie
       if (detail::has_unknown_placeholder(*text))
         return fmt::format("token {}.{}[{}] has a placeholder other than {{user}}", claim_name,
                            field, i);
-      // Not placeholder-safe: the pattern grants nothing (see `rule` in auth.hpp).
+      // Not placeholder-safe: the pattern grants nothing (see `rule` in rules.hpp).
       const auto expanded = detail::expand_user(*text, user);
       if (!expanded) continue;
       std::string error;

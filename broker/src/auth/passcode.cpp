@@ -1,5 +1,7 @@
-// Passcode hashing and the static user table; declared in auth.hpp.
-#include "auth/auth.hpp"
+#include "auth/passcode.hpp"
+
+#include "auth/base64.hpp"
+#include "stomp/decimal.hpp"
 
 #include <fmt/format.h>
 #include <openssl/crypto.h>
@@ -7,7 +9,6 @@
 #include <openssl/rand.h>
 
 #include <array>
-#include <charconv>
 #include <climits>
 #include <stdexcept>
 #include <utility>
@@ -64,14 +65,12 @@ std::optional<passcode_hash> parse_passcode_hash(std::string_view encoded, std::
 
   // Decimal, no sign, no leading zero: one spelling per value.
   const std::string_view digits = fields[1];
-  std::uint64_t iterations = 0;
-  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), iterations);
-  if (digits.empty() || digits[0] == '0' || ec != std::errc() ||
-      end != digits.data() + digits.size())
+  const auto iterations = stomp::parse_decimal<std::uint64_t>(digits);
+  if (!iterations || digits[0] == '0')
     return fail("the iteration count is not a positive decimal number");
-  if (iterations < min_passcode_iterations || iterations > max_passcode_iterations)
+  if (*iterations < min_passcode_iterations || *iterations > max_passcode_iterations)
     return fail(fmt::format("the iteration count must be between {} and {}, got {}",
-                            min_passcode_iterations, max_passcode_iterations, iterations));
+                            min_passcode_iterations, max_passcode_iterations, *iterations));
 
   auto salt = detail::base64_decode(fields[2]);
   if (!salt) return fail("the salt is not valid base64");
@@ -83,7 +82,7 @@ std::optional<passcode_hash> parse_passcode_hash(std::string_view encoded, std::
   if (key->size() != key_bytes)
     return fail(fmt::format("the hash must be {} bytes, got {}", key_bytes, key->size()));
 
-  return passcode_hash{static_cast<std::uint32_t>(iterations), as_bytes(*salt), as_bytes(*key)};
+  return passcode_hash{static_cast<std::uint32_t>(*iterations), as_bytes(*salt), as_bytes(*key)};
 }
 
 std::string to_string(const passcode_hash& h) {

@@ -1,5 +1,6 @@
-// Authorization rules; declared in auth.hpp.
-#include "auth/auth.hpp"
+#include "auth/rules.hpp"
+
+#include "auth/placeholder.hpp"
 
 #include <fmt/format.h>
 

@@ -1,19 +1,26 @@
 #pragma once
 
-#include "auth/auth.hpp"
+#include "auth/jwt.hpp"
+#include "auth/passcode.hpp"
+#include "auth/rules.hpp"
 #include "broker/config.hpp"
 
 #include <boost/asio/thread_pool.hpp>
 
 #include <atomic>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 
 namespace broker {
 
-// Authentication and authorization as configured (auth.*), built once at startup.
-// Immutable afterwards except for the verification pool, so sessions on any worker use it
-// without locks.
+// Authentication (who is connecting) and authorization (what they may do) as configured
+// (auth.*), built once at startup. Immutable afterwards except for the verification pool and
+// the counters, so sessions on any worker use it without locks. Nothing in auth/ throws on the
+// event loop: checks return results, and only the startup helpers documented as such throw.
+// Nothing in auth/ logs; every refusal carries a reason for the caller's log line, and the
+// client should only ever be told "access refused".
 struct security {
   // Throws std::runtime_error naming the setting when the config can't be used (an unreadable
   // key file, a bad rule).

@@ -1,11 +1,10 @@
+#include "auth/credentials.hpp"
 #include "broker/log.hpp"
 #include "session/session.hpp"
 #include "stomp/negotiate.hpp"
 
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
-
-#include <algorithm>
 
 // CONNECT: version and heart-beat negotiation, authentication, CONNECTED; and the checks
 // every later frame's destination goes through (validity, the principal's grants).
@@ -45,53 +44,49 @@ void session::handle_connect(const stomp::frame_view& f) {
   authenticate(f);
 }
 
-// Who is connecting: a bearer token (CONNECT's Authorization header, the WebSocket URL's
-// access_token, or a JWT as passcode), a static user's login and passcode, or anonymous.
-// A login that names a static user must match; it never falls back to anonymous.
+// Who is connecting (auth::choose_credential decides which credential counts), then the
+// check of that credential: a JWT here, a passcode on the verifier pool.
 void session::authenticate(const stomp::frame_view& f) {
   auto& sec = *ctx_.security;
-  auto login = f.header("login");
-  auto passcode = f.header("passcode");
-  std::string token;
-  if (auto a = f.header("Authorization"); a && a->starts_with("Bearer "))
-    token = std::string(a->substr(7));
-  else if (!transport_token_.empty())
-    token = transport_token_;
-  else if (passcode && std::count(passcode->begin(), passcode->end(), '.') == 2 &&
-           !(login && sec.users.contains(*login)))
-    token = std::string(*passcode);
-
-  if (sec.jwt && !token.empty()) {
-    auto r = sec.jwt->verify(token);
-    if (!r.value) return refuse_access(r.reason);
-    return accept(std::move(*r.value));
-  }
-  if (login && sec.users.contains(*login)) {
-    if (sec.pending.fetch_add(1) >= security::max_pending) {
-      sec.pending.fetch_sub(1);
-      return refuse_access("too many passcode checks waiting");
+  auto choice = auth::choose_credential({.login = f.header("login"),
+                                         .passcode = f.header("passcode"),
+                                         .authorization = f.header("Authorization"),
+                                         .transport_token = transport_token_},
+                                        sec.jwt.has_value(), sec.users, sec.anonymous);
+  using kind = auth::credential_choice::kind;
+  switch (choice.what) {
+    case kind::token: {
+      auto r = sec.jwt->verify(choice.token);
+      if (!r.value) return refuse_access(r.reason);
+      return accept(std::move(*r.value));
     }
-    // PBKDF2 takes a good fraction of a second of CPU: off the event loop, and frames after
-    // CONNECT wait until it is done.
-    authenticating_ = true;
-    boost::asio::post(
-        sec.verifier, [self = shared_from_this(), &io = worker_.io, user = std::string(*login),
-                       pass = std::string(passcode.value_or(""))]() mutable {
-          auto p = self->ctx_.security->users.authenticate(user, pass);
-          self->ctx_.security->pending.fetch_sub(1);
-          net::post(io, [self = std::move(self), p = std::move(p), user]() mutable {
-            self->authenticating_ = false;
-            if (self->closing_) return;
-            if (!p) return self->refuse_access(fmt::format("wrong passcode for user '{}'", user));
-            self->accept(std::move(*p));
-            self->process_input();
-          });
-        });
-    return;
+    case kind::passcode:
+      break;
+    case kind::anonymous:
+      return accept(auth::principal{"anonymous", {}, std::nullopt, {}});
+    case kind::refused:
+      return refuse_access(choice.reason);
   }
-  if (sec.anonymous) return accept(auth::principal{"anonymous", {}, std::nullopt, {}});
-  refuse_access(login ? fmt::format("unknown user '{}'", *login)
-                      : std::string("no credentials and anonymous access is off"));
+  if (sec.pending.fetch_add(1) >= security::max_pending) {
+    sec.pending.fetch_sub(1);
+    return refuse_access("too many passcode checks waiting");
+  }
+  // PBKDF2 takes a good fraction of a second of CPU: off the event loop, and frames after
+  // CONNECT wait until it is done.
+  authenticating_ = true;
+  boost::asio::post(
+      sec.verifier, [self = shared_from_this(), &io = worker_.io, user = std::move(choice.login),
+                     pass = std::move(choice.passcode)]() mutable {
+        auto p = self->ctx_.security->users.authenticate(user, pass);
+        self->ctx_.security->pending.fetch_sub(1);
+        net::post(io, [self = std::move(self), p = std::move(p), user]() mutable {
+          self->authenticating_ = false;
+          if (self->closing_) return;
+          if (!p) return self->refuse_access(fmt::format("wrong passcode for user '{}'", user));
+          self->accept(std::move(*p));
+          self->process_input();
+        });
+      });
 }
 
 void session::refuse_access(std::string_view why) {

@@ -1,7 +1,7 @@
 #pragma once
 
 #include "admin/admin_view.hpp"
-#include "auth/auth.hpp"
+#include "auth/principal.hpp"
 #include "context.hpp"
 #include "metrics.hpp"
 #include "net/event_loop.hpp"
