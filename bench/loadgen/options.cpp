@@ -1,11 +1,16 @@
 #include "options.hpp"
 
+#include "stomp/decimal.hpp"
+
 #include <boost/asio/ip/address.hpp>
 #include <boost/program_options.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
 #include <fmt/format.h>
 
-#include <charconv>
+#include <concepts>
 #include <iostream>
+#include <limits>
 #include <stdexcept>
 
 namespace po = boost::program_options;
@@ -40,12 +45,20 @@ Examples:
 
 Options)";
 
-std::uint16_t parse_port(std::string_view s) {
-  unsigned v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc{} || p != s.data() + s.size() || v == 0 || v > 65535)
-    throw std::runtime_error(fmt::format("invalid port '{}'", s));
-  return static_cast<std::uint16_t>(v);
+// A whole-number option, read by stomp::parse_decimal (lexical_cast, program_options' own,
+// takes "-1" for an unsigned and wraps it). With `shown_default` the default is listed in
+// --help and counts as defaulted(), as with po::value(&x)->default_value(x).
+template <std::unsigned_integral T>
+po::typed_value<std::string>* decimal(const char* name, T* target, bool shown_default = true) {
+  auto* option = po::value<std::string>();
+  if (shown_default) option->default_value(std::to_string(*target));
+  return option->notifier([name, target](const std::string& text) {
+    const std::optional<T> value = stomp::parse_decimal<T>(text);
+    if (!value)
+      throw std::runtime_error(fmt::format("--{}: expected a whole number up to {}, got '{}'", name,
+                                           std::numeric_limits<T>::max(), text));
+    *target = *value;
+  });
 }
 
 }  // namespace
@@ -57,40 +70,38 @@ std::string target::url() const {
 }
 
 target parse_target(const std::string& url) {
+  namespace urls = boost::urls;
+  const auto parsed = urls::parse_uri(url);
+  // A URL that does not parse still says by its scheme which complaint fits.
+  const std::string_view scheme = parsed ? std::string_view(parsed->scheme())
+                                         : std::string_view(url).substr(0, url.find("://"));
   target t;
-  std::string_view rest = url;
-  if (rest.starts_with("ws://")) {
+  if (scheme == "ws") {
     t.websocket = true;
-    rest.remove_prefix(5);
-  } else if (rest.starts_with("stomp://") || rest.starts_with("tcp://")) {
+  } else if (scheme == "stomp" || scheme == "tcp") {
     t.websocket = false;
-    rest.remove_prefix(rest.find("://") + 3);
   } else {
     throw std::runtime_error(
         fmt::format("unsupported URL '{}': use ws://HOST:PORT/PATH or stomp://HOST:PORT", url));
   }
-  auto slash = rest.find('/');
-  auto authority = rest.substr(0, slash);
-  t.path = slash == std::string_view::npos ? std::string("/ws") : std::string(rest.substr(slash));
-  std::string_view host, port;
-  if (authority.starts_with("[")) {
-    auto close = authority.find(']');
-    if (close == std::string_view::npos || close + 1 >= authority.size() ||
-        authority[close + 1] != ':')
-      throw std::runtime_error(fmt::format("invalid address in '{}'", url));
-    host = authority.substr(1, close - 1);
-    port = authority.substr(close + 2);
-  } else {
-    auto colon = authority.rfind(':');
-    if (colon == std::string_view::npos)
-      throw std::runtime_error(fmt::format("no port in '{}'", url));
-    host = authority.substr(0, colon);
-    port = authority.substr(colon + 1);
-  }
-  t.port = parse_port(port);
+  if (!parsed) throw std::runtime_error(fmt::format("invalid address in '{}'", url));
+  const urls::url_view& u = *parsed;
+  // Boost.URL 1.81 reads "ws://h:abc" as an empty port and the path "abc"; RFC 3986 §3.3
+  // wants a path after an authority to start with "/".
+  if (!u.has_authority() || u.has_userinfo() || u.has_fragment() ||
+      (!u.encoded_path().empty() && !u.encoded_path().starts_with('/')))
+    throw std::runtime_error(fmt::format("invalid address in '{}'", url));
+  if (!u.has_port() || u.port().empty())
+    throw std::runtime_error(fmt::format("no port in '{}'", url));
+  const std::optional<std::uint16_t> port = stomp::parse_decimal<std::uint16_t>(u.port());
+  if (!port || *port == 0) throw std::runtime_error(fmt::format("invalid port '{}'", u.port()));
+  t.port = *port;
+  // The WebSocket handshake's request target: path and query as given.
+  t.path = u.encoded_path().empty() ? std::string("/ws") : std::string(u.encoded_target());
+  std::string host = u.host_address();
   if (host == "localhost") host = "127.0.0.1";
   boost::system::error_code ec;
-  auto addr = boost::asio::ip::make_address(std::string(host), ec);
+  auto addr = boost::asio::ip::make_address(host, ec);
   if (ec) throw std::runtime_error(fmt::format("'{}' is not a numeric IP address", host));
   // Load is only ever sent to this machine.
   if (!addr.is_loopback())
@@ -125,7 +136,7 @@ std::optional<options> parse_options(int argc, char** argv) {
   std::string scenario_name, url, tcp, ws, hb;
   double warmup = o.warmup.count(), duration = o.duration.count(), drain = o.drain.count(),
          hold = o.hold.count();
-  int pid = 0;
+  unsigned pid = 0;
   po::options_description desc(usage, 100);
   // clang-format off
   desc.add_options()
@@ -138,37 +149,37 @@ std::optional<options> parse_options(int argc, char** argv) {
     ("passcode", po::value(&o.passcode), "CONNECT passcode")
     ("host", po::value(&o.vhost), "CONNECT host header (virtual host; RabbitMQ: /)")
     ("heart-beat", po::value(&hb), "CONNECT heart-beat cx,cy in ms (default 0,0; idle: 10000,10000)")
-    ("threads", po::value(&o.threads)->default_value(o.threads), "I/O threads, one io_context each")
+    ("threads", decimal("threads", &o.threads), "I/O threads, one io_context each")
     ("warmup", po::value(&warmup)->default_value(warmup), "seconds of load before measuring")
     ("duration", po::value(&duration)->default_value(duration), "seconds measured")
     ("drain", po::value(&drain)->default_value(drain), "longest wait for deliveries after the last send (s)")
     ("hold", po::value(&hold)->default_value(hold), "idle: seconds the sessions are held")
     ("rate", po::value(&o.rate)->default_value(o.rate), "messages/s per publisher (0: unthrottled)")
     ("total-rate", po::value(&o.total_rate), "messages/s over all publishers (overrides --rate)")
-    ("window", po::value(&o.window)->default_value(o.window),
+    ("window", decimal("window", &o.window),
      "fanout/rooms unthrottled: most messages a publisher may be ahead of the slowest "
      "subscriber of its destination (closed loop); 0: open loop")
-    ("inflight", po::value(&o.inflight)->default_value(o.inflight),
+    ("inflight", decimal("inflight", &o.inflight),
      "journal unthrottled: receipts outstanding per publisher")
-    ("batch", po::value(&o.batch)->default_value(o.batch), "most SEND frames per write")
-    ("body-bytes", po::value(&o.body_bytes)->default_value(o.body_bytes), "message body size")
-    ("publishers", po::value(&o.publishers)->default_value(o.publishers), "fanout/journal: publishers")
-    ("subscribers", po::value(&o.subscribers)->default_value(o.subscribers), "fanout: subscribers; capacity, floor: connections")
-    ("rooms", po::value(&o.rooms)->default_value(o.rooms), "rooms: number of rooms")
-    ("members", po::value(&o.members)->default_value(o.members), "rooms: members per room")
-    ("connections", po::value(&o.connections)->default_value(o.connections),
+    ("batch", decimal("batch", &o.batch), "most SEND frames per write")
+    ("body-bytes", decimal("body-bytes", &o.body_bytes), "message body size")
+    ("publishers", decimal("publishers", &o.publishers), "fanout/journal: publishers")
+    ("subscribers", decimal("subscribers", &o.subscribers), "fanout: subscribers; capacity, floor: connections")
+    ("rooms", decimal("rooms", &o.rooms), "rooms: number of rooms")
+    ("members", decimal("members", &o.members), "rooms: members per room")
+    ("connections", decimal("connections", &o.connections),
      "idle: sessions; replay: connections replaying in parallel (default 1)")
-    ("connect-concurrency", po::value(&o.connect_concurrency)->default_value(o.connect_concurrency),
+    ("connect-concurrency", decimal("connect-concurrency", &o.connect_concurrency),
      "connections being opened at once")
-    ("replay-messages", po::value(&o.replay_messages)->default_value(o.replay_messages),
+    ("replay-messages", decimal("replay-messages", &o.replay_messages),
      "replay: messages stored first, and N in x-replay:last:N")
-    ("count", po::value(&o.count)->default_value(o.count), "replay: replays per connection; "
+    ("count", decimal("count", &o.count), "replay: replays per connection; "
      "floor: writes (default 1000000)")
     ("destination", po::value(&o.destination), "destination (default per scenario: "
      "/topic/bench.fanout, /topic/bench.room.<i>, /topic/bench.journal, /topic/bench.replay.<pid>)")
     ("header", po::value(&o.send_headers)->composing(), "extra NAME:VALUE header on every SEND "
      "(repeatable), e.g. persistent:true")
-    ("broker-pid", po::value(&pid), "broker process: CPU and RSS are read from /proc/PID")
+    ("broker-pid", decimal("broker-pid", &pid, false), "broker process: CPU and RSS are read from /proc/PID")
     ("json", "print the result as one JSON object on stdout (the summary goes to stderr)")
     ("no-progress", "no progress line on stderr")
     ("label", po::value(&o.label), "free text copied into the result");
@@ -215,7 +226,9 @@ std::optional<options> parse_options(int argc, char** argv) {
   o.duration = std::chrono::duration<double>(duration);
   o.drain = std::chrono::duration<double>(drain);
   o.hold = std::chrono::duration<double>(hold);
-  if (pid > 0) o.broker_pid = pid;
+  if (pid > static_cast<unsigned>(std::numeric_limits<int>::max()))
+    throw std::runtime_error(fmt::format("--broker-pid: no such process id {}", pid));
+  if (pid > 0) o.broker_pid = static_cast<int>(pid);
   o.json = vm.count("json") > 0;
   o.progress = vm.count("no-progress") == 0;
   if (o.threads == 0 || o.threads > 64) throw std::runtime_error("--threads must be 1..64");

@@ -1,5 +1,6 @@
 #include "stomp/serializer.hpp"
 
+#include "round_trip.hpp"
 #include "stomp/parser.hpp"
 
 #include <gtest/gtest.h>
@@ -148,26 +149,6 @@ TEST(SerializerTest, HeartbeatIsOneLf) { EXPECT_EQ(heartbeat_bytes, "\n"); }
 // ---------------------------------------------------------------------------------------
 // Round trips through the parser.
 
-// What the parser must give back for `f` written in `v`: the computed content-length
-// replaces any given one, and 1.0 turns CR and LF into spaces.
-frame expected_after_round_trip(const frame& f, version v) {
-  frame out(f.command, {}, f.body);
-  const bool raw = v == version::v1_0 || !escapes_headers(f.command);
-  auto fix = [&](std::string s) {
-    if (raw) {
-      for (char& c : s) {
-        if (c == '\r' || c == '\n') c = ' ';
-      }
-    }
-    return s;
-  };
-  for (const header& h : f.headers) {
-    if (h.name != "content-length") out.headers.push_back({fix(h.name), fix(h.value)});
-  }
-  if (!f.body.empty()) out.headers.push_back({"content-length", std::to_string(f.body.size())});
-  return out;
-}
-
 TEST(SerializerTest, RoundTripsSpecialOctetsInEveryVersion) {
   const std::vector<frame> frames = {
       frame(command::send,
@@ -183,13 +164,14 @@ TEST(SerializerTest, RoundTripsSpecialOctetsInEveryVersion) {
       frame(command::message, {{"subscription", "a:b"}, {"cr", "x\ry"}}),
       frame(command::connect, {{"login", "user:name"}, {"passcode", "p\\w"}}),
       frame(command::error, {{"message", "bad\nframe"}}, "details"),
+      frame(command::send, {{"trailing-cr", "a\rb\r"}}),
+      frame(command::send, {{"content-length", "999"}, {"k", "v"}}, "xyz"),
   };
   for (const version v : all_versions) {
     for (const frame& f : frames) {
       // A ':' in a name cannot be written without escapes.
       if (v == version::v1_0 && f.header("colon:name")) continue;
-      EXPECT_EQ(parse_one(serialize(f, v), v), expected_after_round_trip(f, v))
-          << to_string(f.command) << " in " << to_string(v);
+      EXPECT_EQ(stompd_test::round_trip_mismatch(f, v), "");
     }
   }
 }
@@ -201,6 +183,20 @@ TEST(SerializerTest, TrailingCrIsLostIn11ToCrlfLeniency) {
   const std::string bytes = serialize(f, version::v1_1);
   EXPECT_EQ(bytes, "SEND\nk:a\rb\r\n\n\0"s);
   EXPECT_EQ(parse_one(bytes, version::v1_1).header("k"), "a\rb");
+}
+
+// The oracle's own rules, spelled out once, so a change to them shows up here.
+TEST(SerializerTest, RoundTripOracleExpectsWhatEachVersionCannotExpress) {
+  const frame f(command::send, {{"k\r", "a\nb\r"}, {"content-length", "9"}}, "xyz");
+  EXPECT_EQ(stompd_test::expected_round_trip(f, version::v1_0),
+            frame(command::send, {{"k ", "a b "}, {"content-length", "3"}}, "xyz"));
+  EXPECT_EQ(stompd_test::expected_round_trip(f, version::v1_1),
+            frame(command::send, {{"k\r", "a\nb"}, {"content-length", "3"}}, "xyz"));
+  EXPECT_EQ(stompd_test::expected_round_trip(f, version::v1_2),
+            frame(command::send, {{"k\r", "a\nb\r"}, {"content-length", "3"}}, "xyz"));
+  EXPECT_EQ(
+      stompd_test::expected_round_trip(frame(command::connect, {{"k", "a\nb"}}), version::v1_2),
+      frame(command::connect, {{"k", "a b"}}));
 }
 
 TEST(SerializerTest, RoundTripsEscapesExactlyIn12) {
