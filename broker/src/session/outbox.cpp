@@ -4,7 +4,7 @@
 
 namespace broker {
 
-bool outbox::push(entry e) {
+bool outbox::push(entry&& e) {
   bytes_ += e.size();
   if (e.replayed) replay_bytes_ += e.size();
   bool replayed = e.replayed;

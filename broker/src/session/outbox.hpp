@@ -66,7 +66,7 @@ class outbox {
   explicit outbox(limits l) : limits_(l) {}
 
   // Queues `e`; false when what is queued is now over the budget.
-  [[nodiscard]] bool push(entry e);
+  [[nodiscard]] bool push(entry&& e);
 
   bool empty() const noexcept { return frames_.empty(); }
   std::size_t frames() const noexcept { return frames_.size(); }
