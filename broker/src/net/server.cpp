@@ -1,7 +1,7 @@
 #include "broker/server.hpp"
 
-#include "admin/admin_server.hpp"
 #include "admin/live_view.hpp"
+#include "admin/server.hpp"
 #include "broker/log.hpp"
 #include "context.hpp"
 #include "net/transport.hpp"
@@ -145,7 +145,7 @@ struct server::impl {
 
   broker_context ctx;
   live_view view{ctx};
-  std::optional<admin_server> admin;
+  std::optional<admin::server> admin;
   std::optional<listener> tcp_listener;
   std::optional<listener> ws_listener;
   std::vector<std::thread> threads;
@@ -220,7 +220,7 @@ void server::start() {
   }
   m.view.start_sampler();
   if (cfg.admin.enabled) {
-    admin_settings a;
+    admin::admin_settings a;
     a.host = cfg.admin.host;
     a.port = cfg.admin.port;
     a.token = cfg.admin.token;

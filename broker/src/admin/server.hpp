@@ -6,11 +6,9 @@
 #include <memory>
 #include <string>
 
-namespace broker {
+namespace broker::admin {
 
-namespace admin {
 class broker_view;
-}  // namespace admin
 
 // The admin listener's settings (config: `admin: {enabled, host, port, token}`).
 struct admin_settings {
@@ -33,7 +31,9 @@ struct admin_settings {
 };
 
 // The admin HTTP API (docs/OPERATING.md): JSON under /api/, Prometheus text at /metrics,
-// /healthz and /readyz. A pimpl, so its users see no Beast.
+// /healthz and /readyz. A pimpl, so its users see no Beast; inside, the way Beast's advanced
+// server example is built: a listener (listener.hpp) accepts http_sessions (http_session.hpp),
+// which hand each request to the routes (routes.hpp).
 //
 // Threading: the listener runs its own io_context on its own thread, because broker_view
 // calls may block briefly while they gather from every worker, and must never run on a
@@ -42,13 +42,13 @@ struct admin_settings {
 // listener and every admin connection, and joins the thread; it is idempotent and run by the
 // destructor. A publish the broker has not answered by then gets no response.
 //
-// The view must outlive the admin_server (or at least its stop()).
-class admin_server {
+// The view must outlive the server (or at least its stop()).
+class server {
  public:
-  admin_server(admin_settings settings, admin::broker_view& view);
-  ~admin_server();
-  admin_server(const admin_server&) = delete;
-  admin_server& operator=(const admin_server&) = delete;
+  server(admin_settings settings, broker_view& view);
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
 
   void start();
   // The bound port (useful with port 0); 0 before start().
@@ -60,4 +60,4 @@ class admin_server {
   std::unique_ptr<impl> impl_;
 };
 
-}  // namespace broker
+}  // namespace broker::admin
