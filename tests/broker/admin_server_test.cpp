@@ -269,14 +269,14 @@ class AdminServerTest : public ::testing::Test {
  protected:
   void SetUp() override { start({}); }
 
-  void start(admin::admin_settings s) {
+  void start(config::admin_listener s) {
     s.port = 0;
     if (s.token.empty() && !no_token_) s.token = std::string(token);
     server_.emplace(s, view_);
     server_->start();
     ASSERT_NE(server_->port(), 0);
   }
-  void restart(admin::admin_settings s, bool no_token = false) {
+  void restart(config::admin_listener s, bool no_token = false) {
     server_.reset();
     no_token_ = no_token;
     start(std::move(s));
@@ -511,7 +511,7 @@ TEST_F(AdminServerTest, PublishFailureOfTheJournalIs503) {
 }
 
 TEST_F(AdminServerTest, BodyOverTheLimitIs413) {
-  admin::admin_settings s;
+  config::admin_listener s;
   s.max_body_bytes = 100;
   restart(s);
   client c(server_->port());
@@ -549,7 +549,7 @@ TEST_F(AdminServerTest, MalformedRequestIs400) {
 }
 
 TEST_F(AdminServerTest, IdleConnectionIsClosedAfterTheReadTimeout) {
-  admin::admin_settings s;
+  config::admin_listener s;
   s.read_timeout = 200ms;
   restart(s);
   client c(server_->port());
@@ -572,7 +572,7 @@ TEST_F(AdminServerTest, StopWithAPublishPendingDropsItsLateResult) {
 }
 
 TEST_F(AdminServerTest, StartFailsWithTheAddressWhenThePortIsTaken) {
-  admin::admin_settings s;
+  config::admin_listener s;
   s.port = server_->port();
   admin::server second(s, view_);
   try {
@@ -585,7 +585,7 @@ TEST_F(AdminServerTest, StartFailsWithTheAddressWhenThePortIsTaken) {
 }
 
 TEST_F(AdminServerTest, TooManyConnectionsAreRefused) {
-  admin::admin_settings s;
+  config::admin_listener s;
   s.max_connections = 2;
   restart(s);
   client a(server_->port());

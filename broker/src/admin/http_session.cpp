@@ -33,7 +33,7 @@ constexpr std::chrono::seconds close_linger{2};
 
 }  // namespace
 
-http_session::http_session(const admin_settings& settings, routes& api, tcp::socket socket)
+http_session::http_session(const config::admin_listener& settings, routes& api, tcp::socket socket)
     : settings_(settings), api_(api), stream_(std::move(socket)) {
   beast::error_code ec;
   auto ep = stream_.socket().remote_endpoint(ec);

@@ -1,7 +1,7 @@
 #pragma once
 
 #include "admin/response.hpp"
-#include "admin/server.hpp"
+#include "broker/config.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/error.hpp>
@@ -29,7 +29,8 @@ class routes;
 // connection closed after a short linger; a failed read or write just closes it.
 class http_session : public std::enable_shared_from_this<http_session> {
  public:
-  http_session(const admin_settings& settings, routes& api, boost::asio::ip::tcp::socket socket);
+  http_session(const config::admin_listener& settings, routes& api,
+               boost::asio::ip::tcp::socket socket);
 
   void run();
   const std::string& peer() const noexcept { return peer_; }
@@ -53,7 +54,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void do_linger_more();
   void fail(boost::beast::error_code ec, std::string_view what);
 
-  const admin_settings& settings_;
+  const config::admin_listener& settings_;
   routes& api_;
   boost::beast::tcp_stream stream_;
   boost::beast::flat_buffer buffer_;

@@ -12,7 +12,7 @@ using tcp = net::ip::tcp;
 
 namespace broker::admin {
 
-listener::listener(net::io_context& io, const admin_settings& settings, routes& api)
+listener::listener(net::io_context& io, const config::admin_listener& settings, routes& api)
     : settings_(settings), api_(api), acceptor_(io) {}
 
 void listener::open(const tcp::endpoint& endpoint) {

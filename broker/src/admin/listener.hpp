@@ -1,6 +1,6 @@
 #pragma once
 
-#include "admin/server.hpp"
+#include "broker/config.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -25,7 +25,7 @@ class routes;
 // failed accept is logged and the next one started.
 class listener {
  public:
-  listener(boost::asio::io_context& io, const admin_settings& settings, routes& api);
+  listener(boost::asio::io_context& io, const config::admin_listener& settings, routes& api);
 
   void open(const boost::asio::ip::tcp::endpoint& endpoint);
   // The bound port (useful with port 0); 0 before open().
@@ -39,7 +39,7 @@ class listener {
   void do_accept();
   void on_accept(boost::beast::error_code ec, boost::asio::ip::tcp::socket socket);
 
-  const admin_settings& settings_;
+  const config::admin_listener& settings_;
   routes& api_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::uint16_t port_ = 0;

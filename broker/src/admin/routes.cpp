@@ -113,7 +113,7 @@ const routes::route routes::table_[] = {
     {"/api/stats", access::admin, {{{http::verb::get, &routes::get_stats}}}},
 };
 
-routes::routes(const admin_settings& settings, broker_view& view, net::io_context& io)
+routes::routes(const config::admin_listener& settings, broker_view& view, net::io_context& io)
     : settings_(settings),
       view_(view),
       io_(io),

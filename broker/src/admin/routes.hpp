@@ -3,7 +3,7 @@
 #include "admin/admin_view.hpp"
 #include "admin/request.hpp"
 #include "admin/response.hpp"
-#include "admin/server.hpp"
+#include "broker/config.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/beast/http/verb.hpp>
@@ -29,7 +29,7 @@ struct publish_gate;
 // broker_view that throws costs its request a 500, never the listener.
 class routes {
  public:
-  routes(const admin_settings& settings, broker_view& view, boost::asio::io_context& io);
+  routes(const config::admin_listener& settings, broker_view& view, boost::asio::io_context& io);
   ~routes();
   routes(const routes&) = delete;
   routes& operator=(const routes&) = delete;
@@ -98,7 +98,7 @@ class routes {
   friend struct publish_gate;
   void on_published(std::uint64_t id, publish_result result);
 
-  const admin_settings& settings_;
+  const config::admin_listener& settings_;
   broker_view& view_;
   boost::asio::io_context& io_;
   const std::array<unsigned char, 32> token_digest_;  // SHA-256 of settings_.token

@@ -23,10 +23,10 @@ using tcp = net::ip::tcp;
 namespace broker::admin {
 
 struct server::impl {
-  impl(admin_settings s, broker_view& view)
-      : settings(std::move(s)), api(settings, view, io), accept(io, settings, api) {}
+  impl(const config::admin_listener& s, broker_view& view)
+      : settings(s), api(settings, view, io), accept(io, settings, api) {}
 
-  const admin_settings settings;
+  const config::admin_listener settings;
   std::thread thread;
   bool started = false;
   bool stopped = false;
@@ -39,8 +39,8 @@ struct server::impl {
   listener accept;
 };
 
-server::server(admin_settings settings, broker_view& view)
-    : impl_(std::make_unique<impl>(std::move(settings), view)) {}
+server::server(const config::admin_listener& settings, broker_view& view)
+    : impl_(std::make_unique<impl>(settings, view)) {}
 
 server::~server() { stop(); }
 

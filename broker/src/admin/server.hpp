@@ -1,34 +1,13 @@
 #pragma once
 
-#include <chrono>
-#include <cstddef>
+#include "broker/config.hpp"
+
 #include <cstdint>
 #include <memory>
-#include <string>
 
 namespace broker::admin {
 
 class broker_view;
-
-// The admin listener's settings (config: `admin: {enabled, host, port, token}`).
-struct admin_settings {
-  bool enabled = true;
-  std::string host = "127.0.0.1";
-  std::uint16_t port = 61680;  // 0: ephemeral, the bound port is logged
-  // The admin bearer token every /api/ request must carry ("Authorization: Bearer ...").
-  // Empty: no authentication, which is only sensible on a loopback address (a warning is
-  // logged otherwise). /healthz, /readyz and /metrics never need it.
-  std::string token;
-  // Largest request body accepted (POST /api/publish); more gets 413.
-  std::size_t max_body_bytes = 1024 * 1024;
-  // Largest request line plus headers; more gets 431.
-  std::size_t max_header_bytes = 16 * 1024;
-  // A request (headers and body) must arrive within this time of the previous response, or
-  // of the connection being accepted; an idle keep-alive connection is closed after it.
-  std::chrono::milliseconds read_timeout{30'000};
-  // Concurrent admin connections; more are answered 503 and closed.
-  std::size_t max_connections = 64;
-};
 
 // The admin HTTP API (docs/OPERATING.md): JSON under /api/, Prometheus text at /metrics,
 // /healthz and /readyz. A pimpl, so its users see no Beast; inside, the way Beast's advanced
@@ -45,7 +24,8 @@ struct admin_settings {
 // The view must outlive the server (or at least its stop()).
 class server {
  public:
-  server(admin_settings settings, broker_view& view);
+  // Keeps a copy of `settings` (config: `admin:`, limits included).
+  server(const config::admin_listener& settings, broker_view& view);
   ~server();
   server(const server&) = delete;
   server& operator=(const server&) = delete;

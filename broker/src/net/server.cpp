@@ -220,11 +220,7 @@ void server::start() {
   }
   m.view.start_sampler();
   if (cfg.admin.enabled) {
-    admin::admin_settings a;
-    a.host = cfg.admin.host;
-    a.port = cfg.admin.port;
-    a.token = cfg.admin.token;
-    m.admin.emplace(std::move(a), m.view);
+    m.admin.emplace(cfg.admin, m.view);
     m.admin->start();
     log_info("listening transport=admin address={}:{}", cfg.admin.host, m.admin->port());
   }
