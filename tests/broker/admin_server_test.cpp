@@ -358,6 +358,16 @@ TEST_F(AdminServerTest, BadParametersAre400) {
   }
 }
 
+TEST_F(AdminServerTest, TargetThatIsNotAValidUrlIs400WithTheReason) {
+  auto brace = get("/api/destinations?pattern=/topic/{user}");
+  EXPECT_EQ(brace.status, 400u);
+  EXPECT_EQ(brace.json().at("error").as_string(),
+            "the request target has a character that must be percent-encoded (RFC 3986)");
+  auto escape = get("/api/destinations?prefix=%zz");
+  EXPECT_EQ(escape.status, 400u);
+  EXPECT_EQ(escape.json().at("error").as_string(), "bad percent-encoding in the query");
+}
+
 TEST_F(AdminServerTest, DestinationNameIsOnePercentEncodedSegment) {
   auto r = get("/api/destinations/%2Ftopic%2Fa.1");
   ASSERT_EQ(r.status, 200u) << r.body;

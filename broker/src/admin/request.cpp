@@ -1,19 +1,24 @@
 #include "admin/request.hpp"
 
 #include "auth/auth.hpp"
-#include "net/url.hpp"
+#include "stomp/decimal.hpp"
 
 #include <boost/beast/core/string.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
+#include <boost/url/encoding_opts.hpp>
+#include <boost/url/param.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/pct_string_view.hpp>
+#include <boost/url/url_view.hpp>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 
 namespace beast = boost::beast;
 namespace json = boost::json;
+namespace urls = boost::urls;
 
 namespace broker::admin {
 
@@ -25,47 +30,40 @@ constexpr std::array<std::string_view, 9> reserved_headers = {
     "destination", "content-length", "message-id", "subscription", "ack",
     "receipt",     "transaction",    "x-seq",      "x-replayed"};
 
+// The message for a target that starts with '/' but that Boost.URL refused: a malformed
+// escape, said where, or a character RFC 3986 §2 wants percent-encoded ('{', '"', a space,
+// raw UTF-8, a '#' fragment, ...).
+std::string why_not_origin_form(std::string_view target) {
+  auto q = target.find('?');
+  if (!urls::make_pct_string_view(target.substr(0, q))) return "bad percent-encoding in the path";
+  if (q != std::string_view::npos && !urls::make_pct_string_view(target.substr(q + 1)))
+    return "bad percent-encoding in the query";
+  return "the request target has a character that must be percent-encoded (RFC 3986)";
+}
+
 }  // namespace
 
 std::optional<request_target> parse_target(std::string_view target, std::string& error) {
-  request_target t;
-  auto q = target.find('?');
-  std::string_view path = target.substr(0, q);
-  if (path.empty() || path.front() != '/') {
+  if (!target.starts_with('/')) {  // "*", "http://host/path", ...
     error = "the request target must be a path";
     return std::nullopt;
   }
-  t.path = std::string(path);
-  for (std::size_t start = 1;;) {
-    auto end = path.find('/', start);
-    auto raw = path.substr(start, end == std::string_view::npos ? path.npos : end - start);
-    auto segment = percent_decode(raw, false);
-    if (!segment) {
-      error = "bad percent-encoding in the path";
-      return std::nullopt;
-    }
-    t.segments.push_back(std::move(*segment));
-    if (end == std::string_view::npos) break;
-    start = end + 1;
+  auto parsed = urls::parse_origin_form(target);
+  if (!parsed) {
+    error = why_not_origin_form(target);
+    return std::nullopt;
   }
+  const urls::url_view& url = *parsed;
+  request_target t;
+  t.path = std::string(url.encoded_path());
+  // segments() splits before it decodes, so %2F stays inside its segment.
+  for (std::string segment : url.segments()) t.segments.push_back(std::move(segment));
   if (t.segments.size() > 1 && t.segments.back().empty()) t.segments.pop_back();  // "/x/"
-  if (q != std::string_view::npos) {
-    std::string_view query = target.substr(q + 1);
-    while (!query.empty()) {
-      auto amp = query.find('&');
-      auto item = query.substr(0, amp);
-      query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-      if (item.empty()) continue;
-      auto eq = item.find('=');
-      auto key = percent_decode(item.substr(0, eq), true);
-      auto value = percent_decode(
-          eq == std::string_view::npos ? std::string_view{} : item.substr(eq + 1), true);
-      if (!key || !value) {
-        error = "bad percent-encoding in the query";
-        return std::nullopt;
-      }
-      t.query.emplace_back(std::move(*key), std::move(*value));
-    }
+  // With space_as_plus, '+' in the query is a space (HTML form encoding, which curl and
+  // Python's urlencode produce); in the path it stays a '+'.
+  for (const urls::param& p : url.params(urls::encoding_opts(true))) {
+    if (p.key.empty() && !p.has_value) continue;  // "a=1&&b=2", a lone "?"
+    t.query.emplace_back(p.key, p.value);
   }
   return t;
 }
@@ -92,15 +90,14 @@ std::uint64_t query_params::number(std::string_view key, std::uint64_t fallback,
                                    std::uint64_t max, std::optional<bad_request>& error) const {
   const std::string* text = get(key);
   if (!text) return fallback;
-  std::uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
-  if (ec != std::errc{} || end != text->data() + text->size() || value < min || value > max) {
+  auto value = stomp::parse_decimal<std::uint64_t>(*text);
+  if (!value || *value < min || *value > max) {
     if (!error)
       error = bad_request{
           fmt::format("{}: expected an integer from {} to {}, got '{}'", key, min, max, *text)};
     return fallback;
   }
-  return value;
+  return *value;
 }
 
 std::string_view bearer_token(std::string_view value) {

@@ -26,11 +26,12 @@ struct request_target {
   std::vector<std::pair<std::string, std::string>> query;  // decoded, in order, '+' is ' '
 };
 
-// Splits the path first and then decodes each segment, so an encoded '/' (%2F) stays inside
-// its segment: that is how a destination name travels as one segment. A trailing '/' adds no
-// segment ("/api/stats/" is "/api/stats"), and empty query items ("a=1&&b=2") are skipped.
-// nullopt, with `error` set to the message for the 400, when the target is not a path or has
-// a malformed escape.
+// Parsed with Boost.URL (RFC 3986 origin form), which splits the path first and then decodes
+// each segment, so an encoded '/' (%2F) stays inside its segment: that is how a destination
+// name travels as one segment. A trailing '/' adds no segment ("/api/stats/" is
+// "/api/stats"), and empty query items ("a=1&&b=2") are skipped. nullopt, with `error` set
+// to the message for the 400, when the target is not a path, has a malformed escape, or has
+// a character that must be percent-encoded.
 std::optional<request_target> parse_target(std::string_view target, std::string& error);
 
 // Query parameters of one request, checked against what its endpoint accepts. Refers to the

@@ -5,6 +5,7 @@
 #include "auth/auth.hpp"
 #include "broker/destination_pattern.hpp"
 #include "broker/log.hpp"
+#include "stomp/decimal.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/string.hpp>
@@ -16,7 +17,6 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
-#include <charconv>
 #include <limits>
 #include <mutex>
 #include <stdexcept>
@@ -50,13 +50,6 @@ std::optional<std::string_view> bearer_token(const request& req) {
   auto it = req.find(http::field::authorization);
   if (it == req.end()) return std::nullopt;
   return admin::bearer_token(it->value());
-}
-
-std::optional<std::uint64_t> parse_id(std::string_view text) {
-  std::uint64_t id = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
-  if (ec != std::errc{} || end != text.data() + text.size() || text.empty()) return std::nullopt;
-  return id;
 }
 
 // Whether `segments` spell the route path `pattern` ("/api/destinations/{name}", where
@@ -318,7 +311,7 @@ std::optional<response> routes::list_connections(const call& c) {
 
 std::optional<response> routes::get_connection(const call& c) {
   if (auto e = c.query.only({})) return error_response(*e);
-  auto id = parse_id(c.param);
+  auto id = stomp::parse_decimal<std::uint64_t>(c.param);
   if (!id)
     return error_response(http::status::bad_request,
                           fmt::format("connection id must be a decimal number, got '{}'", c.param));
@@ -329,7 +322,7 @@ std::optional<response> routes::get_connection(const call& c) {
 
 std::optional<response> routes::kick(const call& c) {
   if (auto e = c.query.only({})) return error_response(*e);
-  auto id = parse_id(c.param);
+  auto id = stomp::parse_decimal<std::uint64_t>(c.param);
   if (!id)
     return error_response(http::status::bad_request,
                           fmt::format("connection id must be a decimal number, got '{}'", c.param));
