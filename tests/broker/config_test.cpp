@@ -35,6 +35,10 @@ constexpr std::string_view all_keys[] = {
     "admin.host",
     "admin.port",
     "admin.token",
+    "admin.max_body_bytes",
+    "admin.max_header_bytes",
+    "admin.read_timeout_ms",
+    "admin.max_connections",
     "tls.cert_file",
     "tls.key_file",
     "auth.anonymous",
@@ -100,6 +104,14 @@ void expect_same_settings(const config& a, const config& b) {
   EXPECT_EQ(a.websocket.port, b.websocket.port);
   EXPECT_EQ(a.websocket.path, b.websocket.path);
   EXPECT_EQ(a.websocket.max_message_bytes, b.websocket.max_message_bytes);
+  EXPECT_EQ(a.admin.enabled, b.admin.enabled);
+  EXPECT_EQ(a.admin.host, b.admin.host);
+  EXPECT_EQ(a.admin.port, b.admin.port);
+  EXPECT_EQ(a.admin.token, b.admin.token);
+  EXPECT_EQ(a.admin.max_body_bytes, b.admin.max_body_bytes);
+  EXPECT_EQ(a.admin.max_header_bytes, b.admin.max_header_bytes);
+  EXPECT_EQ(a.admin.read_timeout, b.admin.read_timeout);
+  EXPECT_EQ(a.admin.max_connections, b.admin.max_connections);
   EXPECT_EQ(a.heartbeat.send_interval, b.heartbeat.send_interval);
   EXPECT_EQ(a.heartbeat.receive_interval, b.heartbeat.receive_interval);
   EXPECT_EQ(a.heartbeat.grace_factor, b.heartbeat.grace_factor);
@@ -173,6 +185,19 @@ TEST(ConfigTest, DefaultsAreTheDocumentedValues) {
   EXPECT_EQ(c.log_level, log_level::info);
   EXPECT_EQ(c.data_dir, "./data");
   EXPECT_EQ(c.server_name, "stompd");
+}
+
+TEST(ConfigTest, AdminListenerDefaultsAreTheDocumentedValues) {
+  config c;
+  EXPECT_TRUE(c.admin.enabled);
+  EXPECT_EQ(c.admin.host, "127.0.0.1");
+  EXPECT_EQ(c.admin.port, 61680);
+  EXPECT_EQ(c.admin.port, config::admin_listener::default_port);
+  EXPECT_EQ(c.admin.token, "");
+  EXPECT_EQ(c.admin.max_body_bytes, 1024u * 1024);
+  EXPECT_EQ(c.admin.max_header_bytes, 16u * 1024);
+  EXPECT_EQ(c.admin.read_timeout, 30s);
+  EXPECT_EQ(c.admin.max_connections, 64u);
 }
 
 TEST(ConfigTest, EmptyDocumentKeepsDefaults) {
@@ -458,6 +483,57 @@ TEST(ConfigTest, RejectsHeartbeatIntervalLongerThanADay) {
 TEST(ConfigTest, RejectsGraceFactorBelowOne) {
   EXPECT_EQ(only_error("heartbeat:\n  grace_factor: 0.5\n"),
             "test.yaml:2: heartbeat.grace_factor: must be between 1 and 100, got 0.5");
+}
+
+TEST(ConfigTest, ReadsAdminListenerLimits) {
+  config_result result = parse(R"(
+admin:
+  token: s3cret
+  max_body_bytes: 100
+  max_header_bytes: 512
+  read_timeout_ms: 250
+  max_connections: 2
+)");
+  for (const config_error& e : result.errors) ADD_FAILURE() << to_string(e);
+  ASSERT_TRUE(result.value.has_value());
+  const auto& a = result.value->admin;
+  EXPECT_EQ(a.token, "s3cret");
+  EXPECT_EQ(a.max_body_bytes, 100u);
+  EXPECT_EQ(a.max_header_bytes, 512u);
+  EXPECT_EQ(a.read_timeout, 250ms);
+  EXPECT_EQ(a.max_connections, 2u);
+}
+
+TEST(ConfigTest, RejectsZeroAdminConnections) {
+  EXPECT_EQ(only_error("admin:\n  max_connections: 0\n"),
+            "test.yaml:2: admin.max_connections: must be at least 1, got 0");
+}
+
+TEST(ConfigTest, RejectsZeroAdminBody) {
+  EXPECT_EQ(only_error("admin: {max_body_bytes: 0}\n"),
+            "test.yaml:1: admin.max_body_bytes: must be at least 1, got 0");
+}
+
+TEST(ConfigTest, RejectsAdminHeaderLimitOutsideItsRange) {
+  EXPECT_EQ(only_error("admin:\n  max_header_bytes: 511\n"),
+            "test.yaml:2: admin.max_header_bytes: must be between 512 and 1048576, got 511");
+  EXPECT_EQ(only_error("admin:\n  max_header_bytes: 1048577\n"),
+            "test.yaml:2: admin.max_header_bytes: must be between 512 and 1048576, got 1048577");
+}
+
+TEST(ConfigTest, RejectsZeroAdminReadTimeout) {
+  EXPECT_EQ(only_error("admin: {read_timeout_ms: 0}\n"),
+            "test.yaml:1: admin.read_timeout_ms: must be between 1 and 86400000, got 0");
+}
+
+TEST(ConfigTest, CollectsEveryAdminLimitErrorWithItsLine) {
+  config_result result = parse("admin:\n  max_connections: 0\n  read_timeout_ms: -5\n");
+  EXPECT_FALSE(result.value.has_value());
+  ASSERT_EQ(result.errors.size(), 2u);
+  EXPECT_EQ(to_string(result.errors[0]),
+            "test.yaml:2: admin.max_connections: must be at least 1, got 0");
+  EXPECT_EQ(to_string(result.errors[1]),
+            "test.yaml:3: admin.read_timeout_ms: must be between 1 and 86400000, got -5");
 }
 
 TEST(ConfigTest, RejectsWebSocketPathWithoutLeadingSlash) {

@@ -253,6 +253,12 @@ TEST_F(OptionsTest, HelpPrintsUsageWithEveryFlag) {
     EXPECT_NE(s.output.find(text), std::string::npos) << text << " missing from\n" << s.output;
 }
 
+TEST_F(OptionsTest, HelpNamesTheDefaultAddresses) {
+  startup s = run({"--help"});
+  for (const char* text : {"127.0.0.1:61613", "127.0.0.1:15674/ws", "127.0.0.1:61680"})
+    EXPECT_NE(s.output.find(text), std::string::npos) << text << " missing from\n" << s.output;
+}
+
 TEST_F(OptionsTest, ShortHelpFlagPrintsUsage) {
   startup s = run({"-h"});
   ASSERT_EQ(s.what, startup::action::print_and_exit);

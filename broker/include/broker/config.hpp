@@ -25,12 +25,16 @@ struct config {
     bool tls = false;        // TLS with tls.cert_file / tls.key_file (stomp+ssl, wss)
   };
 
+  // Each listener's default port is a named constant, written once: options.cpp's --help
+  // quotes them.
   struct tcp_listener : listener {
-    tcp_listener() { port = 61613; }
+    static constexpr std::uint16_t default_port = 61613;
+    tcp_listener() { port = default_port; }
   };
 
   struct websocket_listener : listener {
-    websocket_listener() { port = 15674; }
+    static constexpr std::uint16_t default_port = 15674;
+    websocket_listener() { port = default_port; }
     std::string path = "/ws";
     // Largest WebSocket message accepted; a STOMP frame may also span several messages.
     std::size_t max_message_bytes = 4 * 1024 * 1024;
@@ -42,11 +46,24 @@ struct config {
     std::vector<std::string> allowed_origins;
   };
 
-  // The admin HTTP API, /metrics and health checks (docs/OPERATING.md).
+  // The admin HTTP API, /metrics and health checks (docs/OPERATING.md). Its limits bound
+  // what one admin client can make the broker hold or wait for.
   struct admin_listener : listener {
-    admin_listener() { port = 61680; }
-    // Bearer token every /api/ request must carry; empty: none (loopback only, please).
+    static constexpr std::uint16_t default_port = 61680;
+    admin_listener() { port = default_port; }
+    // Bearer token every /api/ request must carry ("Authorization: Bearer ..."). Empty: no
+    // authentication, only sensible on a loopback address (a warning is logged otherwise).
+    // /healthz, /readyz and /metrics never need it.
     std::string token;
+    // Largest request body accepted (POST /api/publish); more gets 413.
+    std::size_t max_body_bytes = 1024 * 1024;
+    // Largest request line plus headers; more gets 431.
+    std::size_t max_header_bytes = 16 * 1024;
+    // A request (headers and body) must arrive within this time of the previous response, or
+    // of the connection being accepted; an idle keep-alive connection is closed after it.
+    std::chrono::milliseconds read_timeout{30'000};
+    // Concurrent admin connections; more are closed as soon as they are accepted.
+    std::size_t max_connections = 64;
   };
 
   struct tls_settings {

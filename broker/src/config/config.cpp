@@ -287,6 +287,10 @@ std::vector<entry> schema(config& c) {
            {"host", read_string(c.admin.host)},
            {"port", read_uint(c.admin.port)},
            {"token", read_string(c.admin.token, any_string)},
+           {"max_body_bytes", read_positive(c.admin.max_body_bytes)},
+           {"max_header_bytes", read_uint(c.admin.max_header_bytes, 512, 1024 * 1024)},
+           {"read_timeout_ms", read_ms(c.admin.read_timeout, 1)},
+           {"max_connections", read_positive(c.admin.max_connections)},
        }},
       {"tls",
        {

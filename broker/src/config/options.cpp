@@ -65,8 +65,16 @@ std::string usage() {
       "shipped conf/stompd.yaml lists every setting with its default.\n"
       "\n"
       "HOST:PORT is e.g. 0.0.0.0:61613, localhost:61613 or [::1]:61613; :61613 keeps\n"
-      "the configured host. Port 0 picks a free port, which is logged.\n"
-      "\n"
+      "the configured host. Port 0 picks a free port, which is logged.\n";
+  const config defaults;
+  text += fmt::format(
+      "By default TCP listens on {}:{}, WebSocket on {}:{}{}\n"
+      "and the admin API on {}:{}.\n"
+      "\n",
+      defaults.tcp.host, config::tcp_listener::default_port, defaults.websocket.host,
+      config::websocket_listener::default_port, defaults.websocket.path, defaults.admin.host,
+      config::admin_listener::default_port);
+  text +=
       "Examples:\n"
       "  stompd                                  conf/stompd.yaml or the defaults\n"
       "  stompd -c /etc/stompd/stompd.yaml       another config file\n"

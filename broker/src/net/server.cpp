@@ -1,7 +1,7 @@
 #include "broker/server.hpp"
 
-#include "admin/admin_server.hpp"
 #include "admin/live_view.hpp"
+#include "admin/server.hpp"
 #include "broker/log.hpp"
 #include "context.hpp"
 #include "engine/local_engine.hpp"
@@ -143,7 +143,7 @@ struct server::impl {
 
   broker_context ctx;
   live_view view{ctx};
-  std::optional<admin_server> admin;
+  std::optional<admin::server> admin;
   std::optional<listener> tcp_listener;
   std::optional<listener> ws_listener;
   std::vector<std::thread> threads;
@@ -221,11 +221,7 @@ void server::start() {
   }
   m.view.start_sampler();
   if (cfg.admin.enabled) {
-    admin_settings a;
-    a.host = cfg.admin.host;
-    a.port = cfg.admin.port;
-    a.token = cfg.admin.token;
-    m.admin.emplace(std::move(a), m.view);
+    m.admin.emplace(cfg.admin, m.view);
     m.admin->start();
     log_info("listening transport=admin address={}:{}", cfg.admin.host, m.admin->port());
   }
