@@ -1,6 +1,7 @@
 #include "broker/config.hpp"
 
 #include "broker/destination_pattern.hpp"
+#include "stomp/decimal.hpp"
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -87,9 +88,9 @@ std::string read_integer(const YAML::Node& node, std::uint64_t min, std::uint64_
   bool negative = digits.starts_with('-');
   if (negative) digits.remove_prefix(1);
   if (!is_digits(digits)) return fmt::format("expected an integer, got {}", describe(node));
-  std::uint64_t value = 0;
-  auto parsed = std::from_chars(digits.data(), digits.data() + digits.size(), value);
-  bool too_large = parsed.ec == std::errc::result_out_of_range || value > max;
+  auto parsed = stomp::parse_decimal<std::uint64_t>(digits);  // nullopt: past 64 bits
+  std::uint64_t value = parsed.value_or(0);
+  bool too_large = !parsed || value > max;
   if ((negative && value != 0) || too_large || value < min) {
     if (max == std::numeric_limits<std::uint64_t>::max())
       return fmt::format("must be at least {}, got {}", min, *text);

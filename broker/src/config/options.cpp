@@ -1,9 +1,10 @@
 #include "broker/options.hpp"
 
+#include "stomp/decimal.hpp"
+
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
-#include <charconv>
 #include <filesystem>
 #include <optional>
 
@@ -84,15 +85,6 @@ std::string usage() {
   return text;
 }
 
-// Parses a port number: 0..65535, decimal digits only (from_chars takes no sign or space).
-std::optional<std::uint16_t> parse_port(std::string_view text) {
-  unsigned value = 0;
-  auto parsed = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (parsed.ec != std::errc() || parsed.ptr != text.data() + text.size() || value > 65535)
-    return std::nullopt;
-  return static_cast<std::uint16_t>(value);
-}
-
 // Applies "off", "HOST:PORT", "[IPV6]:PORT" or ":PORT" (keeps the configured host) to a
 // listener. Returns what is wrong with `arg`, or "".
 std::string apply_listener(std::string_view arg, config::listener& listener) {
@@ -111,7 +103,7 @@ std::string apply_listener(std::string_view arg, config::listener& listener) {
   } else if (host.find_first_of("[]:") != std::string_view::npos) {
     return fmt::format("an IPv6 address needs brackets, as in [::1]:61613; got '{}'", arg);
   }
-  std::optional<std::uint16_t> port = parse_port(port_text);
+  auto port = stomp::parse_decimal<std::uint16_t>(port_text);
   if (!port) return fmt::format("port must be between 0 and 65535, got '{}'", port_text);
   listener.enabled = true;
   if (!host.empty()) listener.host = host;
@@ -120,12 +112,10 @@ std::string apply_listener(std::string_view arg, config::listener& listener) {
 }
 
 std::string apply_threads(std::string_view arg, std::size_t& threads) {
-  std::size_t value = 0;
-  auto parsed = std::from_chars(arg.data(), arg.data() + arg.size(), value);
-  if (parsed.ec != std::errc() || parsed.ptr != arg.data() + arg.size() ||
-      value > config::max_threads)
+  auto value = stomp::parse_decimal<std::size_t>(arg);
+  if (!value || *value > config::max_threads)
     return fmt::format("expected a number between 0 and {}, got '{}'", config::max_threads, arg);
-  threads = value;
+  threads = *value;
   return {};
 }
 

@@ -1,5 +1,6 @@
 #include "stompctl/command_line.hpp"
 
+#include "broker/config.hpp"
 #include "stomp/decimal.hpp"
 #include "stompctl/failure.hpp"
 
@@ -12,6 +13,10 @@
 #include <set>
 
 namespace stompctl {
+
+std::string default_url() {
+  return fmt::format("http://127.0.0.1:{}", broker::config::admin_listener::default_port);
+}
 namespace {
 
 namespace po = boost::program_options;

@@ -31,7 +31,8 @@ struct command_spec {
   std::string_view details;  // more help: what it prints, examples
 };
 
-constexpr std::string_view default_url = "http://127.0.0.1:61680";
+// stompd's default admin address: http://127.0.0.1 and config::admin_listener::default_port.
+std::string default_url();
 constexpr std::chrono::seconds default_timeout{10};
 
 // A parsed command line. Global options may come before or after the command; a command's

@@ -45,7 +45,7 @@ int run(int argc, char** argv) {
   std::string url = cl.url ? *cl.url : "";
   if (url.empty())
     if (const char* env = std::getenv("STOMPCTL_URL")) url = env;
-  if (url.empty()) url = std::string(default_url);
+  if (url.empty()) url = default_url();
   std::string token = cl.token ? *cl.token : "";
   if (!cl.token)
     if (const char* env = std::getenv("STOMPCTL_TOKEN")) token = env;
