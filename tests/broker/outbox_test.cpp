@@ -9,6 +9,8 @@ namespace {
 using broker::outbox;
 
 // Stands in for a transport: takes what start_write() gathered, as one write would.
+std::vector<outbox::credit> written;  // what finish_write() reports; tests here send none
+
 struct fake_writer {
   std::string written;
   bool text = true;
@@ -54,7 +56,7 @@ TEST(OutboxTest, FramesQueuedTogetherLeaveInOneWrite) {
   EXPECT_EQ(w.writes, 1);
   EXPECT_EQ(w.written, "ABBCCC");
   EXPECT_TRUE(o.writing());
-  EXPECT_EQ(o.finish_write(), 6u);
+  EXPECT_EQ(o.finish_write(written), 6u);
   EXPECT_TRUE(o.empty());
   EXPECT_EQ(o.bytes(), 0u);
 }
@@ -78,10 +80,10 @@ TEST(OutboxTest, AWriteCoalescesNoMoreThanItsByteBound) {
   fake_writer w;
   w.write(o);
   EXPECT_EQ(w.written.size(), half.size());  // the second would pass the bound: next write
-  o.finish_write();
+  o.finish_write(written);
   w.write(o);
   EXPECT_EQ(w.writes, 2);
-  EXPECT_EQ(o.finish_write(), half.size());
+  EXPECT_EQ(o.finish_write(written), half.size());
 }
 
 TEST(OutboxTest, ABinaryBodyMakesTheWholeWriteBinary) {
@@ -127,7 +129,7 @@ TEST(OutboxTest, DropUnwrittenKeepsTheWriteInFlight) {
   EXPECT_EQ(o.frames(), 1u);
   EXPECT_EQ(o.bytes(), 5u);
   EXPECT_EQ(o.replay_bytes(), 0u);
-  EXPECT_EQ(o.finish_write(), 5u);
+  EXPECT_EQ(o.finish_write(written), 5u);
   EXPECT_TRUE(o.empty());
 }
 
@@ -138,10 +140,66 @@ TEST(OutboxTest, FramesQueuedDuringAWriteGoInTheNextOne) {
   w.write(o);
   ASSERT_TRUE(o.push(frame("2")));
   ASSERT_TRUE(o.push(frame("3")));
-  EXPECT_EQ(o.finish_write(), 1u);
+  EXPECT_EQ(o.finish_write(written), 1u);
   w.write(o);
   EXPECT_EQ(w.written, "123");
-  EXPECT_EQ(o.finish_write(), 2u);
+  EXPECT_EQ(o.finish_write(written), 2u);
+}
+
+TEST(OutboxTest, QueueDeliveriesAreBoundedByTheirQueueNotTheBudget) {
+  outbox o({4, 100});
+  auto m = message("queued");
+  auto e = delivery(m, "H\n");
+  e.credit_key = 7;
+  e.credit_bytes = 6;
+  EXPECT_TRUE(o.push(std::move(e)));  // more than 4 bytes, but the queue's window bounds it
+  EXPECT_TRUE(o.push(frame("live")));
+  EXPECT_FALSE(o.push(frame("!")));
+}
+
+TEST(OutboxTest, FinishWriteReportsTheQueueDeliveriesItWrote) {
+  outbox o({1 << 20, 100});
+  auto m = message("x");
+  for (std::uint64_t key : {3, 3, 5}) {
+    auto e = delivery(m, "H\n");
+    e.credit_key = key;
+    e.credit_bytes = 10;
+    ASSERT_TRUE(o.push(std::move(e)));
+  }
+  ASSERT_TRUE(o.push(frame("topic")));
+  std::vector<outbox::credit> got;
+  o.start_write();
+  o.finish_write(got);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].key, 3u);
+  EXPECT_EQ(got[0].count, 2u);
+  EXPECT_EQ(got[0].bytes, 20u);
+  EXPECT_EQ(got[1].key, 5u);
+  EXPECT_EQ(got[1].count, 1u);
+}
+
+TEST(OutboxTest, TakeBackDropsUnwrittenDeliveriesAndCountsThoseInFlight) {
+  outbox o({1 << 20, 100});
+  auto m = message("x");
+  auto queued = [&](std::uint64_t key) {
+    auto e = delivery(m, "H\n");
+    e.credit_key = key;
+    e.credit_bytes = 1;
+    return e;
+  };
+  ASSERT_TRUE(o.push(queued(9)));
+  o.start_write();  // the first delivery is in flight
+  ASSERT_TRUE(o.push(queued(9)));
+  ASSERT_TRUE(o.push(frame("other")));
+  ASSERT_TRUE(o.push(queued(9)));
+  auto in_flight = o.take_back(9);
+  EXPECT_EQ(in_flight.count, 1u);
+  EXPECT_EQ(o.frames(), 2u);  // the one in flight and "other"
+  std::vector<outbox::credit> got;
+  o.finish_write(got);
+  fake_writer w;
+  w.write(o);
+  EXPECT_EQ(w.written, "other");
 }
 
 }  // namespace

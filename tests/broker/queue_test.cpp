@@ -130,5 +130,58 @@ TEST(QueueRegistryTest, DropsIdleQueues) {
   EXPECT_EQ(reg.size(), 0u);
 }
 
+TEST(QueueTest, AutoAckConsumerGetsNoMoreThanItsWriteWindowUntilWritten) {
+  queue q("/queue/q", 100, {3, 1 << 20});
+  for (int i = 0; i < 10; ++i) q.enqueue(make_message(std::to_string(i)));
+  fake_consumer c;
+  q.add_consumer(&c, 1, ack_mode::auto_ack, 0);
+  EXPECT_EQ(c.got.size(), 3u);
+  EXPECT_EQ(q.depth(), 7u);
+  q.written(&c, 1, 2, 2 * queue::delivery_bytes(*make_message("0")));
+  EXPECT_EQ(c.got.size(), 5u);
+  EXPECT_EQ(q.unacked(&c, 1), 3u);  // auto-ack: handed over, not yet written
+}
+
+TEST(QueueTest, AWindowInBytesStillLetsOneLargeMessageGo) {
+  queue q("/queue/q", 100, {64, 1});  // every message is over the byte window
+  q.enqueue(make_message("a"));
+  q.enqueue(make_message("b"));
+  fake_consumer c;
+  q.add_consumer(&c, 1, ack_mode::auto_ack, 0);
+  ASSERT_EQ(c.got.size(), 1u);
+  q.written(&c, 1, 1, queue::delivery_bytes(*make_message("a")));
+  EXPECT_EQ(c.got.size(), 2u);
+}
+
+TEST(QueueTest, UnwrittenAutoAckDeliveriesReturnAsTheyWereWhenTheConsumerLeaves) {
+  queue q("/queue/q", 100, {4, 1 << 20});
+  for (int i = 0; i < 3; ++i) q.enqueue(make_message(std::to_string(i)));
+  fake_consumer gone;
+  q.add_consumer(&gone, 1, ack_mode::auto_ack, 0);
+  ASSERT_EQ(gone.got.size(), 3u);
+  q.written(&gone, 1, 1, queue::delivery_bytes(*make_message("0")));  // "0" was written
+  q.remove_consumer(&gone, 1);
+  fake_consumer next;
+  q.add_consumer(&next, 1, ack_mode::auto_ack, 0);
+  ASSERT_EQ(next.got.size(), 2u);
+  EXPECT_EQ(next.got[0].id, "1");
+  EXPECT_FALSE(next.got[0].redelivered);  // never written, so never delivered
+  EXPECT_EQ(next.got[1].id, "2");
+}
+
+TEST(QueueTest, ClientAckNeedsBothWindowAndPrefetchCredit) {
+  queue q("/queue/q", 100, {2, 1 << 20});
+  for (int i = 0; i < 5; ++i) q.enqueue(make_message(std::to_string(i)));
+  fake_consumer c;
+  q.add_consumer(&c, 1, ack_mode::client_individual, 3);
+  EXPECT_EQ(c.got.size(), 2u);  // the window
+  q.written(&c, 1, 2, 2 * queue::delivery_bytes(*make_message("0")));
+  EXPECT_EQ(c.got.size(), 3u);  // prefetch 3: one more, then none until an ACK
+  q.written(&c, 1, 1, queue::delivery_bytes(*make_message("0")));
+  EXPECT_EQ(c.got.size(), 3u);
+  EXPECT_TRUE(q.ack(&c, 1, "0", false));
+  EXPECT_EQ(c.got.size(), 4u);
+}
+
 }  // namespace
 }  // namespace broker

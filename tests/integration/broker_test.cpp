@@ -450,6 +450,45 @@ TEST_F(BrokerLimitsTest, SlowConsumerIsCutOffWithoutSlowingThePublisher) {
   EXPECT_TRUE(saw_error);
 }
 
+// Issue 12, item 1: a backlog far larger than the outbox budget reaches an auto-ack consumer
+// whole. The queue hands a subscription only what fits in its credit window and keeps the
+// rest until earlier deliveries are written, so nothing accepted is dropped.
+TEST_F(BrokerLimitsTest, AutoAckConsumerGetsAWholeBacklogLargerThanItsOutbox) {
+  auto pub = connected_tcp();
+  const std::string body(1024, 'q');
+  constexpr int backlog = 2000;  // 2 MiB waiting: 32 times the 64 KiB outbox budget
+  for (int i = 0; i < backlog; ++i) pub.send(send_frame("/queue/backlog", body));
+  pub.send_with_receipt(send_frame("/queue/backlog", "last"));
+  auto c = connected_tcp();
+  c.send(stomp::frame(command::subscribe, {{"destination", "/queue/backlog"}, {"id", "s"}}));
+  for (int i = 0; i <= backlog; ++i) {
+    auto m = c.receive();
+    ASSERT_TRUE(m) << "after " << i << " messages";
+    ASSERT_EQ(m->command, command::message) << m->header("message").value_or("") << m->body;
+    if (i == backlog) {
+      EXPECT_EQ(m->body, "last");
+    }
+  }
+}
+
+// A consumer that stops reading is not a slow consumer of a queue: the queue keeps what it
+// cannot take, and the consumer gets it once it reads again.
+TEST_F(BrokerLimitsTest, QueueConsumerThatPausesIsNotCutOff) {
+  auto c = connected_tcp();
+  c.subscribe("/queue/paused", "s");
+  auto pub = connected_tcp();
+  const std::string body(16 * 1024, 'p');
+  constexpr int count = 400;  // 6.4 MiB: far past the budget and the socket buffers
+  for (int i = 0; i < count; ++i) pub.send(send_frame("/queue/paused", body));
+  pub.send_with_receipt(send_frame("/queue/paused", "end"));
+  std::this_thread::sleep_for(300ms);  // the consumer has not read anything yet
+  for (int i = 0; i <= count; ++i) {
+    auto m = c.receive();
+    ASSERT_TRUE(m) << "after " << i << " messages";
+    ASSERT_EQ(m->command, command::message) << m->header("message").value_or("");
+  }
+}
+
 TEST_F(BrokerLimitsTest, ConnectionWithoutConnectIsDropped) {
   auto c = tcp();
   auto e = c.receive(3s);

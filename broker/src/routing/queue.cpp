@@ -4,8 +4,12 @@
 
 namespace broker {
 
-queue::queue(std::string name, std::size_t max_messages)
-    : name_(std::move(name)), max_messages_(max_messages) {}
+queue::queue(std::string name, std::size_t max_messages, write_window window)
+    : name_(std::move(name)), max_messages_(max_messages), window_(window) {}
+
+std::size_t queue::delivery_bytes(const message& m) noexcept {
+  return m.encoded.tail(stomp::version::v1_2).size();
+}
 
 bool queue::enqueue(message_ptr m) {
   std::lock_guard lock(mutex_);
@@ -19,7 +23,7 @@ bool queue::enqueue(message_ptr m) {
 void queue::add_consumer(queue_consumer* c, std::uint64_t key, ack_mode mode,
                          std::size_t prefetch) {
   std::lock_guard lock(mutex_);
-  consumers_.push_back({c, key, mode, prefetch, {}});
+  consumers_.push_back({c, key, mode, prefetch, {}, 0, 0});
   dispatch();
 }
 
@@ -28,9 +32,11 @@ void queue::remove_consumer(const queue_consumer* c, std::uint64_t key) {
   auto it = std::find_if(consumers_.begin(), consumers_.end(),
                          [&](const consumer& x) { return x.raw == c && x.key == key; });
   if (it == consumers_.end()) return;
-  // Unacknowledged messages go back to the head in their original order.
+  // Unacknowledged messages go back to the head in their original order, marked
+  // redelivered; an auto-ack one was never written, so it goes back as it was.
+  const bool client_mode = it->mode != ack_mode::auto_ack;
   for (auto u = it->unacked.rbegin(); u != it->unacked.rend(); ++u)
-    waiting_.push_front({std::move(u->msg), true});
+    waiting_.push_front({std::move(u->msg), client_mode || u->redelivered});
   auto index = static_cast<std::size_t>(it - consumers_.begin());
   consumers_.erase(it);
   if (next_ > index) --next_;
@@ -65,6 +71,22 @@ bool queue::settle(const queue_consumer* c, std::uint64_t key, std::string_view 
   return true;
 }
 
+void queue::written(const queue_consumer* c, std::uint64_t key, std::size_t count,
+                    std::size_t bytes) {
+  std::lock_guard lock(mutex_);
+  consumer* con = find(c, key);
+  if (con == nullptr) return;
+  count = std::min(count, con->unwritten);
+  con->unwritten -= count;
+  con->unwritten_bytes -= std::min(bytes, con->unwritten_bytes);
+  if (con->mode == ack_mode::auto_ack) {
+    // Written is delivered for auto-ack: the oldest `count` leave the queue for good.
+    con->unacked.erase(con->unacked.begin(),
+                       con->unacked.begin() + static_cast<std::ptrdiff_t>(count));
+  }
+  dispatch();
+}
+
 bool queue::ack(const queue_consumer* c, std::uint64_t key, std::string_view message_id,
                 bool cumulative) {
   return settle(c, key, message_id, cumulative, false);
@@ -82,7 +104,7 @@ void queue::dispatch() {
     for (std::size_t tried = 0; tried < consumers_.size(); ++tried) {
       auto& c = consumers_[next_];
       next_ = (next_ + 1) % consumers_.size();
-      if (c.mode == ack_mode::auto_ack || c.prefetch == 0 || c.unacked.size() < c.prefetch) {
+      if (has_credit(c)) {
         chosen = &c;
         break;
       }
@@ -92,8 +114,17 @@ void queue::dispatch() {
     waiting_.pop_front();
     chosen->raw->on_queue_message(e.msg, chosen->key, e.redelivered);
     ++delivered_;
-    if (chosen->mode != ack_mode::auto_ack) chosen->unacked.push_back(std::move(e));
+    ++chosen->unwritten;
+    chosen->unwritten_bytes += delivery_bytes(*e.msg);
+    chosen->unacked.push_back(std::move(e));
   }
+}
+
+bool queue::has_credit(const consumer& c) const noexcept {
+  bool window =
+      c.unwritten == 0 || (c.unwritten < window_.frames && c.unwritten_bytes < window_.bytes);
+  bool prefetch = c.mode == ack_mode::auto_ack || c.prefetch == 0 || c.unacked.size() < c.prefetch;
+  return window && prefetch;
 }
 
 bool queue::idle() const {

@@ -33,14 +33,29 @@ class queue_consumer {
 };
 
 // A /queue/ destination: competing consumers, each message to exactly one of them,
-// round-robin among those with prefetch credit. Messages wait (bounded) while nobody can
-// take them. In the client ack modes a delivered message stays owned by the queue until
-// acknowledged; a NACK, an UNSUBSCRIBE or a disconnect puts it back at the head, marked
-// redelivered. Thread-safe: one mutex per queue, held only to move messages between lists
-// and to post deliveries (posting under the lock keeps each consumer's order FIFO).
+// round-robin among those with credit. Messages wait (bounded) while nobody can take them.
+//
+// Credit has two parts. Every consumer has a write window: at most `window.frames`
+// deliveries (and about `window.bytes` of them) handed over and not yet written to its
+// socket, so a backlog waits here instead of flooding one connection's outbox, and a
+// consumer that stops reading is held back rather than cut off. In the client ack modes a
+// consumer also has prefetch credit: a delivered message stays owned by the queue until
+// acknowledged, and a NACK, an UNSUBSCRIBE or a disconnect puts it back at the head, marked
+// redelivered. An auto-ack delivery is settled when it is written (written()); one that a
+// consumer lost before writing it goes back to the head as it was.
+//
+// Thread-safe: one mutex per queue, held only to move messages between lists and to post
+// deliveries (posting under the lock keeps each consumer's order FIFO).
+// A consumer's write window (see queue): deliveries handed over and not yet written.
+struct queue_write_window {
+  std::size_t frames = 64;
+  std::size_t bytes = 256 * 1024;  // a larger single message still goes, alone
+};
+
 class queue {
  public:
-  queue(std::string name, std::size_t max_messages);
+  using write_window = queue_write_window;
+  queue(std::string name, std::size_t max_messages, write_window window = {});
 
   const std::string& name() const noexcept { return name_; }
 
@@ -59,6 +74,12 @@ class queue {
            bool cumulative);
   bool nack(const queue_consumer* c, std::uint64_t key, std::string_view message_id,
             bool cumulative);
+  // The consumer wrote its oldest `count` unwritten deliveries to its socket, `bytes` of
+  // them (each delivery counted as delivery_bytes()): their window credit comes back, and
+  // auto-ack ones are settled.
+  void written(const queue_consumer* c, std::uint64_t key, std::size_t count, std::size_t bytes);
+  // What one delivery of `m` counts against a write window.
+  static std::size_t delivery_bytes(const message& m) noexcept;
 
   // Nothing waiting and nobody subscribed: the registry may drop it.
   bool idle() const;
@@ -83,9 +104,14 @@ class queue {
     queue_consumer* raw;
     std::uint64_t key;
     ack_mode mode;
-    std::size_t prefetch;       // 0: unbounded
-    std::deque<entry> unacked;  // in delivery order
+    std::size_t prefetch;  // 0: unbounded
+    // In delivery order: client modes, delivered and not yet acknowledged; auto-ack, handed
+    // over and not yet written. The last `unwritten` of them are not written yet.
+    std::deque<entry> unacked;
+    std::size_t unwritten = 0;
+    std::size_t unwritten_bytes = 0;
   };
+  bool has_credit(const consumer& c) const noexcept;
 
   consumer* find(const queue_consumer* c, std::uint64_t key);
   bool settle(const queue_consumer* c, std::uint64_t key, std::string_view message_id,
@@ -94,6 +120,7 @@ class queue {
 
   const std::string name_;
   const std::size_t max_messages_;
+  const write_window window_;
   mutable std::mutex mutex_;
   std::deque<entry> waiting_;
   std::vector<consumer> consumers_;

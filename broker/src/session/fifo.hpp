@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <cassert>
 #include <cstddef>
 #include <utility>
@@ -38,6 +39,14 @@ class fifo {
   void pop_back() noexcept {
     assert(!empty());
     items_.pop_back();
+    if (empty()) clear();
+  }
+  // Removes the elements from index `first` on for which pred(element) holds, keeping the
+  // order of the rest. O(size): for rare events (an UNSUBSCRIBE), not per element.
+  template <typename Pred>
+  void erase_if_from(std::size_t first, Pred pred) {
+    auto begin = items_.begin() + static_cast<std::ptrdiff_t>(head_ + first);
+    items_.erase(std::remove_if(begin, items_.end(), pred), items_.end());
     if (empty()) clear();
   }
   void clear() noexcept {

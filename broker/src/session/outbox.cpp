@@ -7,11 +7,14 @@ namespace broker {
 bool outbox::push(entry&& e) {
   bytes_ += e.size();
   if (e.replayed) replay_bytes_ += e.size();
-  bool replayed = e.replayed;
+  if (e.credit_key != 0) credit_bytes_ += e.size();
+  bool bounded_elsewhere = e.replayed || e.credit_key != 0;
   frames_.push_back(std::move(e));
-  // History is bounded by the replay caps instead, one replay at a time per connection.
-  return replayed ||
-         (bytes_ - replay_bytes_ <= limits_.max_bytes && frames_.size() <= limits_.max_frames);
+  // History is bounded by the replay caps instead, one replay at a time per connection, and
+  // queue deliveries by their queue's write window.
+  if (bounded_elsewhere) return true;
+  return bytes_ - replay_bytes_ - credit_bytes_ <= limits_.max_bytes &&
+         frames_.size() <= limits_.max_frames;
 }
 
 outbox::write_buffers outbox::start_write() {
@@ -46,15 +49,35 @@ outbox::write_buffers outbox::start_write() {
   return {{{{write_copy_.data(), write_copy_.size()}, {nullptr, 0}}}, text};
 }
 
-std::size_t outbox::finish_write() {
-  std::size_t written = 0;
+std::size_t outbox::finish_write(std::vector<credit>& written) {
+  std::size_t bytes = 0;
   for (; writing_ > 0; --writing_) {
     const auto& e = frames_.front();
-    written += e.size();
+    bytes += e.size();
+    if (e.credit_key != 0) {
+      if (written.empty() || written.back().key != e.credit_key) written.push_back({e.credit_key});
+      ++written.back().count;
+      written.back().bytes += e.credit_bytes;
+    }
     forget(e);
     frames_.pop_front();
   }
-  return written;
+  return bytes;
+}
+
+outbox::credit outbox::take_back(std::uint64_t credit_key) {
+  credit in_flight{credit_key};
+  for (std::size_t i = 0; i < writing_; ++i) {
+    if (frames_[i].credit_key != credit_key) continue;
+    ++in_flight.count;
+    in_flight.bytes += frames_[i].credit_bytes;
+  }
+  frames_.erase_if_from(writing_, [&](const entry& e) {
+    if (e.credit_key != credit_key) return false;
+    forget(e);
+    return true;
+  });
+  return in_flight;
 }
 
 void outbox::drop_unwritten() {
@@ -67,6 +90,7 @@ void outbox::drop_unwritten() {
 void outbox::forget(const entry& e) noexcept {
   bytes_ -= e.size();
   if (e.replayed) replay_bytes_ -= e.size();
+  if (e.credit_key != 0) credit_bytes_ -= e.size();
 }
 
 }  // namespace broker

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace broker {
 
@@ -32,6 +33,10 @@ class outbox {
     message_ptr msg;
     std::string_view tail;
     bool replayed = false;  // history: bounded by the replay caps, not the outbox's budget
+    // A queue delivery to subscription `credit_key` (0: none), bounded by that queue's write
+    // window instead of the outbox's budget; `credit_bytes` is what it counts there.
+    std::uint64_t credit_key = 0;
+    std::size_t credit_bytes = 0;
 
     std::string_view head() const noexcept {
       return inline_size != 0 ? std::string_view(inline_head.data(), inline_size)
@@ -74,13 +79,25 @@ class outbox {
   std::size_t replay_bytes() const noexcept { return replay_bytes_; }
   bool writing() const noexcept { return writing_ != 0; }
 
+  // Queue deliveries that a write handed to the socket, per subscription, for the queue's
+  // write window (queue::written).
+  struct credit {
+    std::uint64_t key = 0;
+    std::size_t count = 0;
+    std::size_t bytes = 0;
+  };
+
   // Gathers the frames at the head for one write. Requires !empty() and !writing(). The
   // buffers stay valid until finish_write().
   write_buffers start_write();
-  // The write in flight completed: its frames leave. Returns the bytes they held.
-  std::size_t finish_write();
+  // The write in flight completed: its frames leave. Returns the bytes they held, and adds
+  // the queue deliveries among them to `written`.
+  std::size_t finish_write(std::vector<credit>& written);
   // Drops every frame that is not part of the write in flight (a condemned connection's).
   void drop_unwritten();
+  // For a queue subscription that ends: drops its deliveries that no write has taken yet
+  // (the queue takes them back) and returns those in the write in flight (as written).
+  credit take_back(std::uint64_t credit_key);
 
  private:
   void forget(const entry& e) noexcept;
@@ -89,6 +106,7 @@ class outbox {
   fifo<entry> frames_;
   std::size_t bytes_ = 0;
   std::size_t replay_bytes_ = 0;  // part of bytes_ that is replayed history
+  std::size_t credit_bytes_ = 0;  // part of bytes_ that is queue deliveries
   std::size_t writing_ = 0;       // frames at the head in the write in flight
   std::string write_copy_;        // the coalesced frames (or single head) of that write
 };

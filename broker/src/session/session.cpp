@@ -307,7 +307,14 @@ void session::start_write() {
 
 void session::on_write_done() {
   last_write_ = clock::now();
-  bump(stats_.bytes_out, outbox_.finish_write());
+  bump(stats_.bytes_out, outbox_.finish_write(written_credit_));
+  // Queue deliveries just written: their queues' write windows open again (and auto-ack
+  // ones are settled), which may post the next deliveries to us.
+  for (const auto& c : written_credit_) {
+    auto it = subscriptions_.find(c.key);
+    if (it != subscriptions_.end()) it->second.q->written(this, c.key, c.count, c.bytes);
+  }
+  written_credit_.clear();
   if (outbox_.replay_bytes() == 0 && !replay_queue_.empty()) start_next_replay();
   if (!outbox_.empty()) return start_write();
   if (closing_ && flush_then_close_) shutdown_transport();
@@ -382,6 +389,17 @@ void session::fail(close_reason why, std::string_view what, std::string_view det
   abort_transport();
 }
 
+void session::end_queue_subscription(subscription& sub, bool in_flight_is_written) {
+  // What no write has taken goes back to the queue (remove_consumer requeues it), not out to
+  // a subscription that no longer exists: an auto-ack message is then delivered exactly
+  // once, to someone else.
+  auto in_flight = outbox_.take_back(sub.key);
+  if (in_flight_is_written && in_flight.count != 0)
+    sub.q->written(this, sub.key, in_flight.count, in_flight.bytes);
+  sub.q->remove_consumer(this, sub.key);
+  ctx_.queues.release(sub.destination);
+}
+
 void session::release_resources() {
   if (released_) return;
   released_ = true;
@@ -390,8 +408,8 @@ void session::release_resources() {
   if (expiry_timer_) expiry_timer_->cancel();
   for (auto& [key, sub] : subscriptions_) {
     if (sub.is_queue) {
-      sub.q->remove_consumer(this, key);
-      ctx_.queues.release(sub.destination);
+      // A flushing close still writes what is in flight; an abort writes nothing more.
+      end_queue_subscription(sub, flush_then_close_);
     } else {
       ctx_.topics.unsubscribe(worker_.index, sub.destination, this, key);
     }

@@ -172,6 +172,9 @@ class session : public std::enable_shared_from_this<session>,
   void schedule_write();
   void start_write();
   void release_resources();  // subscriptions, transactions, worker registration
+  // Gives a queue subscription's unwritten deliveries back to its queue and leaves it;
+  // `in_flight_is_written`: the write in flight will still complete.
+  void end_queue_subscription(subscription& sub, bool in_flight_is_written);
   void arm_timer();
   void on_timer();
 
@@ -236,7 +239,8 @@ class session : public std::enable_shared_from_this<session>,
   std::chrono::steady_clock::time_point replay_started_;
 
   outbox outbox_;
-  fifo<std::uint64_t> replay_queue_;  // subscription keys waiting for their history
+  std::vector<outbox::credit> written_credit_;  // scratch for on_write_done
+  fifo<std::uint64_t> replay_queue_;            // subscription keys waiting for their history
   bool replay_in_flight_ = false;
   bool write_scheduled_ = false;  // in worker_.to_flush
   bool flush_then_close_ = false;

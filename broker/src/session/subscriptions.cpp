@@ -169,8 +169,7 @@ void session::handle_unsubscribe(const stomp::frame_view& f) {
   subscription_keys_.erase(k);
   auto it = subscriptions_.find(key);
   if (it->second.is_queue) {
-    it->second.q->remove_consumer(this, key);
-    ctx_.queues.release(it->second.destination);
+    end_queue_subscription(it->second, true);
   } else {
     ctx_.topics.unsubscribe(worker_.index, it->second.destination, this, key);
   }
@@ -279,6 +278,11 @@ void session::deliver(const subscription& sub, const message_ptr& m, bool redeli
   }
   o.tail = m->encoded.tail(version_);
   o.msg = m;
+  if (sub.is_queue) {
+    // Bounded by the queue's write window, and reported back once written.
+    o.credit_key = sub.key;
+    o.credit_bytes = queue::delivery_bytes(*m);
+  }
   ++messages_out_;
   bump(stats_.messages_out);
   bump(stats_.frames_out[static_cast<std::size_t>(command::message)]);
