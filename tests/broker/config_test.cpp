@@ -59,6 +59,9 @@ constexpr std::string_view all_keys[] = {
     "limits.default_prefetch",
     "limits.max_transactions_per_connection",
     "limits.max_frames_per_transaction",
+    "limits.max_transaction_bytes",
+    "limits.max_pending_store_bytes",
+    "limits.max_pending_store_bytes_total",
     "limits.connect_timeout_ms",
     "limits.max_connections",
     "limits.max_connections_per_address",
@@ -127,6 +130,9 @@ void expect_same_settings(const config& a, const config& b) {
   EXPECT_EQ(a.limits.default_prefetch, b.limits.default_prefetch);
   EXPECT_EQ(a.limits.max_transactions_per_connection, b.limits.max_transactions_per_connection);
   EXPECT_EQ(a.limits.max_frames_per_transaction, b.limits.max_frames_per_transaction);
+  EXPECT_EQ(a.limits.max_transaction_bytes, b.limits.max_transaction_bytes);
+  EXPECT_EQ(a.limits.max_pending_store_bytes, b.limits.max_pending_store_bytes);
+  EXPECT_EQ(a.limits.max_pending_store_bytes_total, b.limits.max_pending_store_bytes_total);
   EXPECT_EQ(a.limits.connect_timeout, b.limits.connect_timeout);
   EXPECT_EQ(a.journal.enabled, b.journal.enabled);
   EXPECT_EQ(a.journal.durability, b.journal.durability);
@@ -261,6 +267,9 @@ limits:
   default_prefetch: 20
   max_transactions_per_connection: 21
   max_frames_per_transaction: 22
+  max_transaction_bytes: 2201
+  max_pending_store_bytes: 2202
+  max_pending_store_bytes_total: 2203
   connect_timeout_ms: 23
 threads: 4
 log_level: debug
@@ -293,6 +302,9 @@ server_name: "stompd/test"
   EXPECT_EQ(c.limits.default_prefetch, 20u);
   EXPECT_EQ(c.limits.max_transactions_per_connection, 21u);
   EXPECT_EQ(c.limits.max_frames_per_transaction, 22u);
+  EXPECT_EQ(c.limits.max_transaction_bytes, 2201u);
+  EXPECT_EQ(c.limits.max_pending_store_bytes, 2202u);
+  EXPECT_EQ(c.limits.max_pending_store_bytes_total, 2203u);
   EXPECT_EQ(c.limits.connect_timeout, 23ms);
   EXPECT_EQ(c.threads, 4u);
   EXPECT_EQ(c.log_level, log_level::debug);

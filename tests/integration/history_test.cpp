@@ -322,4 +322,53 @@ TEST(HistoryLockTest, SecondBrokerOnTheSameDataDirectoryRefusesToStart) {
   }
 }
 
+// Issue 12, item 2: a publisher far ahead of the journal is paused (its socket is not read)
+// and resumed as appends are stored, over and over; nothing it sent is lost, its RECEIPTs
+// still come after the store, and a subscriber sees every message once, in order.
+TEST_F(HistoryTest, PublisherPausedByThePendingStoreBudgetLosesNothing) {
+  auto c = settings();
+  c.limits.max_pending_store_bytes = 64 * 1024;  // four of the bodies below
+  server_.reset();
+  start(c);
+  auto sub = client();
+  sub.subscribe("/topic/flood", "s");
+  auto pub = client();
+  const std::string body(16 * 1024, 'f');
+  constexpr int count = 300;  // 4.8 MiB: the budget is reached and freed dozens of times
+  for (int i = 0; i < count; ++i)
+    pub.send(stomp::frame(command::send, {{"destination", "/topic/flood"}}, body));
+  auto receipts =
+      pub.send_with_receipt(stomp::frame(command::send, {{"destination", "/topic/flood"}}, "last"));
+  (void)receipts;
+  for (int i = 0; i <= count; ++i) {
+    auto m = sub.receive();
+    ASSERT_TRUE(m) << "after " << i;
+    ASSERT_EQ(m->header("x-seq"), std::to_string(i + 1));
+    if (i == count) {
+      EXPECT_EQ(m->body, "last");
+    }
+  }
+}
+
+// Issue 12, item 3: transactions are bounded in bytes, not only in frames.
+TEST_F(HistoryTest, TransactionsOverTheirByteBudgetAreRefused) {
+  auto c = settings();
+  c.limits.max_transaction_bytes = 64 * 1024;
+  server_.reset();
+  start(c);
+  auto pub = client();
+  pub.send_with_receipt(stomp::frame(command::begin, {{"transaction", "t"}}));
+  const std::string body(20 * 1024, 't');
+  for (int i = 0; i < 3; ++i)
+    pub.send_with_receipt(
+        stomp::frame(command::send, {{"destination", "/topic/tx"}, {"transaction", "t"}}, body));
+  pub.send(stomp::frame(command::send, {{"destination", "/topic/tx"}, {"transaction", "t"}},
+                        body));  // 80 KiB held: over the budget
+  auto e = pub.receive();
+  ASSERT_TRUE(e);
+  ASSERT_EQ(e->command, command::error);
+  EXPECT_EQ(e->header("message"), "transaction too large");
+  EXPECT_TRUE(pub.wait_closed());
+}
+
 }  // namespace

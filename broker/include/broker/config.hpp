@@ -128,6 +128,17 @@ struct config {
     std::size_t default_prefetch = 1000;
     std::size_t max_transactions_per_connection = 64;
     std::size_t max_frames_per_transaction = 10'000;
+    // Bytes (bodies and headers) buffered in one connection's open transactions together:
+    // BEGIN, then SENDs that are only applied at COMMIT, must not hold unbounded memory.
+    std::size_t max_transaction_bytes = 16 * 1024 * 1024;
+    // Bytes of one connection's journaled SENDs handed to the journal and not yet stored.
+    // Past it the broker stops reading that connection until the journal catches up, so a
+    // flooding publisher waits instead of the broker buffering for it (and other rooms'
+    // publishers are not queued behind it).
+    std::size_t max_pending_store_bytes = 8 * 1024 * 1024;
+    // The same for all connections together: past it every publisher to a journaled
+    // destination is paused until the journal's backlog is back under it.
+    std::size_t max_pending_store_bytes_total = 256 * 1024 * 1024;
     // Time between accept and a CONNECT frame before the connection is dropped.
     std::chrono::milliseconds connect_timeout{10'000};
     std::size_t max_connections = 100'000;

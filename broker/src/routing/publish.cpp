@@ -128,15 +128,25 @@ publisher::status publisher::publish(std::size_t w, const request& r,
     for (const auto& h : passed) kept.emplace_back(h.name, h.value);
     // The RECEIPT waits for the commit (a backend may tell its own client "stored"), and so
     // does delivery: the engine delivers once the message is stored.
-    engine_->append(w, std::string(r.destination), std::move(kept), std::string(r.body),
-                    [listener = std::move(listener), ticket](const storage::append_result& a) {
-                      if (auto l = listener.lock()) l->on_stored(ticket, a);
-                    });
+    const auto bytes = store_bytes(r);
+    pending_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+    engine_->append(
+        w, std::string(r.destination), std::move(kept), std::string(r.body),
+        [this, bytes, listener = std::move(listener), ticket](const storage::append_result& a) {
+          pending_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+          if (auto l = listener.lock()) l->on_stored(ticket, a);
+        });
     return status::storing;
   }
   auto m = make_live_message(r.destination, fmt::format("{}-{}", r.sender, r.sender_seq), passed,
                              r.body);
   return engine_->route(w, m) == engine::route_result::routed ? status::routed : status::queue_full;
+}
+
+std::size_t publisher::store_bytes(const request& r) noexcept {
+  std::size_t n = r.destination.size() + r.body.size();
+  for (const auto& h : r.headers) n += h.name.size() + h.value.size() + 2;
+  return n;
 }
 
 void publisher::when_stored(std::size_t w, std::function<void()> done) {

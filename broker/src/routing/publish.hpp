@@ -90,6 +90,13 @@ class publisher {
   void when_stored(std::size_t w, std::function<void()> done);
 
   bool journaled(std::string_view destination) const { return engine_->journaled(destination); }
+  // Bytes of journaled publishes handed to the engine and not yet stored, all senders
+  // together (for limits.max_pending_store_bytes_total); any thread.
+  std::size_t pending_bytes() const noexcept {
+    return pending_bytes_.load(std::memory_order_relaxed);
+  }
+  // What a publish of `r` counts against the pending-store budgets.
+  static std::size_t store_bytes(const request& r) noexcept;
   // "" when x-replay may be used on `destination`, else the ERROR's detail.
   std::string replay_problem(std::string_view destination) const;
   // Reads the history `r` asks for (parse_replay) of `destination` within the configured
@@ -120,6 +127,7 @@ class publisher {
   worker_pool& workers_;
   std::unique_ptr<engine> engine_;
   std::atomic<std::uint64_t> admin_messages_{0};  // names the admin API's live messages
+  std::atomic<std::size_t> pending_bytes_{0};
 };
 
 }  // namespace broker

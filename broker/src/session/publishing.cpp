@@ -35,15 +35,21 @@ bool session::publish(const stomp::frame_view& f, std::string_view destination,
   ++messages_in_;
   bump(stats_.messages_in);
   auto ticket = next_ticket_++;
-  auto sent = ctx_.publishing->publish(worker_.index,
-                                       {destination, f.headers, f.body, sender_, ++published_},
-                                       weak_from_this(), ticket);
-  switch (sent) {
-    case publisher::status::storing:
+  publisher::request r{destination, f.headers, f.body, sender_, ++published_};
+  switch (ctx_.publishing->publish(worker_.index, r, weak_from_this(), ticket)) {
+    case publisher::status::storing: {
+      auto bytes = publisher::store_bytes(r);
+      pending_store_bytes_ += bytes;
       stores_.push_back(pending_store{ticket,
                                       receipt ? std::optional<std::string>(*receipt) : std::nullopt,
-                                      std::string(destination)});
+                                      std::string(destination), bytes});
+      // Push back: read nothing more from this producer until the journal has caught up.
+      if (over_store_budget() && !store_paused_) {
+        store_paused_ = true;
+        paused_self_ = shared_from_this();
+      }
       return true;
+    }
     case publisher::status::queue_full:
       protocol_error("queue full",
                      fmt::format("queue '{}' already holds {} messages", destination,
@@ -57,6 +63,31 @@ bool session::publish(const stomp::frame_view& f, std::string_view destination,
   return true;
 }
 
+bool session::over_store_budget() const {
+  const auto& limits = ctx_.settings.limits;
+  return pending_store_bytes_ > limits.max_pending_store_bytes ||
+         ctx_.publishing->pending_bytes() > limits.max_pending_store_bytes_total;
+}
+
+void session::resume_after_store() {
+  if (!store_paused_ || closing_) return;
+  auto self = paused_self_;  // alive to the end of this call, whatever happens in it
+  if (over_store_budget()) {
+    if (!stores_.empty()) return;  // our own next on_stored checks again
+    // Paused by the broker-wide total alone: nothing of ours will call back, so look again
+    // shortly.
+    if (!store_retry_) store_retry_.emplace(worker_.io);
+    store_retry_->expires_after(std::chrono::milliseconds(5));
+    store_retry_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec) self->resume_after_store();
+    });
+    return;
+  }
+  store_paused_ = false;
+  paused_self_.reset();
+  process_input();  // the frames that waited in the parser, then reading again
+}
+
 void session::on_stored(std::uint64_t ticket, const storage::append_result& r) {
   // The engine answers one connection's appends in the order they were made.
   if (stores_.empty() || stores_.front().ticket != ticket) {
@@ -65,6 +96,7 @@ void session::on_stored(std::uint64_t ticket, const storage::append_result& r) {
   }
   auto done = std::move(stores_.front());
   stores_.pop_front();
+  pending_store_bytes_ -= done.bytes;
   if (closing_) return;
   if (r.ec) {
     log_error("session={} journal append failed destination={}: {}", id_, done.destination,
@@ -74,10 +106,12 @@ void session::on_stored(std::uint64_t ticket, const storage::append_result& r) {
                                             done.destination, r.ec.message()),
                                 done.receipt);
   }
-  if (!done.receipt) return;
-  auto seq = fmt::format("{}", r.seq);
-  const header_view h[] = {{"receipt-id", *done.receipt}, {"x-seq", seq}};
-  enqueue_frame(command::receipt, h);
+  if (done.receipt) {
+    auto seq = fmt::format("{}", r.seq);
+    const header_view h[] = {{"receipt-id", *done.receipt}, {"x-seq", seq}};
+    enqueue_frame(command::receipt, h);
+  }
+  resume_after_store();
 }
 
 void session::receipt_after_stored(std::optional<std::string_view> receipt,
@@ -111,17 +145,28 @@ void session::handle_transactional(const stomp::frame_view& f, std::string_view 
   if (it == transactions_.end())
     return protocol_error("unknown transaction", fmt::format("transaction '{}' was not begun", tx),
                           &f);
-  if (it->second.size() >= ctx_.settings.limits.max_frames_per_transaction)
-    return protocol_error("transaction too large",
-                          fmt::format("transaction '{}' exceeds {} frames", tx,
-                                      ctx_.settings.limits.max_frames_per_transaction),
-                          &f);
+  const auto& limits = ctx_.settings.limits;
+  if (it->second.frames.size() >= limits.max_frames_per_transaction)
+    return protocol_error(
+        "transaction too large",
+        fmt::format("transaction '{}' exceeds {} frames", tx, limits.max_frames_per_transaction),
+        &f);
+  std::size_t bytes = f.body.size();
+  for (const auto& h : f.headers) bytes += h.name.size() + h.value.size() + 2;
+  if (transaction_bytes_ + bytes > limits.max_transaction_bytes)
+    return protocol_error(
+        "transaction too large",
+        fmt::format("open transactions of this connection would hold over {} bytes",
+                    limits.max_transaction_bytes),
+        &f);
   if (f.command == command::send) {
     auto dest = f.header("destination");
     if (!dest) return protocol_error("missing header", "SEND requires 'destination'", &f);
     if (!check_destination(*dest, f) || !authorized(auth::action::send, *dest, f)) return;
   }
-  it->second.emplace_back(f);
+  it->second.frames.emplace_back(f);
+  it->second.bytes += bytes;
+  transaction_bytes_ += bytes;
   send_receipt(f);
 }
 
@@ -136,7 +181,7 @@ void session::handle_begin(const stomp::frame_view& f) {
                           fmt::format("limit is {} open transactions per connection",
                                       ctx_.settings.limits.max_transactions_per_connection),
                           &f);
-  transactions_.emplace(std::string(*tx), std::vector<stomp::frame>{});
+  transactions_.emplace(std::string(*tx), open_transaction{});
   send_receipt(f);
 }
 
@@ -149,7 +194,8 @@ void session::handle_end_transaction(const stomp::frame_view& f, bool commit) {
   if (it == transactions_.end())
     return protocol_error("unknown transaction", fmt::format("transaction '{}' was not begun", *tx),
                           &f);
-  auto frames = std::move(it->second);
+  auto frames = std::move(it->second.frames);
+  transaction_bytes_ -= it->second.bytes;
   transactions_.erase(it);
   if (commit) {
     std::vector<header_view> headers;

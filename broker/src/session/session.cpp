@@ -168,7 +168,7 @@ void session::on_read(std::size_t bytes) {
 
 void session::process_input() {
   stomp::frame_view f;
-  while (!closing_ && !disconnecting_ && !authenticating_) {
+  while (!closing_ && !disconnecting_ && !authenticating_ && !store_paused_) {
     auto ec = parser_.next(f);
     if (ec == stomp::errc::need_more) break;
     if (ec) {
@@ -180,7 +180,8 @@ void session::process_input() {
     handle_frame(f);
   }
   // While a passcode is checked, frames after CONNECT wait in the parser and no more are read.
-  if (!closing_ && !disconnecting_ && !authenticating_) {
+  // So do they while journaled SENDs past the budgets wait (resume_after_store).
+  if (!closing_ && !disconnecting_ && !authenticating_ && !store_paused_) {
     // When everything read was whole frames, a buffer grown for a burst or a large frame
     // goes back. Before the read: it reads into the buffer.
     parser_.shrink(2 * read_bytes_);
@@ -406,6 +407,9 @@ void session::release_resources() {
   // A pending expiry wait owns the session: left alone it would keep a closed connection
   // (and its slot) alive until the token runs out.
   if (expiry_timer_) expiry_timer_->cancel();
+  if (store_retry_) store_retry_->cancel();
+  // Released later, on this worker: the caller may still be using this session.
+  if (paused_self_) net::post(worker_.io, [self = std::move(paused_self_)] {});
   for (auto& [key, sub] : subscriptions_) {
     if (sub.is_queue) {
       // A flushing close still writes what is in flight; an abort writes nothing more.
@@ -417,6 +421,7 @@ void session::release_resources() {
   subscriptions_.clear();
   subscription_keys_.clear();
   transactions_.clear();  // a connection that ends aborts its open transactions
+  transaction_bytes_ = 0;
   worker_.sessions.erase(this);
 }
 

@@ -144,6 +144,14 @@ class session : public std::enable_shared_from_this<session>,
     storage::replay_request replay;
     std::optional<std::string> replay_receipt;
     std::vector<message_ptr> pending;
+    std::size_t pending_bytes = 0;  // of `pending`, part of the session's pending_live_bytes_
+  };
+
+  // An open transaction: its frames, applied at COMMIT, and the bytes they hold (counted in
+  // transaction_bytes_).
+  struct open_transaction {
+    std::vector<stomp::frame> frames;
+    std::size_t bytes = 0;
   };
 
   // A journaled SEND on its way to the store: what its RECEIPT (or ERROR) needs.
@@ -151,6 +159,7 @@ class session : public std::enable_shared_from_this<session>,
     std::uint64_t ticket = 0;
     std::optional<std::string> receipt;
     std::string destination;
+    std::size_t bytes = 0;  // counted in pending_store_bytes_
   };
 
   // --- session.cpp ---
@@ -202,6 +211,10 @@ class session : public std::enable_shared_from_this<session>,
   void handle_begin(const stomp::frame_view& f);
   void handle_end_transaction(const stomp::frame_view& f, bool commit);
   void handle_disconnect(const stomp::frame_view& f);
+  // Stops reading while journaled SENDs over the budgets wait for the journal; resumes once
+  // they are back under (on_stored, or a retry timer when only the total is over).
+  bool over_store_budget() const;
+  void resume_after_store();
 
   // --- subscriptions.cpp ---
   void handle_subscribe(const stomp::frame_view& f);
@@ -230,10 +243,11 @@ class session : public std::enable_shared_from_this<session>,
   std::unordered_map<std::uint64_t, subscription> subscriptions_;     // by key
   std::unordered_map<std::string, std::uint64_t> subscription_keys_;  // client id -> key
   std::uint64_t next_key_ = 1;
-  std::unordered_map<std::string, std::vector<stomp::frame>> transactions_;
-  std::uint64_t published_ = 0;     // live message ids handed out
-  std::uint64_t messages_in_ = 0;   // SENDs accepted
-  std::uint64_t messages_out_ = 0;  // MESSAGEs queued
+  std::unordered_map<std::string, open_transaction> transactions_;
+  std::size_t transaction_bytes_ = 0;  // all open transactions: limits.max_transaction_bytes
+  std::uint64_t published_ = 0;        // live message ids handed out
+  std::uint64_t messages_in_ = 0;      // SENDs accepted
+  std::uint64_t messages_out_ = 0;     // MESSAGEs queued
   const std::int64_t connected_since_ms_;
   worker_metrics& stats_;  // our worker's counters
   std::chrono::steady_clock::time_point replay_started_;
@@ -250,6 +264,17 @@ class session : public std::enable_shared_from_this<session>,
   auth::permissions permissions_;  // what user_ may subscribe and send to
   std::optional<boost::asio::steady_timer> expiry_timer_;  // only for expiring tokens
   fifo<pending_store> stores_;  // journaled SENDs not yet stored, oldest first
+  // Their bytes: over limits.max_pending_store_bytes (or the broker-wide total over its
+  // limit) reading stops until the journal catches up (store_paused_).
+  std::size_t pending_store_bytes_ = 0;
+  bool store_paused_ = false;
+  // While paused no read is pending, and pending operations are a session's only owners:
+  // this keeps it alive until it resumes or closes.
+  std::shared_ptr<session> paused_self_;
+  std::optional<boost::asio::steady_timer> store_retry_;  // paused by the total alone
+  // Live messages waiting behind replays, counted with the outbox's live bytes against
+  // limits.max_queued_bytes.
+  std::size_t pending_live_bytes_ = 0;
   std::uint64_t next_ticket_ = 1;
   token_bucket publish_rate_;
   bool condemned_ = false;  // over the outbound limit; its close is posted

@@ -146,6 +146,8 @@ void session::on_replay(std::uint64_t key, storage::replay_result&& r) {
   auto pending = std::move(sub.pending);
   sub.replaying = false;
   sub.pending.clear();
+  pending_live_bytes_ -= sub.pending_bytes;
+  sub.pending_bytes = 0;
   sub.last_seq = r.head_seq;
   for (const auto& m : pending) {
     if (m->seq <= sub.last_seq) continue;
@@ -168,6 +170,7 @@ void session::handle_unsubscribe(const stomp::frame_view& f) {
   auto key = k->second;
   subscription_keys_.erase(k);
   auto it = subscriptions_.find(key);
+  pending_live_bytes_ -= it->second.pending_bytes;
   if (it->second.is_queue) {
     end_queue_subscription(it->second, true);
   } else {
@@ -235,15 +238,21 @@ void session::on_topic_message(const message_ptr& m, std::uint64_t key) {
   auto it = subscriptions_.find(key);
   if (it == subscriptions_.end()) return;
   auto& sub = it->second;
-  if (sub.replaying) {
-    sub.pending.push_back(m);
-  } else if (m->seq == 0 || m->seq > sub.last_seq) {
+  if (!sub.replaying) {
+    if (m->seq != 0 && m->seq <= sub.last_seq) return;  // the replay delivered it
     sub.last_seq = m->seq;
     return deliver(sub, m, false);
   }
-  // Bounded like the outbound queue: history that takes too long to read must not let live
-  // messages pile up without limit.
-  if (sub.pending.size() > ctx_.settings.limits.max_queued_frames) condemn_slow_consumer();
+  // Bounded like the outbound queue, in frames and in bytes together with it: history that
+  // takes too long to read must not let live messages pile up without limit.
+  const auto size = m->encoded.tail(version_).size();
+  sub.pending.push_back(m);
+  sub.pending_bytes += size;
+  pending_live_bytes_ += size;
+  const auto& limits = ctx_.settings.limits;
+  if (sub.pending.size() > limits.max_queued_frames ||
+      pending_live_bytes_ + outbox_.bytes() - outbox_.replay_bytes() > limits.max_queued_bytes)
+    condemn_slow_consumer();
 }
 
 void session::on_queue_message(const message_ptr& m, std::uint64_t key, bool redelivered) {
