@@ -359,6 +359,51 @@ TEST_F(BrokerTest, AbortDiscardsTransaction) {
   EXPECT_FALSE(sub.receive(200ms));
 }
 
+// Issue 11: limits.max_queues bounds the /queue/ destinations that exist at once. A SEND or
+// SUBSCRIBE that would make one more gets an ERROR naming the limit; existing queues keep
+// working, and a queue that empties and loses its consumers frees its place.
+TEST_F(BrokerTest, NewQueuePastMaxQueuesGetsAnErrorNamingTheLimit) {
+  auto c = test_config();
+  c.limits.max_queues = 2;
+  server_.reset();
+  start(std::move(c));
+  auto pub = connected_tcp();
+  pub.send_with_receipt(send_frame("/queue/a", "1"));
+  pub.send_with_receipt(send_frame("/queue/b", "1"));
+
+  auto sender = connected_tcp();
+  sender.send(send_frame("/queue/c", "1", {{"receipt", "r"}}));
+  auto e = sender.receive();
+  ASSERT_TRUE(e);
+  ASSERT_EQ(e->command, command::error);
+  EXPECT_EQ(e->header("message"), "too many queues");
+  EXPECT_NE(e->body.find("limits.max_queues"), std::string::npos) << e->body;
+  EXPECT_NE(e->body.find("/queue/c"), std::string::npos) << e->body;
+  EXPECT_TRUE(sender.wait_closed());
+
+  auto subscriber = connected_tcp();
+  subscriber.send(stomp::frame(command::subscribe,
+                               {{"destination", "/queue/d"}, {"id", "s"}, {"receipt", "r"}}));
+  auto se = subscriber.receive();
+  ASSERT_TRUE(se);
+  ASSERT_EQ(se->command, command::error);
+  EXPECT_EQ(se->header("message"), "too many queues");
+  EXPECT_TRUE(subscriber.wait_closed());
+
+  // The existing queues still take and hand out messages.
+  pub.send_with_receipt(send_frame("/queue/a", "2"));
+  auto consumer = connected_tcp();
+  consumer.subscribe("/queue/a", "qa");
+  for (std::string body : {"1", "2"}) {
+    auto m = consumer.receive();
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->body, body);
+  }
+  // /queue/a is now empty; once its consumer leaves, it is dropped and /queue/c may exist.
+  consumer.send_with_receipt(stomp::frame(command::unsubscribe, {{"id", "qa"}}));
+  EXPECT_TRUE(pub.send_with_receipt(send_frame("/queue/c", "1")).empty());
+}
+
 TEST_F(BrokerTest, UnknownTransactionIsAnError) {
   auto c = connected_tcp();
   c.send(send_frame("/topic/a", "x", {{"transaction", "nope"}}));

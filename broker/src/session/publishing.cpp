@@ -50,6 +50,12 @@ bool session::publish(const stomp::frame_view& f, std::string_view destination,
                                  ctx_.settings.limits.max_queue_messages),
                      &f);
       return false;
+    case publisher::status::too_many_queues:
+    case publisher::status::too_many_journaled: {
+      auto why = ctx_.publishing->limit_refusal(sent, destination);
+      protocol_error(why.message, why.detail, &f);
+      return false;
+    }
     case publisher::status::routed:
       break;
   }
