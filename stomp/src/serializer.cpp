@@ -49,13 +49,27 @@ void append_content_length(std::string& out, std::size_t n) {
   out.push_back('\n');
 }
 
+// Whether an unescaped frame can carry a header named `name`. A reader splits a header line
+// at its first ':' and ends it at CR or LF, so a name holding one of them would reach it as
+// another header: "x-seq:9" with value "1" reads back as x-seq "9:1", a forged second x-seq
+// (issue 15). A 1.1/1.2 publisher can send such a name (\c, \n, \r); a value is safe
+// (the reader keeps the ':' after the first, and CR/LF become spaces).
+bool unescaped_name_ok(std::string_view name) noexcept {
+  return name.find_first_of(":\r\n") == std::string_view::npos;
+}
+
 // Headers (minus any content-length), the computed content-length, the blank line, the body
-// and the NUL: everything after the command line.
+// and the NUL: everything after the command line. Unescaped, a header whose name cannot be
+// written (unescaped_name_ok) is left out. This is the codec's rule, not the publish path's,
+// so it holds for every frame the broker writes to a 1.0 peer (live, stored, replayed, admin
+// API, RECEIPT, ERROR) and for journal records stored before it, while 1.1 and 1.2
+// subscribers still get the header, escaped.
 template <typename Headers>
 void append_rest(std::string& out, const Headers& headers, std::string_view body, version v,
                  bool escape) {
   for (const auto& h : headers) {
     if (std::string_view(h.name) == content_length_name) continue;
+    if (!escape && !unescaped_name_ok(h.name)) continue;
     append_header_text(out, h.name, v, escape);
     out.push_back(':');
     append_header_text(out, h.value, v, escape);

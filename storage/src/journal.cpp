@@ -807,6 +807,11 @@ std::uint64_t journal::head_seq(std::string_view destination) const {
   return it == impl_->dests_.end() ? 0 : it->second.last_seq;
 }
 
+std::size_t journal::destination_count() const {
+  std::lock_guard lk(impl_->heads_mu_);
+  return impl_->dests_.size();
+}
+
 std::vector<destination_stats> journal::stats() const {
   assert(!impl_->on_journal_thread());
   std::promise<status> promise;

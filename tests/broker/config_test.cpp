@@ -56,6 +56,8 @@ constexpr std::string_view all_keys[] = {
     "limits.max_subscriptions_per_connection",
     "limits.max_destination_bytes",
     "limits.max_queue_messages",
+    "limits.max_queues",
+    "limits.max_journaled_destinations",
     "limits.default_prefetch",
     "limits.max_transactions_per_connection",
     "limits.max_frames_per_transaction",
@@ -71,6 +73,8 @@ constexpr std::string_view all_keys[] = {
     "journal.replay_max_messages",
     "journal.replay_max_bytes",
     "journal.retention_interval_ms",
+    "journal.default_max_messages",
+    "journal.default_max_age_ms",
     "journal.destinations",
     "threads",
     "log_level",
@@ -127,6 +131,8 @@ void expect_same_settings(const config& a, const config& b) {
   EXPECT_EQ(a.limits.max_subscriptions_per_connection, b.limits.max_subscriptions_per_connection);
   EXPECT_EQ(a.limits.max_destination_bytes, b.limits.max_destination_bytes);
   EXPECT_EQ(a.limits.max_queue_messages, b.limits.max_queue_messages);
+  EXPECT_EQ(a.limits.max_queues, b.limits.max_queues);
+  EXPECT_EQ(a.limits.max_journaled_destinations, b.limits.max_journaled_destinations);
   EXPECT_EQ(a.limits.default_prefetch, b.limits.default_prefetch);
   EXPECT_EQ(a.limits.max_transactions_per_connection, b.limits.max_transactions_per_connection);
   EXPECT_EQ(a.limits.max_frames_per_transaction, b.limits.max_frames_per_transaction);
@@ -139,6 +145,8 @@ void expect_same_settings(const config& a, const config& b) {
   EXPECT_EQ(a.journal.replay_max_messages, b.journal.replay_max_messages);
   EXPECT_EQ(a.journal.replay_max_bytes, b.journal.replay_max_bytes);
   EXPECT_EQ(a.journal.retention_interval, b.journal.retention_interval);
+  EXPECT_EQ(a.journal.default_max_messages, b.journal.default_max_messages);
+  EXPECT_EQ(a.journal.default_max_age, b.journal.default_max_age);
   EXPECT_EQ(a.journal.destinations.size(), b.journal.destinations.size());
   EXPECT_EQ(a.threads, b.threads);
   EXPECT_EQ(a.log_level, b.log_level);
@@ -264,6 +272,8 @@ limits:
   max_subscriptions_per_connection: 17
   max_destination_bytes: 18
   max_queue_messages: 19
+  max_queues: 24
+  max_journaled_destinations: 25
   default_prefetch: 20
   max_transactions_per_connection: 21
   max_frames_per_transaction: 22
@@ -299,6 +309,8 @@ server_name: "stompd/test"
   EXPECT_EQ(c.limits.max_subscriptions_per_connection, 17u);
   EXPECT_EQ(c.limits.max_destination_bytes, 18u);
   EXPECT_EQ(c.limits.max_queue_messages, 19u);
+  EXPECT_EQ(c.limits.max_queues, 24u);
+  EXPECT_EQ(c.limits.max_journaled_destinations, 25u);
   EXPECT_EQ(c.limits.default_prefetch, 20u);
   EXPECT_EQ(c.limits.max_transactions_per_connection, 21u);
   EXPECT_EQ(c.limits.max_frames_per_transaction, 22u);
@@ -399,6 +411,52 @@ journal:
       << to_string(result.errors[1]);
   EXPECT_EQ(to_string(result.errors[2]),
             "test.yaml:7: unknown key 'journal.destinations[2].colour'");
+}
+
+// Issue 11: broker-wide bounds on queues and journaled destinations, and a finite retention
+// for topics no rule names.
+TEST(ConfigTest, ReadsDestinationBoundsAndDefaultRetention) {
+  config_result result = parse(R"(
+limits: {max_queues: 3, max_journaled_destinations: 4}
+journal: {default_max_messages: 0, default_max_age_ms: 5000}
+)");
+  for (const config_error& e : result.errors) ADD_FAILURE() << to_string(e);
+  ASSERT_TRUE(result.value.has_value());
+  EXPECT_EQ(result.value->limits.max_queues, 3u);
+  EXPECT_EQ(result.value->limits.max_journaled_destinations, 4u);
+  EXPECT_EQ(result.value->journal.default_max_messages, 0u);
+  EXPECT_EQ(result.value->journal.default_max_age, 5s);
+}
+
+TEST(ConfigTest, DestinationBoundsAndDefaultRetentionAreFiniteByDefault) {
+  const config c;
+  EXPECT_EQ(c.limits.max_queues, 10'000u);
+  EXPECT_EQ(c.limits.max_journaled_destinations, 100'000u);
+  EXPECT_EQ(c.journal.default_max_messages, 10'000u);
+  EXPECT_EQ(c.journal.default_max_age, std::chrono::hours(24 * 30));
+}
+
+// A retention age is no timer: the README's 30-day rule loads (the one-day bound of timer
+// durations refused it).
+TEST(ConfigTest, RetentionAgesMayExceedADay) {
+  config_result result = parse(R"(
+journal:
+  default_max_age_ms: 2592000000
+  destinations:
+    - pattern: /topic/lost-item.**
+      max_age_ms: 31536000000
+)");
+  for (const config_error& e : result.errors) ADD_FAILURE() << to_string(e);
+  ASSERT_TRUE(result.value.has_value());
+  EXPECT_EQ(result.value->journal.default_max_age, std::chrono::hours(24 * 30));
+  EXPECT_EQ(result.value->journal.destinations.at(0).max_age, std::chrono::hours(24 * 365));
+}
+
+TEST(ConfigTest, RejectsZeroDestinationBounds) {
+  EXPECT_EQ(only_error("limits:\n  max_queues: 0\n"),
+            "test.yaml:2: limits.max_queues: must be at least 1, got 0");
+  EXPECT_EQ(only_error("limits:\n  max_journaled_destinations: 0\n"),
+            "test.yaml:2: limits.max_journaled_destinations: must be at least 1, got 0");
 }
 
 TEST(ConfigTest, RejectsUnknownDurability) {

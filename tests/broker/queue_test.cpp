@@ -120,7 +120,7 @@ TEST(QueueTest, UnknownAckIsReported) {
 }
 
 TEST(QueueRegistryTest, DropsIdleQueues) {
-  queue_registry reg(10);
+  queue_registry reg(10, 100);
   fake_consumer c;
   auto q =
       reg.with_queue("/queue/q", [&](queue& x) { x.add_consumer(&c, 1, ack_mode::auto_ack, 0); });
@@ -181,6 +181,52 @@ TEST(QueueTest, ClientAckNeedsBothWindowAndPrefetchCredit) {
   EXPECT_EQ(c.got.size(), 3u);
   EXPECT_TRUE(q.ack(&c, 1, "0", false));
   EXPECT_EQ(c.got.size(), 4u);
+}
+
+// Issue 12, item 11: limits.max_queues bounds how many queues exist at once, not what they do.
+TEST(QueueRegistryTest, RefusesANewQueuePastMaxQueuesWithoutRunningFn) {
+  queue_registry reg(10, 2);
+  fake_consumer c;
+  auto a =
+      reg.with_queue("/queue/a", [&](queue& x) { x.add_consumer(&c, 1, ack_mode::auto_ack, 0); });
+  auto b =
+      reg.with_queue("/queue/b", [&](queue& x) { x.add_consumer(&c, 2, ack_mode::auto_ack, 0); });
+  ASSERT_TRUE(a && b);
+  bool ran = false;
+  EXPECT_EQ(reg.with_queue("/queue/c", [&](queue&) { ran = true; }), nullptr);
+  EXPECT_FALSE(ran);
+  EXPECT_EQ(reg.size(), 2u);
+}
+
+TEST(QueueRegistryTest, ExistingQueuesKeepWorkingAtMaxQueues) {
+  queue_registry reg(10, 1);
+  fake_consumer c;
+  auto a =
+      reg.with_queue("/queue/a", [&](queue& x) { x.add_consumer(&c, 1, ack_mode::client, 0); });
+  ASSERT_TRUE(a);
+  bool accepted = false;
+  EXPECT_EQ(reg.with_queue("/queue/a", [&](queue& x) { accepted = x.enqueue(make_message("1")); }),
+            a);
+  EXPECT_TRUE(accepted);
+}
+
+// A dropped queue (idle, or fresh and refused its message) gives its place back.
+TEST(QueueRegistryTest, DroppedQueuesFreeTheirPlace) {
+  queue_registry reg(1, 1);
+  fake_consumer c;
+  auto a =
+      reg.with_queue("/queue/a", [&](queue& x) { x.add_consumer(&c, 1, ack_mode::auto_ack, 0); });
+  ASSERT_TRUE(a);
+  a->remove_consumer(&c, 1);
+  reg.release("/queue/a");
+  EXPECT_EQ(reg.size(), 0u);
+  // A fresh queue that ends up idle is dropped at once and does not keep its place either.
+  EXPECT_NE(reg.with_queue("/queue/b", [](queue&) {}), nullptr);
+  EXPECT_EQ(reg.size(), 0u);
+  EXPECT_NE(
+      reg.with_queue("/queue/c", [&](queue& x) { x.add_consumer(&c, 3, ack_mode::auto_ack, 0); }),
+      nullptr);
+  EXPECT_EQ(reg.with_queue("/queue/d", [](queue&) {}), nullptr);
 }
 
 }  // namespace

@@ -108,8 +108,9 @@ TEST(AuthorizerTest, WildcardPrefixesKeepTheMatcherSemantics) {
   EXPECT_TRUE(p.allows(action::send, "/topic/lost-item"));  // "**" may match nothing
   EXPECT_TRUE(p.allows(action::send, "/topic/lost-item.42.room.7"));
   EXPECT_FALSE(p.allows(action::send, "/topic/lost-items"));
-  // destination_pattern's "**" takes segments after any separator; the prefix check agrees.
-  EXPECT_TRUE(p.allows(action::send, "/topic/lost-item/42"));
+  // Issue 12: the '.' before "**" matches only '.', so the grant stops at "/topic/lost-item/".
+  EXPECT_FALSE(p.allows(action::send, "/topic/lost-item/42"));
+  EXPECT_FALSE(p.allows(action::send, "/topic/lost-item/42.room.7"));
   EXPECT_FALSE(p.allows(action::send, "/topic/lost/item"));
   EXPECT_TRUE(p.allows(action::send, "a/x"));
   EXPECT_FALSE(p.allows(action::send, "a.x"));

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <set>
@@ -132,6 +133,41 @@ TEST_F(BrokerTest, TopicMessageReachesSubscriberWithHeaders) {
   EXPECT_FALSE(m->header("ack").has_value());
   EXPECT_FALSE(m->header("receipt").has_value());
   EXPECT_EQ(m->body, "hello");
+}
+
+// Issue 15: a 1.2 publisher escapes ':' in a header name (x-seq\c99); STOMP 1.0 has no
+// escapes, so written raw for a 1.0 subscriber "x-seq:99:1" would read as a second x-seq.
+// Such a header is left out for 1.0 subscribers only; a 1.2 subscriber gets it as sent.
+TEST_F(BrokerTest, HeaderNameWithColonDoesNotForgeAHeaderForA10Subscriber) {
+  auto sub10 = tcp();
+  ASSERT_EQ(sub10.connect({{"accept-version", "1.0"}}).header("version"), "1.0");
+  sub10.subscribe("/topic/forge", "s10");
+  auto sub12 = connected_tcp();
+  sub12.subscribe("/topic/forge", "s12");
+  auto pub = connected_tcp();
+  pub.send_with_receipt(send_frame(
+      "/topic/forge", "x", {{"x-seq:99", "1"}, {"x:seq", "2"}, {"x-seq\n", "3"}, {"k", "v"}}));
+
+  auto m10 = sub10.receive();
+  ASSERT_TRUE(m10);
+  ASSERT_EQ(m10->command, command::message);
+  const auto named = [&](std::string_view name) {
+    return std::count_if(m10->headers.begin(), m10->headers.end(),
+                         [&](const stomp::header& h) { return h.name == name; });
+  };
+  EXPECT_EQ(named("x-seq"), 1);
+  EXPECT_EQ(m10->header("x-seq"), "1");  // the broker's own: the topic's first message
+  EXPECT_EQ(named("x"), 0);
+  EXPECT_EQ(named("x-seq "), 0);
+  EXPECT_EQ(m10->header("k"), "v");
+  EXPECT_EQ(m10->body, "x");
+
+  auto m12 = sub12.receive();
+  ASSERT_TRUE(m12);
+  EXPECT_EQ(m12->header("x-seq"), "1");
+  EXPECT_EQ(m12->header("x-seq:99"), "1");
+  EXPECT_EQ(m12->header("x:seq"), "2");
+  EXPECT_EQ(m12->header("x-seq\n"), "3");
 }
 
 TEST_F(BrokerTest, BodyWithNulBytesArrivesIntact) {
@@ -321,6 +357,51 @@ TEST_F(BrokerTest, AbortDiscardsTransaction) {
   pub.send_with_receipt(send_frame("/topic/tx", "1", {{"transaction", "t"}}));
   pub.send_with_receipt(stomp::frame(command::abort, {{"transaction", "t"}}));
   EXPECT_FALSE(sub.receive(200ms));
+}
+
+// Issue 11: limits.max_queues bounds the /queue/ destinations that exist at once. A SEND or
+// SUBSCRIBE that would make one more gets an ERROR naming the limit; existing queues keep
+// working, and a queue that empties and loses its consumers frees its place.
+TEST_F(BrokerTest, NewQueuePastMaxQueuesGetsAnErrorNamingTheLimit) {
+  auto c = test_config();
+  c.limits.max_queues = 2;
+  server_.reset();
+  start(std::move(c));
+  auto pub = connected_tcp();
+  pub.send_with_receipt(send_frame("/queue/a", "1"));
+  pub.send_with_receipt(send_frame("/queue/b", "1"));
+
+  auto sender = connected_tcp();
+  sender.send(send_frame("/queue/c", "1", {{"receipt", "r"}}));
+  auto e = sender.receive();
+  ASSERT_TRUE(e);
+  ASSERT_EQ(e->command, command::error);
+  EXPECT_EQ(e->header("message"), "too many queues");
+  EXPECT_NE(e->body.find("limits.max_queues"), std::string::npos) << e->body;
+  EXPECT_NE(e->body.find("/queue/c"), std::string::npos) << e->body;
+  EXPECT_TRUE(sender.wait_closed());
+
+  auto subscriber = connected_tcp();
+  subscriber.send(stomp::frame(command::subscribe,
+                               {{"destination", "/queue/d"}, {"id", "s"}, {"receipt", "r"}}));
+  auto se = subscriber.receive();
+  ASSERT_TRUE(se);
+  ASSERT_EQ(se->command, command::error);
+  EXPECT_EQ(se->header("message"), "too many queues");
+  EXPECT_TRUE(subscriber.wait_closed());
+
+  // The existing queues still take and hand out messages.
+  pub.send_with_receipt(send_frame("/queue/a", "2"));
+  auto consumer = connected_tcp();
+  consumer.subscribe("/queue/a", "qa");
+  for (std::string body : {"1", "2"}) {
+    auto m = consumer.receive();
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->body, body);
+  }
+  // /queue/a is now empty; once its consumer leaves, it is dropped and /queue/c may exist.
+  consumer.send_with_receipt(stomp::frame(command::unsubscribe, {{"id", "qa"}}));
+  EXPECT_TRUE(pub.send_with_receipt(send_frame("/queue/c", "1")).empty());
 }
 
 TEST_F(BrokerTest, UnknownTransactionIsAnError) {

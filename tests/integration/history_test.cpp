@@ -185,6 +185,75 @@ TEST_F(HistoryTest, RetentionRemovedMessagesMakeReplayIncomplete) {
   FAIL() << "retention never ran";
 }
 
+// Issue 11: a topic that no rule names still has a finite retention
+// (journal.default_max_messages).
+TEST_F(HistoryTest, TopicsNoRuleNamesGetTheDefaultRetention) {
+  auto c = settings();
+  c.journal.default_max_messages = 3;
+  c.journal.retention_interval = 10ms;
+  server_.reset();
+  start(std::move(c));
+  publish("/topic/unruled", 6);
+  for (int i = 0; i < 100; ++i) {
+    auto probe = client();
+    auto [messages, receipt] = replay(probe, "/topic/unruled", "last:6");
+    if (messages.size() == 3) {
+      EXPECT_EQ(messages.front().header("x-seq"), "4");
+      return;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  FAIL() << "the default retention never cut the topic";
+}
+
+// Issue 11: limits.max_journaled_destinations bounds the destinations the journal keeps a
+// sequence for. A SEND that would journal one more gets an ERROR naming the limit; the
+// destinations that have history, and live-only topics, keep working.
+TEST_F(HistoryTest, NewJournaledDestinationPastTheBoundGetsAnErrorNamingTheLimit) {
+  auto c = settings();
+  c.limits.max_journaled_destinations = 2;
+  server_.reset();
+  start(std::move(c));
+  publish("/topic/a", 1);
+  publish("/topic/b", 1);
+  auto refused = client();
+  refused.send(stomp::frame(command::send, {{"destination", "/topic/c"}, {"receipt", "r"}}, "x"));
+  auto e = refused.receive();
+  ASSERT_TRUE(e);
+  ASSERT_EQ(e->command, command::error);
+  EXPECT_EQ(e->header("message"), "too many journaled destinations");
+  EXPECT_NE(e->body.find("limits.max_journaled_destinations"), std::string::npos) << e->body;
+  EXPECT_NE(e->body.find("/topic/c"), std::string::npos) << e->body;
+  EXPECT_TRUE(refused.wait_closed());
+
+  EXPECT_EQ(publish("/topic/a", 1, 1), std::vector<std::string>{"2"});
+  EXPECT_EQ(publish("/topic/b", 1, 1), std::vector<std::string>{"2"});
+  auto live = client();
+  EXPECT_TRUE(
+      live.send_with_receipt(stomp::frame(command::send, {{"destination", "/topic/live.x"}}, "x"))
+          .empty());
+  auto probe = client();
+  auto [messages, receipt] = replay(probe, "/topic/a", "last:5");
+  EXPECT_EQ(messages.size(), 2u);
+  EXPECT_EQ(receipt.header("x-head-seq"), "2");
+}
+
+// The bound counts what the journal has kept, across a restart too.
+TEST_F(HistoryTest, JournaledDestinationBoundCountsDestinationsFromBeforeARestart) {
+  publish("/topic/a", 1);
+  publish("/topic/b", 1);
+  server_.reset();
+  auto c = settings();
+  c.limits.max_journaled_destinations = 2;
+  start(std::move(c));
+  auto refused = client();
+  refused.send(stomp::frame(command::send, {{"destination", "/topic/c"}}, "x"));
+  auto e = refused.receive();
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->header("message"), "too many journaled destinations");
+  EXPECT_EQ(publish("/topic/b", 1, 1), std::vector<std::string>{"2"});
+}
+
 TEST_F(HistoryTest, TwoSubscriptionsOnOneConnectionReplayIndependently) {
   publish("/topic/room", 4);
   auto c = client();

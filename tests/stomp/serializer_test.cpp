@@ -114,7 +114,8 @@ TEST(SerializerTest, EscapesHeaderNamesAndValues) {
   const frame f(command::send, {{"a:b", "c\nd"}, {"back\\slash", "x\ry"}});
   EXPECT_EQ(serialize(f, version::v1_2), "SEND\na\\cb:c\\nd\nback\\\\slash:x\\ry\n\n\0"s);
   EXPECT_EQ(serialize(f, version::v1_1), "SEND\na\\cb:c\\nd\nback\\\\slash:x\ry\n\n\0"s);
-  EXPECT_EQ(serialize(f, version::v1_0), "SEND\na:b:c d\nback\\slash:x y\n\n\0"s);
+  // 1.0 cannot write a ':' in a name: that header is left out (issue 15).
+  EXPECT_EQ(serialize(f, version::v1_0), "SEND\nback\\slash:x y\n\n\0"s);
 }
 
 TEST(SerializerTest, DoesNotEscapeConnectStompOrConnected) {
@@ -168,11 +169,7 @@ TEST(SerializerTest, RoundTripsSpecialOctetsInEveryVersion) {
       frame(command::send, {{"content-length", "999"}, {"k", "v"}}, "xyz"),
   };
   for (const version v : all_versions) {
-    for (const frame& f : frames) {
-      // A ':' in a name cannot be written without escapes.
-      if (v == version::v1_0 && f.header("colon:name")) continue;
-      EXPECT_EQ(stompd_test::round_trip_mismatch(f, v), "");
-    }
+    for (const frame& f : frames) EXPECT_EQ(stompd_test::round_trip_mismatch(f, v), "");
   }
 }
 
@@ -189,7 +186,10 @@ TEST(SerializerTest, TrailingCrIsLostIn11ToCrlfLeniency) {
 TEST(SerializerTest, RoundTripOracleExpectsWhatEachVersionCannotExpress) {
   const frame f(command::send, {{"k\r", "a\nb\r"}, {"content-length", "9"}}, "xyz");
   EXPECT_EQ(stompd_test::expected_round_trip(f, version::v1_0),
-            frame(command::send, {{"k ", "a b "}, {"content-length", "3"}}, "xyz"));
+            frame(command::send, {{"content-length", "3"}}, "xyz"));
+  EXPECT_EQ(
+      stompd_test::expected_round_trip(frame(command::send, {{"k", "a\nb:c\r"}}), version::v1_0),
+      frame(command::send, {{"k", "a b:c "}}));
   EXPECT_EQ(stompd_test::expected_round_trip(f, version::v1_1),
             frame(command::send, {{"k\r", "a\nb"}, {"content-length", "3"}}, "xyz"));
   EXPECT_EQ(stompd_test::expected_round_trip(f, version::v1_2),
@@ -197,6 +197,46 @@ TEST(SerializerTest, RoundTripOracleExpectsWhatEachVersionCannotExpress) {
   EXPECT_EQ(
       stompd_test::expected_round_trip(frame(command::connect, {{"k", "a\nb"}}), version::v1_2),
       frame(command::connect, {{"k", "a b"}}));
+}
+
+// Issue 15: 1.0 has no escapes, so a name holding ':' (sent by a 1.1/1.2 publisher as \c)
+// would be read as the text before the ':' with the rest prefixed to the value: a forged
+// header. The serializer leaves such a header out of every unescaped frame.
+TEST(SerializerTest, LeavesOutHeaderNamedWithAColonIn10) {
+  const frame f(command::message, {{"x-seq", "4"}, {"x-seq:99", "1"}, {"k", "v"}});
+  EXPECT_EQ(serialize(f, version::v1_0), "MESSAGE\nx-seq:4\nk:v\n\n\0"s);
+  const frame back = parse_one(serialize(f, version::v1_0), version::v1_0);
+  EXPECT_EQ(back.headers.size(), 2u);
+  EXPECT_EQ(back.headers[0], (header{"x-seq", "4"}));
+}
+
+TEST(SerializerTest, LeavesOutHeaderNamedWithCrOrLfIn10) {
+  const frame f(command::message, {{"a\nx-seq", "9"}, {"x-seq\r", "9"}, {"b\r\n", "1"}});
+  EXPECT_EQ(serialize(f, version::v1_0), "MESSAGE\n\n\0"s);
+}
+
+TEST(SerializerTest, KeepsColonNamesEscapedIn11And12) {
+  const frame f(command::message, {{"x-seq:99", "1"}});
+  EXPECT_EQ(serialize(f, version::v1_1), "MESSAGE\nx-seq\\c99:1\n\n\0"s);
+  EXPECT_EQ(serialize(f, version::v1_2), "MESSAGE\nx-seq\\c99:1\n\n\0"s);
+  EXPECT_EQ(parse_one(serialize(f, version::v1_2), version::v1_2).header("x-seq:99"), "1");
+}
+
+// A value cannot forge a header in 1.0: the reader splits at the first ':', and CR and LF
+// become spaces, so the value stays on its own line.
+TEST(SerializerTest, KeepsValuesWithColonsAndLineBreaksOnOneLineIn10) {
+  const frame f(command::message, {{"k", "v\nx-seq:99\r\nx"}, {"t", "a:b"}});
+  EXPECT_EQ(serialize(f, version::v1_0), "MESSAGE\nk:v x-seq:99  x\nt:a:b\n\n\0"s);
+  const frame back = parse_one(serialize(f, version::v1_0), version::v1_0);
+  EXPECT_EQ(back.headers.size(), 2u);
+  EXPECT_FALSE(back.header("x-seq"));
+}
+
+// The connection-level frames are unescaped in every version; the same rule holds there.
+TEST(SerializerTest, LeavesOutColonNamesFromUnescapedCommandsInEveryVersion) {
+  const frame f(command::connect, {{"accept-version", "1.2"}, {"login:x", "y"}});
+  for (const version v : all_versions)
+    EXPECT_EQ(serialize(f, v), "CONNECT\naccept-version:1.2\n\n\0"s) << to_string(v);
 }
 
 TEST(SerializerTest, RoundTripsEscapesExactlyIn12) {
@@ -283,6 +323,18 @@ TEST(SharedMessageTest, EveryVersionDiffersWhenCrNeedsEscaping) {
   EXPECT_EQ(m.tail(version::v1_0), "k:a b\n\n\0"sv);
   EXPECT_EQ(m.tail(version::v1_1), "k:a\rb\n\n\0"sv);
   EXPECT_EQ(m.tail(version::v1_2), "k:a\\rb\n\n\0"sv);
+}
+
+// Issue 15, as a subscriber sees it: the 1.0 tail leaves out a name holding ':', CR or LF;
+// the 1.1 and 1.2 tails keep it, escaped.
+TEST(SharedMessageTest, TailFor10LeavesOutNamesItCannotWrite) {
+  const std::vector<header_view> headers = {
+      {"destination", "/topic/a"}, {"x-seq", "4"}, {"x-seq:99", "1"}, {"x-seq\n", "2"}};
+  const shared_message m(headers, "");
+  EXPECT_EQ(m.tail(version::v1_0), "destination:/topic/a\nx-seq:4\n\n\0"sv);
+  EXPECT_EQ(m.tail(version::v1_1),
+            "destination:/topic/a\nx-seq:4\nx-seq\\c99:1\nx-seq\\n:2\n\n\0"sv);
+  EXPECT_EQ(m.tail(version::v1_2), m.tail(version::v1_1));
 }
 
 TEST(SharedMessageTest, ParsedHeadPlusTailGivesTheMessage) {

@@ -60,6 +60,8 @@ stomp::frame expected_round_trip(const stomp::frame& f, stomp::version v) {
   };
   stomp::frame out(f.command, {}, f.body);
   for (const stomp::header& h : f.headers) {
+    // Unescaped, a name with ':', CR or LF cannot be written: the serializer leaves it out.
+    if (raw && h.name.find_first_of(":\r\n") != std::string::npos) continue;
     if (h.name != "content-length") out.headers.push_back({fix(h.name), fix_value(h.value)});
   }
   if (!f.body.empty()) out.headers.push_back({"content-length", std::to_string(f.body.size())});

@@ -124,6 +124,13 @@ struct config {
     std::size_t max_destination_bytes = 512;
     // Messages held by one /queue/ destination while no consumer takes them.
     std::size_t max_queue_messages = 100'000;
+    // /queue/ destinations in the broker at once (each holds up to max_queue_messages): a
+    // client naming a new queue per SEND or SUBSCRIBE. Existing queues keep working.
+    std::size_t max_queues = 10'000;
+    // Destinations the journal keeps a sequence for, ever (a purged or retention-emptied
+    // destination still counts: its x-seq continues): a client naming a new journaled topic
+    // per SEND. A SEND that would journal one more gets an ERROR; existing ones keep working.
+    std::size_t max_journaled_destinations = 100'000;
     // Unacknowledged messages per subscription when the client sets no prefetch-count.
     std::size_t default_prefetch = 1000;
     std::size_t max_transactions_per_connection = 64;
@@ -158,8 +165,14 @@ struct config {
     std::size_t replay_max_bytes = 8 * 1024 * 1024;
     std::chrono::milliseconds retention_interval{1000};
 
-    // First matching rule wins. Without a match, /topic/ destinations are journaled with no
-    // retention limit and /queue/ destinations are never journaled.
+    // Retention of a /topic/ destination that no rule matches: the newest
+    // default_max_messages, none older than default_max_age (0: no limit). Finite by
+    // default, so a topic nobody configured does not grow the journal forever.
+    std::uint64_t default_max_messages = 10'000;
+    std::chrono::milliseconds default_max_age{30LL * 24 * 60 * 60 * 1000};  // 30 days
+
+    // First matching rule wins. Without a match, /topic/ destinations are journaled with the
+    // default retention above and /queue/ destinations are never journaled.
     struct rule {
       std::string pattern;  // destination_pattern syntax: "/topic/lost-item.**"
       bool journaled = true;

@@ -13,8 +13,13 @@ namespace broker {
 // Destinations and patterns are split into segments at '.' and '/'. In a pattern a segment
 // "*" matches exactly one segment and "**" any number of segments, none included; every
 // other segment, and every separator, matches itself. So "/topic/lost-item.**" matches
-// "/topic/lost-item", "/topic/lost-item.42" and "/topic/lost-item.42.room.7", and
-// "/topic/*.room" matches "/topic/a.room" but not "/topic/a.b.room".
+// "/topic/lost-item", "/topic/lost-item.42" and "/topic/lost-item.42.room.7" but not
+// "/topic/lost-item/42" (the '.' before "**" matches only a '.'), and "/topic/*.room"
+// matches "/topic/a.room" but not "/topic/a.b.room". The segments that "**" takes are joined
+// by whatever separators the destination has: "/topic/**" matches "/topic/a/b.c". With no
+// segment taken, the separator before "**" goes too: "a.**" matches "a". Segments may be
+// empty ("/topic/a." has an empty last segment), and "*" and "**" match empty segments too.
+// These rules bound auth grants and journal rules (README "History" and "Security").
 class destination_pattern {
  public:
   // nullopt, with the reason in *error, when `text` is empty or uses '*' inside a segment.

@@ -122,6 +122,19 @@ reader read_ms(std::chrono::milliseconds& out, std::uint64_t min) {
   };
 }
 
+// A retention age: compared with message timestamps, never added to a clock, so it may
+// exceed max_duration_ms; 100 years is far from overflowing int64 milliseconds. (The
+// README's "30 days" rule was refused by the one-day bound before.)
+constexpr std::uint64_t max_retention_ms = 100ULL * 365 * 24 * 60 * 60 * 1000;
+reader read_retention_ms(std::chrono::milliseconds& out) {
+  return [&out](const YAML::Node& node) {
+    std::uint64_t value = 0;
+    std::string error = read_integer(node, 0, max_retention_ms, value);
+    if (error.empty()) out = std::chrono::milliseconds(value);
+    return error;
+  };
+}
+
 reader read_double(double& out, double min, double max) {
   return [&out, min, max](const YAML::Node& node) -> std::string {
     const std::string* text = plain_scalar(node);
@@ -351,6 +364,8 @@ std::vector<entry> schema(config& c) {
             read_positive(limits.max_subscriptions_per_connection)},
            {"max_destination_bytes", read_positive(limits.max_destination_bytes)},
            {"max_queue_messages", read_positive(limits.max_queue_messages)},
+           {"max_queues", read_positive(limits.max_queues)},
+           {"max_journaled_destinations", read_positive(limits.max_journaled_destinations)},
            {"default_prefetch", read_positive(limits.default_prefetch)},
            {"max_transactions_per_connection",
             read_positive(limits.max_transactions_per_connection)},
@@ -370,13 +385,15 @@ std::vector<entry> schema(config& c) {
            {"replay_max_messages", read_positive(c.journal.replay_max_messages)},
            {"replay_max_bytes", read_positive(c.journal.replay_max_bytes)},
            {"retention_interval_ms", read_ms(c.journal.retention_interval, 10)},
+           {"default_max_messages", read_uint(c.journal.default_max_messages)},   // 0: no limit
+           {"default_max_age_ms", read_retention_ms(c.journal.default_max_age)},  // 0: no limit
            {"destinations", list_item([&rules = c.journal.destinations]() -> std::vector<entry> {
               auto& r = rules.emplace_back();
               return {
                   {"pattern", read_pattern(r.pattern), true},
                   {"journaled", read_bool(r.journaled)},
                   {"max_messages", read_uint(r.max_messages)},
-                  {"max_age_ms", read_ms(r.max_age, 0)},
+                  {"max_age_ms", read_retention_ms(r.max_age)},  // 0: no limit
               };
             })},
        }},

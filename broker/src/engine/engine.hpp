@@ -29,7 +29,8 @@ class engine {
   using header_list = std::vector<std::pair<std::string, std::string>>;
   using append_callback = std::function<void(const storage::append_result&)>;
   using replay_callback = std::function<void(storage::replay_result&&)>;
-  enum class route_result { routed, queue_full };
+  // too_many_queues: a new /queue/ while limits.max_queues exist; nothing was accepted.
+  enum class route_result { routed, queue_full, too_many_queues };
 
   virtual ~engine() = default;
 
@@ -39,8 +40,10 @@ class engine {
 
   // Stores a message of a journaled destination, then delivers it to every subscriber in
   // x-seq order. `done` runs on w's thread once the message is stored (or failed), before
-  // its delivery reaches w's subscribers.
-  virtual void append(std::size_t w, std::string destination, header_list headers, std::string body,
+  // its delivery reaches w's subscribers. False, and `done` never runs, when `destination`
+  // has no history yet and limits.max_journaled_destinations already do: nothing was
+  // accepted, and destinations that have history keep working.
+  virtual bool append(std::size_t w, std::string destination, header_list headers, std::string body,
                       append_callback done) = 0;
 
   // Delivers a message that is not stored: to a topic's subscribers, or into a queue, which

@@ -39,7 +39,11 @@ history::lock_file::~lock_file() {
 
 history::history(const config& settings, worker_pool& workers, router& topics,
                  shared_metrics& metrics)
-    : workers_(workers), topics_(topics), lock_(settings.data_dir / "stompd.lock") {
+    : workers_(workers),
+      topics_(topics),
+      lock_(settings.data_dir / "stompd.lock"),
+      default_retention_{settings.journal.default_max_messages, settings.journal.default_max_age},
+      max_destinations_(settings.limits.max_journaled_destinations) {
   for (const auto& r : settings.journal.destinations) {
     // The config loader has validated every pattern.
     rules_.push_back({*destination_pattern::parse(r.pattern, nullptr),
@@ -76,25 +80,56 @@ history::~history() = default;
 history::policy history::policy_for(std::string_view destination) const {
   for (const auto& r : rules_)
     if (r.pattern.matches(destination)) return r.value;
-  return {destination.starts_with("/topic/"), {}};
+  const bool topic = destination.starts_with("/topic/");
+  return {topic, topic ? default_retention_ : storage::retention{}};
 }
 
-void history::append(std::size_t w, std::string destination, header_list headers, std::string body,
+bool history::admit(std::string_view destination, bool& is_new) {
+  is_new = false;
+  // Nearly always: a destination with history, one lookup under the journal's lock.
+  if (journal_->head_seq(destination) != 0) return true;
+  std::lock_guard lock(new_mutex_);
+  if (auto it = new_in_flight_.find(destination); it != new_in_flight_.end()) {
+    ++it->second;
+    is_new = true;
+    return true;
+  }
+  // A destination whose first batch is being committed is counted both here and by the
+  // journal until its appends complete: a refusal at the bound may come a moment early,
+  // never one past it.
+  if (journal_->destination_count() + new_in_flight_.size() >= max_destinations_) return false;
+  new_in_flight_.emplace(std::string(destination), 1);
+  is_new = true;
+  return true;
+}
+
+void history::admitted_new(const std::string& destination) {
+  std::lock_guard lock(new_mutex_);
+  auto it = new_in_flight_.find(destination);
+  if (it != new_in_flight_.end() && --it->second == 0) new_in_flight_.erase(it);
+}
+
+bool history::append(std::size_t w, std::string destination, header_list headers, std::string body,
                      std::function<void(const storage::append_result&)> done) {
+  bool is_new = false;
+  if (!admit(destination, is_new)) return false;
   storage::record r;
   r.destination = std::move(destination);
   r.headers = std::move(headers);
   r.body = std::move(body);
-  journal_->append(std::move(r),
-                   [this, w, done = std::move(done)](const storage::append_result& result,
-                                                     const storage::record& stored) mutable {
-                     // Handed to the workers with the rest of the batch in on_batch_done, after
-                     // every callback of the batch ran: receipts and deliveries both follow the
-                     // commit.
-                     if (!result.ec) batch_.push_back(make_stored_message(stored, false));
-                     if (w >= completions_.size()) completions_.resize(w + 1);
-                     completions_[w].push_back({std::move(done), result});
-                   });
+  journal_->append(std::move(r), [this, w, is_new, done = std::move(done)](
+                                     const storage::append_result& result,
+                                     const storage::record& stored) mutable {
+    // The journal knows the destination now (or the append failed): it no longer counts
+    // as in flight.
+    if (is_new) admitted_new(stored.destination);
+    // Handed to the workers with the rest of the batch in on_batch_done, after every
+    // callback of the batch ran: receipts and deliveries both follow the commit.
+    if (!result.ec) batch_.push_back(make_stored_message(stored, false));
+    if (w >= completions_.size()) completions_.resize(w + 1);
+    completions_[w].push_back({std::move(done), result});
+  });
+  return true;
 }
 
 void history::flush(std::function<void()> done) { journal_->flush(std::move(done)); }

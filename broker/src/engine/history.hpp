@@ -3,10 +3,12 @@
 #include "broker/config.hpp"
 #include "broker/destination_pattern.hpp"
 #include "routing/message.hpp"
+#include "routing/router.hpp"
 #include "storage/journal.hpp"
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -14,7 +16,6 @@
 
 namespace broker {
 
-class router;
 class worker_pool;
 struct shared_metrics;
 
@@ -43,8 +44,10 @@ class history {
   using header_list = std::vector<std::pair<std::string, std::string>>;
   // Stores a message and then publishes it. `done` runs on worker `w`'s thread once the
   // message is stored (or failed), in one posted task with the rest of its commit's
-  // completions for that worker, before the commit's deliveries are posted.
-  void append(std::size_t w, std::string destination, header_list headers, std::string body,
+  // completions for that worker, before the commit's deliveries are posted. False, and
+  // `done` never runs, when the journal does not know `destination` yet and already keeps
+  // limits.max_journaled_destinations (engine::append).
+  bool append(std::size_t w, std::string destination, header_list headers, std::string body,
               std::function<void(const storage::append_result&)> done);
   // `done` runs (writer thread) once every earlier append completed.
   void flush(std::function<void()> done);
@@ -58,6 +61,13 @@ class history {
     destination_pattern pattern;
     policy value;
   };
+
+  // Whether an append to `destination` may go to the journal, counting it as in flight when
+  // the journal does not know it yet (admitted_new must then be called once it completed).
+  // Exact under concurrent appends from every worker: destinations the journal knows plus
+  // those whose first append is in flight never pass max_destinations_.
+  bool admit(std::string_view destination, bool& is_new);
+  void admitted_new(const std::string& destination);
 
   // An exclusive flock on <data_dir>/stompd.lock, held for the journal's lifetime: a second
   // stompd on the same data directory would interleave sequence numbers with ours.
@@ -73,6 +83,12 @@ class history {
   router& topics_;
   lock_file lock_;
   std::vector<rule> rules_;
+  storage::retention default_retention_;  // journal.default_max_messages, default_max_age
+  const std::size_t max_destinations_;    // limits.max_journaled_destinations
+  // Destinations not yet known to the journal with appends in flight, and how many; counted
+  // against max_destinations_ until those appends complete. Any thread, under new_mutex_.
+  std::mutex new_mutex_;
+  string_map<std::size_t> new_in_flight_;
   struct completion {
     std::function<void(const storage::append_result&)> done;
     storage::append_result result;

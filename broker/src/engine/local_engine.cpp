@@ -36,9 +36,10 @@ bool local_engine::journaled(std::string_view destination) const {
          history_->policy_for(destination).journaled;
 }
 
-void local_engine::append(std::size_t w, std::string destination, header_list headers,
+bool local_engine::append(std::size_t w, std::string destination, header_list headers,
                           std::string body, append_callback done) {
-  history_->append(w, std::move(destination), std::move(headers), std::move(body), std::move(done));
+  return history_->append(w, std::move(destination), std::move(headers), std::move(body),
+                          std::move(done));
 }
 
 engine::route_result local_engine::route(std::size_t w, const message_ptr& m) {
@@ -47,7 +48,8 @@ engine::route_result local_engine::route(std::size_t w, const message_ptr& m) {
     return route_result::routed;
   }
   bool accepted = false;
-  queues_.with_queue(m->destination, [&](queue& q) { accepted = q.enqueue(m); });
+  if (!queues_.with_queue(m->destination, [&](queue& q) { accepted = q.enqueue(m); }))
+    return route_result::too_many_queues;
   return accepted ? route_result::routed : route_result::queue_full;
 }
 

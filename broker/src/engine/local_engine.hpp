@@ -27,7 +27,7 @@ class local_engine final : public engine {
   ~local_engine() override;
 
   bool journaled(std::string_view destination) const override;
-  void append(std::size_t w, std::string destination, header_list headers, std::string body,
+  bool append(std::size_t w, std::string destination, header_list headers, std::string body,
               append_callback done) override;
   route_result route(std::size_t w, const message_ptr& m) override;
   void when_stored(std::size_t w, std::function<void()> done) override;

@@ -74,7 +74,7 @@ broker_context::broker_context(config c)
       topics(
           worker_count(settings),
           [this](std::size_t w, std::function<void()> task) { workers.post(w, std::move(task)); }),
-      queues(settings.limits.max_queue_messages),
+      queues(settings.limits.max_queue_messages, settings.limits.max_queues),
       connections(settings.limits.max_connections, settings.limits.max_connections_per_address),
       workers(worker_count(settings)),
       server_header(fmt::format("{}/{}", settings.server_name, STOMPD_VERSION)) {}

@@ -56,7 +56,8 @@ std::optional<destination_pattern> destination_pattern::parse(std::string_view t
   if (wildcards == 0) {
     p.shape_ = shape::exact;
   } else if (wildcards == 1 && p.tokens_.back().k == kind::any) {
-    // "a.b.**": "a.b" itself, or "a.b" then a separator and anything ("**" also spans '/').
+    // "a.b.**": "a.b" itself, or "a.b", the separator written before "**" (which, like every
+    // separator in a pattern, matches only itself), then anything.
     p.shape_ = p.tokens_.size() == 1 ? shape::everything : shape::prefix;
     p.prefix_size_ = p.text_.size() - 3;
   }
@@ -71,10 +72,11 @@ bool destination_pattern::matches(std::string_view destination) const {
     case shape::everything:
       return true;
     case shape::prefix: {
+      // "/topic/lost-item.**" takes "/topic/lost-item" and "/topic/lost-item.<anything>", never
+      // "/topic/lost-item/<anything>": a grant or journal rule reaches no further than it says.
       const std::string_view prefix = std::string_view(text_).substr(0, prefix_size_);
-      return destination.starts_with(prefix) &&
-             (destination.size() == prefix.size() || destination[prefix.size()] == '.' ||
-              destination[prefix.size()] == '/');
+      return destination.starts_with(prefix) && (destination.size() == prefix.size() ||
+                                                 destination[prefix.size()] == text_[prefix_size_]);
     }
     case shape::general:
       break;
@@ -96,9 +98,15 @@ bool destination_pattern::matches_general(std::string_view destination) const {
   at(0, 0) = 1;
   for (std::size_t i = 1; i <= np; ++i) {
     const auto& t = tokens_[i - 1];
+    // For "**": `run` says it has taken destination segments up to j, at least one. Its first
+    // segment must follow the separator written before "**" (".**" never starts at a '/');
+    // the segments after that are the destination's own, joined by '.' or '/'. With none
+    // taken, the separator before "**" goes with it ("a.**" matches "a").
+    bool run = false;
     for (std::size_t j = 0; j <= nd; ++j) {
       if (t.k == kind::any) {
-        at(i, j) = at(i - 1, j) || (j > 0 && at(i, j - 1));
+        run = j > 0 && (run || (at(i - 1, j - 1) && d[j - 1].separator == t.separator));
+        at(i, j) = at(i - 1, j) || run;
       } else if (j > 0 && at(i - 1, j - 1) && d[j - 1].separator == t.separator) {
         at(i, j) = t.k == kind::one || t.segment == d[j - 1].text;
       }

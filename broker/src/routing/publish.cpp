@@ -130,17 +130,39 @@ publisher::status publisher::publish(std::size_t w, const request& r,
     // does delivery: the engine delivers once the message is stored.
     const auto bytes = store_bytes(r);
     pending_bytes_.fetch_add(bytes, std::memory_order_relaxed);
-    engine_->append(
+    const bool accepted = engine_->append(
         w, std::string(r.destination), std::move(kept), std::string(r.body),
         [this, bytes, listener = std::move(listener), ticket](const storage::append_result& a) {
           pending_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
           if (auto l = listener.lock()) l->on_stored(ticket, a);
         });
-    return status::storing;
+    if (accepted) return status::storing;
+    pending_bytes_.fetch_sub(bytes, std::memory_order_relaxed);  // refused: never pending
+    return status::too_many_journaled;
   }
   auto m = make_live_message(r.destination, fmt::format("{}-{}", r.sender, r.sender_seq), passed,
                              r.body);
-  return engine_->route(w, m) == engine::route_result::routed ? status::routed : status::queue_full;
+  switch (engine_->route(w, m)) {
+    case engine::route_result::routed:
+      return status::routed;
+    case engine::route_result::queue_full:
+      return status::queue_full;
+    case engine::route_result::too_many_queues:
+      return status::too_many_queues;
+  }
+  return status::queue_full;  // not reached: every route_result is handled above
+}
+
+publisher::refusal publisher::limit_refusal(status s, std::string_view destination) const {
+  if (s == status::too_many_queues)
+    return {"too many queues",
+            fmt::format("queue '{}' cannot be created: the broker already has {} queues "
+                        "(limits.max_queues)",
+                        destination, settings_.limits.max_queues)};
+  return {"too many journaled destinations",
+          fmt::format("destination '{}' cannot be journaled: the journal already keeps {} "
+                      "destinations (limits.max_journaled_destinations)",
+                      destination, settings_.limits.max_journaled_destinations)};
 }
 
 std::size_t publisher::store_bytes(const request& r) noexcept {
@@ -188,6 +210,9 @@ void publisher::publish_from_admin(std::size_t w, std::string destination,
       return;  // the listener answers
     case status::queue_full:
       return done({503, fmt::format("queue '{}' is full", destination), 0, {}});
+    case status::too_many_queues:
+    case status::too_many_journaled:
+      return done({503, limit_refusal(outcome, destination).detail, 0, {}});
     case status::routed:
       return done({200, {}, 0, fmt::format("admin-{}", n)});
   }

@@ -77,7 +77,18 @@ class publisher {
     routed,      // live: delivered to the router or queued, nothing to wait for
     storing,     // journaled: the listener hears on_stored(ticket, ...) once it is stored
     queue_full,  // live queue at its limit: nothing was accepted
+    // A broker-wide bound (issue 11), nothing accepted; destinations that exist keep working:
+    too_many_queues,     // a new /queue/ while limits.max_queues exist
+    too_many_journaled,  // a new journaled topic while max_journaled_destinations have history
   };
+  // The ERROR for too_many_queues and too_many_journaled: its `message` header, and a detail
+  // naming the destination and the config key. The same words for SEND, SUBSCRIBE and the
+  // admin API.
+  struct refusal {
+    std::string_view message;
+    std::string detail;
+  };
+  refusal limit_refusal(status s, std::string_view destination) const;
 
   // Callbacks that run "on w's thread" are posted through `workers`.
   publisher(const config& settings, worker_pool& workers, std::unique_ptr<engine> e);

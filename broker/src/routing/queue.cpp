@@ -154,13 +154,21 @@ std::shared_ptr<queue> queue_registry::with_queue(std::string_view name,
   auto& sh = shard_for(name);
   std::lock_guard lock(sh.mutex);
   auto it = sh.queues.find(name);
-  if (it == sh.queues.end())
+  if (it == sh.queues.end()) {
+    if (count_.fetch_add(1, std::memory_order_relaxed) >= max_queues_) {
+      count_.fetch_sub(1, std::memory_order_relaxed);
+      return nullptr;
+    }
     it = sh.queues
              .emplace(std::string(name), std::make_shared<queue>(std::string(name), max_messages_))
              .first;
+  }
   fn(*it->second);
   auto q = it->second;
-  if (q->idle()) sh.queues.erase(it);  // e.g. a rejected enqueue into a fresh queue
+  if (q->idle()) {  // e.g. a rejected enqueue into a fresh queue
+    sh.queues.erase(it);
+    count_.fetch_sub(1, std::memory_order_relaxed);
+  }
   return q;
 }
 
@@ -168,7 +176,10 @@ void queue_registry::release(std::string_view name) {
   auto& sh = shard_for(name);
   std::lock_guard lock(sh.mutex);
   auto it = sh.queues.find(name);
-  if (it != sh.queues.end() && it->second->idle()) sh.queues.erase(it);
+  if (it != sh.queues.end() && it->second->idle()) {
+    sh.queues.erase(it);
+    count_.fetch_sub(1, std::memory_order_relaxed);
+  }
 }
 
 std::vector<std::pair<std::string, queue::stats>> queue_registry::snapshot() const {

@@ -4,6 +4,7 @@
 #include "routing/router.hpp"
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -131,14 +132,17 @@ class queue {
 
 // Owns the live /queue/ destinations. A queue exists while it holds messages or consumers;
 // operations run under the registry shard's lock so a queue can't be dropped between being
-// found and being used.
+// found and being used. At most `max_queues` exist at once (limits.max_queues): each may
+// hold max_messages_per_queue messages, so without it a client naming a new queue per SEND
+// could make the broker hold any number of them.
 class queue_registry {
  public:
-  explicit queue_registry(std::size_t max_messages_per_queue)
-      : max_messages_(max_messages_per_queue) {}
+  queue_registry(std::size_t max_messages_per_queue, std::size_t max_queues)
+      : max_messages_(max_messages_per_queue), max_queues_(max_queues) {}
 
   // Runs fn(queue&) on the named queue, creating it if needed. Returns the queue, which a
-  // consumer keeps for its acks.
+  // consumer keeps for its acks; null, without running fn, when the queue does not exist and
+  // max_queues already do (existing queues keep working).
   std::shared_ptr<queue> with_queue(std::string_view name, const std::function<void(queue&)>& fn);
   // Drops the queue if it is idle.
   void release(std::string_view name);
@@ -158,6 +162,10 @@ class queue_registry {
   }
 
   const std::size_t max_messages_;
+  const std::size_t max_queues_;
+  // Queues in every shard: reserved before a queue is made, released when one is dropped,
+  // so concurrent creations on several shards never pass max_queues_ together.
+  std::atomic<std::size_t> count_{0};
   std::array<shard, shard_count> shards_;
 };
 

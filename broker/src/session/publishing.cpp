@@ -36,7 +36,8 @@ bool session::publish(const stomp::frame_view& f, std::string_view destination,
   bump(stats_.messages_in);
   auto ticket = next_ticket_++;
   publisher::request r{destination, f.headers, f.body, sender_, ++published_};
-  switch (ctx_.publishing->publish(worker_.index, r, weak_from_this(), ticket)) {
+  const auto sent = ctx_.publishing->publish(worker_.index, r, weak_from_this(), ticket);
+  switch (sent) {
     case publisher::status::storing: {
       auto bytes = publisher::store_bytes(r);
       pending_store_bytes_ += bytes;
@@ -56,6 +57,12 @@ bool session::publish(const stomp::frame_view& f, std::string_view destination,
                                  ctx_.settings.limits.max_queue_messages),
                      &f);
       return false;
+    case publisher::status::too_many_queues:
+    case publisher::status::too_many_journaled: {
+      auto why = ctx_.publishing->limit_refusal(sent, destination);
+      protocol_error(why.message, why.detail, &f);
+      return false;
+    }
     case publisher::status::routed:
       break;
   }

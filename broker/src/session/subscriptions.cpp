@@ -87,6 +87,12 @@ void session::handle_subscribe(const stomp::frame_view& f) {
     // session can go away, and deliveries reach us by post (on_queue_message).
     stored.q = ctx_.queues.with_queue(stored.destination,
                                       [&](queue& q) { q.add_consumer(this, key, mode, prefetch); });
+    if (!stored.q) {  // limits.max_queues: nothing was registered, so forget the subscription
+      auto why = ctx_.publishing->limit_refusal(publisher::status::too_many_queues, *dest);
+      subscription_keys_.erase(stored.id);
+      subscriptions_.erase(key);
+      return protocol_error(why.message, why.detail, &f);
+    }
   } else {
     ctx_.topics.subscribe(worker_.index, stored.destination, this, key);
   }

@@ -17,7 +17,10 @@ void append_escaped(std::string& out, std::string_view value, version v);
 // Appends the exact wire bytes of a frame: command, headers in order (escaped unless the
 // command is exempt), a content-length computed from the body whenever the body is non-empty
 // (any content-length in `headers` is dropped: the serializer never writes a wrong one), a
-// blank line, the body and the terminating NUL.
+// blank line, the body and the terminating NUL. Where headers are not escaped (STOMP 1.0, and
+// CONNECT, STOMP and CONNECTED), a header whose name contains ':', CR or LF is left out: it
+// cannot be written, and written raw it would read back as a different header. CR and LF in
+// values become spaces. So a frame read back never has a header that was not put in it.
 void serialize(std::string& out, command c, std::span<const header_view> headers,
                std::string_view body, version v);
 void serialize(std::string& out, const frame& f, version v);
@@ -26,7 +29,8 @@ std::string serialize(const frame& f, version v);
 // The heart-beat: one EOL (STOMP 1.2, "Heart-beating").
 inline constexpr std::string_view heartbeat_bytes = "\n";
 
-// A MESSAGE encoded once and sent to many subscriptions.
+// A MESSAGE encoded once and sent to many subscriptions. Its 1.0 tail follows serialize()'s
+// rule for unescaped headers: no header whose name holds ':', CR or LF.
 //
 // Every byte except the per-recipient headers is encoded at construction and shared: a
 // recipient's frame is head(subscription, ack) followed by tail(version), two buffers written

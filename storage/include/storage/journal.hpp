@@ -159,6 +159,9 @@ class journal {
 
   // The latest assigned seq of a destination (committed or about to be); 0 when none.
   std::uint64_t head_seq(std::string_view destination) const;
+  // Destinations with a sequence (committed or about to be), purged or emptied ones included:
+  // what the writer keeps in memory, one entry each, for the journal's life.
+  std::size_t destination_count() const;
 
   // Synchronous, for administration and tests (they wait for the reader/writer); they throw
   // journal_error when SQLite fails. Deletions run in bounded chunks between batches, so

@@ -75,7 +75,10 @@ class CrashTest(unittest.TestCase):
     KILLS_PER_GROUP = 4
     WINDOW = 50
     MAX_PER_ROUND = 8000
-    JOURNAL = {"replay_max_messages": 50000, "replay_max_bytes": 64 * 1024 * 1024}
+    # Up to KILLS_PER_GROUP x MAX_PER_ROUND messages in one topic, all verified: no default
+    # retention (journal.default_max_messages, 10000) may trim them.
+    JOURNAL = {"replay_max_messages": 50000, "replay_max_bytes": 64 * 1024 * 1024,
+               "default_max_messages": 0}
 
     def setUp(self):
         self.broker = None
