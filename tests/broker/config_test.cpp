@@ -60,6 +60,7 @@ constexpr std::string_view all_keys[] = {
     "limits.max_transactions_per_connection",
     "limits.max_frames_per_transaction",
     "limits.connect_timeout_ms",
+    "limits.write_timeout_ms",
     "limits.max_connections",
     "limits.max_connections_per_address",
     "limits.max_publish_rate",
@@ -128,6 +129,7 @@ void expect_same_settings(const config& a, const config& b) {
   EXPECT_EQ(a.limits.max_transactions_per_connection, b.limits.max_transactions_per_connection);
   EXPECT_EQ(a.limits.max_frames_per_transaction, b.limits.max_frames_per_transaction);
   EXPECT_EQ(a.limits.connect_timeout, b.limits.connect_timeout);
+  EXPECT_EQ(a.limits.write_timeout, b.limits.write_timeout);
   EXPECT_EQ(a.journal.enabled, b.journal.enabled);
   EXPECT_EQ(a.journal.durability, b.journal.durability);
   EXPECT_EQ(a.journal.replay_max_messages, b.journal.replay_max_messages);
@@ -181,6 +183,7 @@ TEST(ConfigTest, DefaultsAreTheDocumentedValues) {
   EXPECT_EQ(c.heartbeat.send_interval, 10s);
   EXPECT_EQ(c.heartbeat.grace_factor, 2.0);
   EXPECT_EQ(c.limits.connect_timeout, 10s);
+  EXPECT_EQ(c.limits.write_timeout, 30s);
   EXPECT_EQ(c.threads, 0u);
   EXPECT_EQ(c.log_level, log_level::info);
   EXPECT_EQ(c.data_dir, "./data");
@@ -262,6 +265,7 @@ limits:
   max_transactions_per_connection: 21
   max_frames_per_transaction: 22
   connect_timeout_ms: 23
+  write_timeout_ms: 24
 threads: 4
 log_level: debug
 data_dir: /var/lib/stompd
@@ -294,6 +298,7 @@ server_name: "stompd/test"
   EXPECT_EQ(c.limits.max_transactions_per_connection, 21u);
   EXPECT_EQ(c.limits.max_frames_per_transaction, 22u);
   EXPECT_EQ(c.limits.connect_timeout, 23ms);
+  EXPECT_EQ(c.limits.write_timeout, 24ms);
   EXPECT_EQ(c.threads, 4u);
   EXPECT_EQ(c.log_level, log_level::debug);
   EXPECT_EQ(c.data_dir, "/var/lib/stompd");
@@ -472,6 +477,8 @@ TEST(ConfigTest, RejectsZeroSize) {
 TEST(ConfigTest, RejectsZeroConnectTimeout) {
   EXPECT_EQ(only_error("limits: {connect_timeout_ms: 0}\n"),
             "test.yaml:1: limits.connect_timeout_ms: must be between 1 and 86400000, got 0");
+  EXPECT_EQ(only_error("limits: {write_timeout_ms: 0}\n"),
+            "test.yaml:1: limits.write_timeout_ms: must be between 1 and 86400000, got 0");
 }
 
 TEST(ConfigTest, RejectsHeartbeatIntervalLongerThanADay) {

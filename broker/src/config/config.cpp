@@ -356,6 +356,7 @@ std::vector<entry> schema(config& c) {
             read_positive(limits.max_transactions_per_connection)},
            {"max_frames_per_transaction", read_positive(limits.max_frames_per_transaction)},
            {"connect_timeout_ms", read_ms(limits.connect_timeout, 1)},
+           {"write_timeout_ms", read_ms(limits.write_timeout, 1)},
            {"max_connections", read_positive(limits.max_connections)},
            {"max_connections_per_address", read_uint(limits.max_connections_per_address)},
            {"max_publish_rate", read_uint(limits.max_publish_rate)},

@@ -302,7 +302,32 @@ void session::condemn_slow_consumer() {
 void session::start_write() {
   if (outbox_.empty() || outbox_.writing()) return;
   auto w = outbox_.start_write();
+  write_started_ = clock::now();
+  if (!write_watched_ && !closing_) watch_write();  // once closing, close_linger bounds it
   write(w.buffers, w.text);
+}
+
+void session::watch_write() {
+  write_watched_ = true;
+  write_timer_.expires_at(write_started_ + ctx_.settings.limits.write_timeout);
+  write_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    self->write_watched_ = false;
+    if (!ec && !self->closing_) self->on_write_timer();
+  });
+}
+
+void session::on_write_timer() {
+  if (!outbox_.writing()) return;  // idle: the next write arms it again
+  const auto timeout = ctx_.settings.limits.write_timeout;
+  if (clock::now() - write_started_ < timeout) return watch_write();  // a later write
+  // Not an ERROR: nothing more can be written to this peer. Counted as a slow consumer.
+  ctx_.slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
+  log_warn(
+      "session={} peer={} slow consumer: a write made no progress for {} ms queued_bytes={} "
+      "closing",
+      id_, peer_, timeout.count(), outbox_.bytes());
+  reset_transport();
+  fail(close_reason::slow_consumer, "write", "timeout");
 }
 
 void session::on_write_done() {
@@ -358,11 +383,23 @@ void session::close(close_reason why, bool flush) {
   flush_then_close_ = flush;
   log_debug("session={} peer={} closing reason={}", id_, peer_, to_string(why));
   timer_.cancel();
+  write_timer_.cancel();
   release_resources();
   if (!flush) {
     abort_transport();
     return;
   }
+  // Closing always ends: once close_linger is over the transport is aborted, with a reset
+  // when a write is still stuck (a peer that doesn't read). abort_transport() cancels this
+  // when the close ends sooner.
+  timer_.expires_after(close_linger);
+  timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec) return;
+    log_debug("session={} peer={} close took over {} s writing={}", self->id_, self->peer_,
+              close_linger.count(), self->outbox_.writing());
+    if (self->outbox_.writing()) return self->reset_transport();
+    self->abort_transport();
+  });
   if (!outbox_.writing()) {
     if (outbox_.empty())
       shutdown_transport();
@@ -376,6 +413,7 @@ void session::fail(close_reason why, std::string_view what, std::string_view det
   if (!closing_) {
     closing_ = true;
     timer_.cancel();
+    write_timer_.cancel();
     release_resources();
   }
   flush_then_close_ = false;
