@@ -72,13 +72,13 @@ std::size_t worker_count(const config& c) {
 
 broker_context::broker_context(config c)
     : settings(std::move(c)),
+      server_header(fmt::format("{}/{}", settings.server_name, STOMPD_VERSION)),
       topics(
           worker_count(settings),
           [this](std::size_t w, std::function<void()> task) { workers.post(w, std::move(task)); }),
       queues(settings.limits.max_queue_messages),
       connections(settings.limits.max_connections, settings.limits.max_connections_per_address),
-      workers(worker_count(settings)),
-      server_header(fmt::format("{}/{}", settings.server_name, STOMPD_VERSION)) {}
+      workers(worker_count(settings)) {}
 
 // A failing accept is retried after a back-off, doubling from the first delay up to the
 // last and reset by the next success. Out of descriptors (EMFILE, ENFILE), accept fails at
@@ -263,11 +263,16 @@ void server::start() {
   log_info("started version={} threads={}", STOMPD_VERSION, m.ctx.workers.size());
 }
 
+// The order is what keeps shutdown free of use-after-free (broker_context says what each
+// member may still touch): 1. stop accepting; 2. stop the producers that post to the event
+// loops: the passcode verifier, and the journal is drained; 3. close the sessions and let the
+// event loops end; 4. stop the journal writer; then ~impl destroys the rest.
 void server::stop() {
   auto& m = *impl_;
   if (!m.started || m.stopped) return;
   m.stopped = true;
   log_info("stopping: closing listeners and sessions");
+  // 1. Nothing new comes in.
   m.view.set_ready(false);
   if (m.admin) m.admin->stop();
   m.view.stop_sampler();
@@ -276,6 +281,12 @@ void server::stop() {
     if (m.tcp_listener) m.tcp_listener->close();
     if (m.ws_listener) m.ws_listener->close();
   });
+  // 2. The check running finishes and posts its result to a loop that still runs; the checks
+  // still queued are abandoned (their connections are closed below, refused in effect) and
+  // freed with `security`, after the loops have ended. A CONNECT arriving until then is
+  // queued on the stopped pool the same way.
+  m.ctx.security->verifier.stop();
+  m.ctx.security->verifier.join();
   {
     // Let SENDs already handed to the engine be stored first: their RECEIPTs are posted to
     // the sessions ahead of the closes below.
@@ -283,6 +294,7 @@ void server::stop() {
     m.ctx.publishing->store().drain([flushed] { flushed->set_value(); });
     flushed->get_future().wait_for(shutdown_deadline);
   }
+  // 3. Each close is bounded (session::close_linger), and so is the wait for all of them.
   for (auto& w : m.ctx.workers) {
     net::post(w->io, [&w = *w] {
       // close() unregisters the session from this set: iterate over a copy.
@@ -300,6 +312,9 @@ void server::stop() {
     }
   }
   for (auto& t : m.threads) t.join();
+  // 4. The writer commits what it still holds and stops; the completions it posts go to
+  // loops that no longer run and are freed with them.
+  m.ctx.publishing.reset();
   log_info("stopped");
 }
 
