@@ -389,16 +389,16 @@ void session::close(close_reason why, bool flush) {
     abort_transport();
     return;
   }
-  // Closing always ends: once close_linger is over the transport is aborted, with a reset
-  // when a write is still stuck (a peer that doesn't read). abort_transport() cancels this
-  // when the close ends sooner.
+  // Closing always ends: once close_linger is over the connection is reset. A peer that
+  // doesn't read would never see a plain close: our FIN (or WebSocket close frame) waits
+  // behind the bytes it doesn't read, as does a final write the kernel took. abort_transport()
+  // cancels this when the close ends sooner.
   timer_.expires_after(close_linger);
   timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
     if (ec) return;
-    log_debug("session={} peer={} close took over {} s writing={}", self->id_, self->peer_,
-              close_linger.count(), self->outbox_.writing());
-    if (self->outbox_.writing()) return self->reset_transport();
-    self->abort_transport();
+    log_debug("session={} peer={} close took over {} s: reset", self->id_, self->peer_,
+              close_linger.count());
+    self->reset_transport();
   });
   if (!outbox_.writing()) {
     if (outbox_.empty())
