@@ -65,6 +65,7 @@ constexpr std::string_view all_keys[] = {
     "limits.max_pending_store_bytes",
     "limits.max_pending_store_bytes_total",
     "limits.connect_timeout_ms",
+    "limits.write_timeout_ms",
     "limits.max_connections",
     "limits.max_connections_per_address",
     "limits.max_publish_rate",
@@ -140,6 +141,7 @@ void expect_same_settings(const config& a, const config& b) {
   EXPECT_EQ(a.limits.max_pending_store_bytes, b.limits.max_pending_store_bytes);
   EXPECT_EQ(a.limits.max_pending_store_bytes_total, b.limits.max_pending_store_bytes_total);
   EXPECT_EQ(a.limits.connect_timeout, b.limits.connect_timeout);
+  EXPECT_EQ(a.limits.write_timeout, b.limits.write_timeout);
   EXPECT_EQ(a.journal.enabled, b.journal.enabled);
   EXPECT_EQ(a.journal.durability, b.journal.durability);
   EXPECT_EQ(a.journal.replay_max_messages, b.journal.replay_max_messages);
@@ -195,6 +197,7 @@ TEST(ConfigTest, DefaultsAreTheDocumentedValues) {
   EXPECT_EQ(c.heartbeat.send_interval, 10s);
   EXPECT_EQ(c.heartbeat.grace_factor, 2.0);
   EXPECT_EQ(c.limits.connect_timeout, 10s);
+  EXPECT_EQ(c.limits.write_timeout, 30s);
   EXPECT_EQ(c.threads, 0u);
   EXPECT_EQ(c.log_level, log_level::info);
   EXPECT_EQ(c.data_dir, "./data");
@@ -281,6 +284,7 @@ limits:
   max_pending_store_bytes: 2202
   max_pending_store_bytes_total: 2203
   connect_timeout_ms: 23
+  write_timeout_ms: 24
 threads: 4
 log_level: debug
 data_dir: /var/lib/stompd
@@ -318,6 +322,7 @@ server_name: "stompd/test"
   EXPECT_EQ(c.limits.max_pending_store_bytes, 2202u);
   EXPECT_EQ(c.limits.max_pending_store_bytes_total, 2203u);
   EXPECT_EQ(c.limits.connect_timeout, 23ms);
+  EXPECT_EQ(c.limits.write_timeout, 24ms);
   EXPECT_EQ(c.threads, 4u);
   EXPECT_EQ(c.log_level, log_level::debug);
   EXPECT_EQ(c.data_dir, "/var/lib/stompd");
@@ -542,6 +547,8 @@ TEST(ConfigTest, RejectsZeroSize) {
 TEST(ConfigTest, RejectsZeroConnectTimeout) {
   EXPECT_EQ(only_error("limits: {connect_timeout_ms: 0}\n"),
             "test.yaml:1: limits.connect_timeout_ms: must be between 1 and 86400000, got 0");
+  EXPECT_EQ(only_error("limits: {write_timeout_ms: 0}\n"),
+            "test.yaml:1: limits.write_timeout_ms: must be between 1 and 86400000, got 0");
 }
 
 TEST(ConfigTest, RejectsHeartbeatIntervalLongerThanADay) {

@@ -5,9 +5,14 @@
 #include "test_config.hpp"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <map>
 #include <set>
 #include <thread>
@@ -578,6 +583,161 @@ TEST_F(BrokerLimitsTest, ConnectionWithoutConnectIsDropped) {
   EXPECT_EQ(e->header("message"), "connect timeout");
   EXPECT_TRUE(c.wait_closed());
 }
+
+// A subscriber that reads its CONNECTED and its SUBSCRIBE's RECEIPT, then never reads again,
+// with a receive buffer as small as the kernel allows, so the broker's writes to it stall
+// at once. Plain POSIX: the test client always reads. Over TCP, or WebSocket (the upgrade and
+// masked frames written by hand).
+class stuck_subscriber {
+ public:
+  stuck_subscriber(std::uint16_t port, bool websocket, std::string_view destination) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+      throw std::runtime_error("stuck_subscriber: connect failed");
+    websocket_ = websocket;
+    if (websocket_) {
+      send_all(
+          "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+          "Sec-WebSocket-Protocol: v12.stomp\r\n\r\n");
+      read_until("\r\n\r\n");
+    }
+    send_stomp(std::string("CONNECT\naccept-version:1.2\nhost:localhost\n\n") + '\0');
+    read_until("CONNECTED");
+    send_stomp("SUBSCRIBE\nid:s\ndestination:" + std::string(destination) + "\nreceipt:r\n\n" +
+               '\0');
+    read_until("receipt-id:r");
+  }
+  ~stuck_subscriber() { ::close(fd_); }
+  stuck_subscriber(const stuck_subscriber&) = delete;
+  stuck_subscriber& operator=(const stuck_subscriber&) = delete;
+
+  // Whether the broker closed or reset the connection within `timeout`, seen without reading
+  // (reading would let the stalled writes go on).
+  bool closed_by_broker_within(std::chrono::milliseconds timeout) {
+    pollfd p{fd_, POLLRDHUP, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+  }
+
+ private:
+  void send_all(std::string_view bytes) {
+    while (!bytes.empty()) {
+      auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n <= 0) throw std::runtime_error("stuck_subscriber: send failed");
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
+  // One STOMP frame: as is over TCP, in one masked text message over WebSocket (a zero mask
+  // key leaves the payload as it is; RFC 6455 5.3 only requires the mask to be present).
+  void send_stomp(const std::string& frame) {
+    if (!websocket_) return send_all(frame);
+    std::string m = "\x81";
+    if (frame.size() < 126) {
+      m += static_cast<char>(0x80 | frame.size());
+    } else {
+      m += static_cast<char>(0x80 | 126);
+      m += static_cast<char>(frame.size() >> 8);
+      m += static_cast<char>(frame.size() & 0xff);
+    }
+    m += std::string(4, '\0');
+    send_all(m + frame);
+  }
+  // Reads until `marker` has arrived, with a deadline; what follows it is left unread.
+  void read_until(std::string_view marker) {
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (seen_.find(marker) == std::string::npos) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      pollfd p{fd_, POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+        throw std::runtime_error("stuck_subscriber: no " + std::string(marker));
+      char c;
+      if (::recv(fd_, &c, 1, 0) != 1) throw std::runtime_error("stuck_subscriber: closed");
+      seen_ += c;  // byte by byte, so nothing after the marker is consumed
+    }
+    seen_.clear();
+  }
+
+  int fd_ = -1;
+  bool websocket_ = false;
+  std::string seen_;
+};
+
+// Publishes 16 KiB messages to `destination` until `stuck` is closed by the broker or
+// `max_messages` are sent; true when it was closed within `timeout` of the first message.
+bool flood_until_closed(stomp_client& pub, stuck_subscriber& stuck, std::string_view destination,
+                        std::chrono::milliseconds timeout, int max_messages = 400) {
+  const std::string body(16 * 1024, 'x');
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (int i = 0; i < max_messages; ++i) {
+    pub.send(send_frame(std::string(destination), body));
+    if (stuck.closed_by_broker_within(0ms)) return true;
+  }
+  pub.send_with_receipt(send_frame(std::string(destination), "end"));
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  return stuck.closed_by_broker_within(std::max(left, 0ms));
+}
+
+// A connection slot is free again: a new client from the same address is let in (within a
+// deadline: the closed session lets its slot go when its last handler has run).
+bool new_client_served(std::uint16_t port) {
+  const auto deadline = std::chrono::steady_clock::now() + 3s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    try {
+      auto c = stomp_client::tcp(port);
+      auto f = c.connect();
+      if (f.command == command::connected) return true;
+    } catch (const std::exception&) {
+      // refused: the slot is still held
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  return false;
+}
+
+// Closing always ends, and writes have a deadline: each test has room for one publisher and
+// one subscriber per address, so whether a closed subscriber's slot is free shows at once.
+class BrokerStuckConsumerTest : public BrokerTest, public ::testing::WithParamInterface<bool> {
+ protected:
+  void SetUp() override {}
+  void start_with(std::size_t max_queued_bytes, std::chrono::milliseconds write_timeout) {
+    auto c = test_config();
+    c.limits.max_queued_bytes = max_queued_bytes;
+    c.limits.write_timeout = write_timeout;
+    c.limits.max_connections_per_address = 2;
+    start(c);
+  }
+  std::uint16_t port() { return GetParam() ? server_->websocket_port() : server_->tcp_port(); }
+};
+
+TEST_P(BrokerStuckConsumerTest, ClosedSlowConsumerThatNeverReadsLosesItsConnectionAfterLinger) {
+  // The write timeout is out of reach: only the close's linger can end the connection.
+  start_with(64 * 1024, 60s);
+  stuck_subscriber stuck(port(), GetParam(), "/topic/flood");
+  auto pub = connected_tcp();
+  EXPECT_TRUE(flood_until_closed(pub, stuck, "/topic/flood", 2s + 3s));
+  EXPECT_TRUE(new_client_served(server_->tcp_port()));
+}
+
+TEST_P(BrokerStuckConsumerTest, WriteWithoutProgressEndsConnectionWithinItsBudget) {
+  // The outbox budget is out of reach: only the write timeout can end the connection.
+  start_with(64 * 1024 * 1024, 500ms);
+  stuck_subscriber stuck(port(), GetParam(), "/topic/flood");
+  auto pub = connected_tcp();
+  EXPECT_TRUE(flood_until_closed(pub, stuck, "/topic/flood", 500ms + 3s));
+  EXPECT_TRUE(new_client_served(server_->tcp_port()));
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, BrokerStuckConsumerTest, ::testing::Bool(),
+                         [](const auto& p) { return p.param ? "WebSocket" : "Tcp"; });
 
 // Many publishers and subscribers over four worker threads: every subscriber gets every
 // message exactly once, in each publisher's order.

@@ -148,6 +148,11 @@ struct config {
     std::size_t max_pending_store_bytes_total = 256 * 1024 * 1024;
     // Time between accept and a CONNECT frame before the connection is dropped.
     std::chrono::milliseconds connect_timeout{10'000};
+    // A write to a connection that doesn't complete in this long ends it (a peer that stopped
+    // reading holds its connection, descriptor and buffers no longer, even while its outbound
+    // queue is within its budget). One write is at most 32 KiB of coalesced frames, or one
+    // frame.
+    std::chrono::milliseconds write_timeout{30'000};
     std::size_t max_connections = 100'000;
     std::size_t max_connections_per_address = 0;  // 0: no limit per remote address
     std::size_t max_publish_rate = 0;             // SENDs per second per connection; 0: no limit

@@ -374,6 +374,7 @@ std::vector<entry> schema(config& c) {
            {"max_pending_store_bytes", read_positive(limits.max_pending_store_bytes)},
            {"max_pending_store_bytes_total", read_positive(limits.max_pending_store_bytes_total)},
            {"connect_timeout_ms", read_ms(limits.connect_timeout, 1)},
+           {"write_timeout_ms", read_ms(limits.write_timeout, 1)},
            {"max_connections", read_positive(limits.max_connections)},
            {"max_connections_per_address", read_uint(limits.max_connections_per_address)},
            {"max_publish_rate", read_uint(limits.max_publish_rate)},

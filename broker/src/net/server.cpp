@@ -12,6 +12,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -71,15 +72,23 @@ std::size_t worker_count(const config& c) {
 
 broker_context::broker_context(config c)
     : settings(std::move(c)),
+      server_header(fmt::format("{}/{}", settings.server_name, STOMPD_VERSION)),
       topics(
           worker_count(settings),
           [this](std::size_t w, std::function<void()> task) { workers.post(w, std::move(task)); }),
       queues(settings.limits.max_queue_messages, settings.limits.max_queues),
       connections(settings.limits.max_connections, settings.limits.max_connections_per_address),
-      workers(worker_count(settings)),
-      server_header(fmt::format("{}/{}", settings.server_name, STOMPD_VERSION)) {}
+      workers(worker_count(settings)) {}
 
-// A listening socket handing each connection to the next worker, round-robin.
+// A failing accept is retried after a back-off, doubling from the first delay up to the
+// last and reset by the next success. Out of descriptors (EMFILE, ENFILE), accept fails at
+// once for as long as the backlog holds a connection: re-armed at once, it would spin a core
+// and flood the log while the broker still has connections to serve.
+constexpr std::chrono::milliseconds first_accept_backoff{10};
+constexpr std::chrono::milliseconds max_accept_backoff{1000};
+
+// A listening socket handing each connection to the next worker, round-robin. Lives on
+// worker 0's thread.
 struct listener {
   using starter = void (*)(broker_context&, worker&, tcp::socket, connection_limiter::slot, bool);
 
@@ -89,7 +98,8 @@ struct listener {
         start(s),
         websocket(is_websocket),
         tls(use_tls),
-        acceptor(c.workers[0]->io) {}
+        acceptor(c.workers[0]->io),
+        backoff_timer(c.workers[0]->io) {}
 
   void open(const config::listener& where) {
     auto address = net::ip::make_address(where.host == "localhost" ? "127.0.0.1" : where.host);
@@ -106,26 +116,47 @@ struct listener {
     acceptor.async_accept(
         target.io, [this, &target](boost::system::error_code ec, tcp::socket socket) {
           if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
-          if (ec) {
-            // Out of descriptors, most likely: keep serving the connections we have.
-            log_error("accept failed transport={}: {}", name, ec.message());
+          if (ec) return back_off(ec);
+          if (failures != 0) {
+            log_info("accept recovered transport={} after failures={}", name, failures);
+            failures = 0;
+            backoff = first_accept_backoff;
+          }
+          boost::system::error_code e;
+          auto address = socket.remote_endpoint(e).address().to_string();
+          std::string why;
+          auto slot = ctx.connections.acquire(address, &why);
+          if (!slot) {
+            log_warn("connection refused transport={} peer={}: {}", name, address, why);
+            refuse_connection(std::move(socket), websocket, tls, why);
           } else {
-            boost::system::error_code e;
-            auto address = socket.remote_endpoint(e).address().to_string();
-            std::string why;
-            auto slot = ctx.connections.acquire(address, &why);
-            if (!slot) {
-              log_warn("connection refused transport={} peer={}: {}", name, address, why);
-              refuse_connection(std::move(socket), websocket, tls, why);
-            } else {
-              net::post(target.io,
-                        [this, &target, s = std::move(socket), sl = std::move(*slot)]() mutable {
-                          start(ctx, target, std::move(s), std::move(sl), tls);
-                        });
-            }
+            net::post(target.io,
+                      [this, &target, s = std::move(socket), sl = std::move(*slot)]() mutable {
+                        start(ctx, target, std::move(s), std::move(sl), tls);
+                      });
           }
           do_accept();
         });
+  }
+
+  // Out of descriptors, most likely: the connections we have are still served, and the
+  // next accept waits. One log line per episode; the recovery line gives the count.
+  void back_off(boost::system::error_code ec) {
+    if (failures++ == 0)
+      log_error("accept failed transport={}: {}; retrying with back-off up to {} ms", name,
+                ec.message(), max_accept_backoff.count());
+    backoff_timer.expires_after(backoff);
+    backoff = std::min(backoff * 2, max_accept_backoff);
+    backoff_timer.async_wait([this](boost::system::error_code e) {
+      if (!e && acceptor.is_open()) do_accept();
+    });
+  }
+
+  // On worker 0's thread.
+  void close() {
+    boost::system::error_code ec;
+    acceptor.close(ec);
+    backoff_timer.cancel();
   }
 
   broker_context& ctx;
@@ -136,6 +167,9 @@ struct listener {
   tcp::acceptor acceptor;
   std::uint16_t port = 0;
   std::size_t next = 0;
+  net::steady_timer backoff_timer;
+  std::chrono::milliseconds backoff = first_accept_backoff;  // the next failure's wait
+  std::uint64_t failures = 0;                                // in this back-off episode
 };
 
 struct server::impl {
@@ -229,20 +263,30 @@ void server::start() {
   log_info("started version={} threads={}", STOMPD_VERSION, m.ctx.workers.size());
 }
 
+// The order is what keeps shutdown free of use-after-free (broker_context says what each
+// member may still touch): 1. stop accepting; 2. stop the producers that post to the event
+// loops: the passcode verifier, and the journal is drained; 3. close the sessions and let the
+// event loops end; 4. stop the journal writer; then ~impl destroys the rest.
 void server::stop() {
   auto& m = *impl_;
   if (!m.started || m.stopped) return;
   m.stopped = true;
   log_info("stopping: closing listeners and sessions");
+  // 1. Nothing new comes in.
   m.view.set_ready(false);
   if (m.admin) m.admin->stop();
   m.view.stop_sampler();
   // Listeners live on worker 0; close them there.
   net::post(m.ctx.workers[0]->io, [&m] {
-    boost::system::error_code ec;
-    if (m.tcp_listener) m.tcp_listener->acceptor.close(ec);
-    if (m.ws_listener) m.ws_listener->acceptor.close(ec);
+    if (m.tcp_listener) m.tcp_listener->close();
+    if (m.ws_listener) m.ws_listener->close();
   });
+  // 2. The check running finishes and posts its result to a loop that still runs; the checks
+  // still queued are abandoned (their connections are closed below, refused in effect) and
+  // freed with `security`, after the loops have ended. A CONNECT arriving until then is
+  // queued on the stopped pool the same way.
+  m.ctx.security->verifier.stop();
+  m.ctx.security->verifier.join();
   {
     // Let SENDs already handed to the engine be stored first: their RECEIPTs are posted to
     // the sessions ahead of the closes below.
@@ -250,6 +294,7 @@ void server::stop() {
     m.ctx.publishing->store().drain([flushed] { flushed->set_value(); });
     flushed->get_future().wait_for(shutdown_deadline);
   }
+  // 3. Each close is bounded (session::close_linger), and so is the wait for all of them.
   for (auto& w : m.ctx.workers) {
     net::post(w->io, [&w = *w] {
       // close() unregisters the session from this set: iterate over a copy.
@@ -267,6 +312,9 @@ void server::stop() {
     }
   }
   for (auto& t : m.threads) t.join();
+  // 4. The writer commits what it still holds and stops; the completions it posts go to
+  // loops that no longer run and are freed with them.
+  m.ctx.publishing.reset();
   log_info("stopped");
 }
 

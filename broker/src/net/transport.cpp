@@ -27,11 +27,6 @@ namespace broker {
 
 namespace {
 
-// How long a closing connection keeps reading (and discarding) after our FIN, so the peer's
-// unread input doesn't turn our close into a reset that loses the final ERROR; also the
-// bound on a TLS close_notify exchange.
-constexpr std::chrono::seconds close_linger{2};
-
 using plain_stream = tcp::socket;
 using tls_stream = ssl::stream<tcp::socket>;
 template <typename Stream>
@@ -104,11 +99,9 @@ class tcp_session final : public session {
                      });
   }
 
+  // Bounded by the session's close deadline (session::close_linger), which aborts whatever
+  // is still running: the close_notify exchange, or the linger below.
   void shutdown_transport() override {
-    timer_.expires_after(close_linger);
-    timer_.async_wait([self = shared_this()](beast::error_code e) {
-      if (!e) self->abort_transport();
-    });
     if constexpr (is_tls<Stream>) {
       stream_.async_shutdown(
           [self = shared_this()](beast::error_code) { self->abort_transport(); });
@@ -132,6 +125,12 @@ class tcp_session final : public session {
     beast::error_code ec;
     timer_.cancel();
     beast::get_lowest_layer(stream_).close(ec);
+  }
+
+  void reset_transport() override {
+    beast::error_code ec;
+    beast::get_lowest_layer(stream_).set_option(net::socket_base::linger(true, 0), ec);
+    abort_transport();
   }
 
   void on_error(beast::error_code ec, std::string_view what) {
@@ -298,6 +297,8 @@ class websocket_session final : public session {
     });
   }
 
+  // Bounded by the session's close deadline (session::close_linger) as well as by the
+  // stream's close-handshake timeout.
   void shutdown_transport() override {
     if (!ws_.is_open()) return abort_transport();
     ws_.async_close(websocket::close_code::normal,
@@ -308,6 +309,12 @@ class websocket_session final : public session {
     beast::error_code ec;
     timer_.cancel();
     beast::get_lowest_layer(ws_).close(ec);
+  }
+
+  void reset_transport() override {
+    beast::error_code ec;
+    beast::get_lowest_layer(ws_).set_option(net::socket_base::linger(true, 0), ec);
+    abort_transport();
   }
 
   void on_error(beast::error_code ec, std::string_view what) {

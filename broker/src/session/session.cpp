@@ -303,7 +303,32 @@ void session::condemn_slow_consumer() {
 void session::start_write() {
   if (outbox_.empty() || outbox_.writing()) return;
   auto w = outbox_.start_write();
+  write_started_ = clock::now();
+  if (!write_watched_ && !closing_) watch_write();  // once closing, close_linger bounds it
   write(w.buffers, w.text);
+}
+
+void session::watch_write() {
+  write_watched_ = true;
+  write_timer_.expires_at(write_started_ + ctx_.settings.limits.write_timeout);
+  write_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    self->write_watched_ = false;
+    if (!ec && !self->closing_) self->on_write_timer();
+  });
+}
+
+void session::on_write_timer() {
+  if (!outbox_.writing()) return;  // idle: the next write arms it again
+  const auto timeout = ctx_.settings.limits.write_timeout;
+  if (clock::now() - write_started_ < timeout) return watch_write();  // a later write
+  // Not an ERROR: nothing more can be written to this peer. Counted as a slow consumer.
+  ctx_.slow_consumer_closes.fetch_add(1, std::memory_order_relaxed);
+  log_warn(
+      "session={} peer={} slow consumer: a write made no progress for {} ms queued_bytes={} "
+      "closing",
+      id_, peer_, timeout.count(), outbox_.bytes());
+  reset_transport();
+  fail(close_reason::slow_consumer, "write", "timeout");
 }
 
 void session::on_write_done() {
@@ -366,11 +391,23 @@ void session::close(close_reason why, bool flush) {
   flush_then_close_ = flush;
   log_debug("session={} peer={} closing reason={}", id_, peer_, to_string(why));
   timer_.cancel();
+  write_timer_.cancel();
   release_resources();
   if (!flush) {
     abort_transport();
     return;
   }
+  // Closing always ends: once close_linger is over the connection is reset. A peer that
+  // doesn't read would never see a plain close: our FIN (or WebSocket close frame) waits
+  // behind the bytes it doesn't read, as does a final write the kernel took. abort_transport()
+  // cancels this when the close ends sooner.
+  timer_.expires_after(close_linger);
+  timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec) return;
+    log_debug("session={} peer={} close took over {} s: reset", self->id_, self->peer_,
+              close_linger.count());
+    self->reset_transport();
+  });
   if (!outbox_.writing()) {
     if (outbox_.empty())
       shutdown_transport();
@@ -384,6 +421,7 @@ void session::fail(close_reason why, std::string_view what, std::string_view det
   if (!closing_) {
     closing_ = true;
     timer_.cancel();
+    write_timer_.cancel();
     release_resources();
   }
   flush_then_close_ = false;

@@ -109,6 +109,9 @@ class session : public std::enable_shared_from_this<session>,
   virtual void shutdown_transport() = 0;
   // Immediately: no more I/O.
   virtual void abort_transport() = 0;
+  // Immediately, and with a TCP reset: for a peer that stopped reading, so nothing it won't
+  // read stays queued in the kernel for it (and it learns at once that we are gone).
+  virtual void reset_transport() = 0;
   // Transport-level failure or end of stream.
   void fail(close_reason why, std::string_view what, std::string_view detail);
   virtual void start_transport() = 0;
@@ -119,8 +122,14 @@ class session : public std::enable_shared_from_this<session>,
   broker_context& ctx_;
   worker& worker_;
   bool closing_ = false;
-  // Heart-beats and the connect timeout; after close() the transport may reuse it (linger).
+  // Heart-beats and the connect timeout; after a flushing close(), its deadline
+  // (close_linger).
   boost::asio::steady_timer timer_;
+  // How long a flushing close may take, from close() to the transport aborted: the final
+  // writes, then (TCP) reading and discarding after our FIN so the peer's unread input doesn't
+  // turn the close into a reset that loses the final ERROR, or a TLS close_notify or WebSocket
+  // close exchange. A peer that doesn't read can't hold its connection longer than this.
+  static constexpr std::chrono::seconds close_linger{2};
   // A token from the transport (the WebSocket URL's access_token), for CONNECT to check.
   // Never logged.
   std::string transport_token_;
@@ -186,6 +195,11 @@ class session : public std::enable_shared_from_this<session>,
   void end_queue_subscription(subscription& sub, bool in_flight_is_written);
   void arm_timer();
   void on_timer();
+  // The write in flight must complete within limits.write_timeout (from its start), or the
+  // connection is reset: a peer that stops reading holds at most one write this long. Armed
+  // once per timeout while writing, not per write.
+  void watch_write();
+  void on_write_timer();
 
   // --- connect.cpp ---
   void handle_connect(const stomp::frame_view& f);
@@ -284,6 +298,11 @@ class session : public std::enable_shared_from_this<session>,
   std::chrono::steady_clock::time_point last_write_;
   std::chrono::milliseconds send_every_{0};    // negotiated; 0: no heart-beats sent
   std::chrono::milliseconds expect_every_{0};  // negotiated; 0: silence allowed
+
+  // The write deadline (watch_write).
+  std::chrono::steady_clock::time_point write_started_;  // of the write in flight
+  boost::asio::steady_timer write_timer_{worker_.io};
+  bool write_watched_ = false;  // write_timer_ is armed
 };
 
 }  // namespace broker

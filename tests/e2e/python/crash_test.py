@@ -8,19 +8,24 @@ checks recovery of a journal that was itself recovered; fresh directories keep a
 after:0 replay (at most KILLS_PER_GROUP x (MAX_PER_ROUND + 1) messages) below the replay cap,
 which the config raises so that the publisher is still busy when the kill comes.
 
+ShutdownTest: SIGTERM while passcode checks and journal appends are pending exits cleanly.
+
 Run with /usr/bin/python3. Not named test_*.py: CTest runs it as its own test (e2e_crash_py).
 STOMPD_E2E_SEED=N repeats the random choices of a failed run (the seed is in every failure).
 """
 
+import base64
+import hashlib
 import os
 import random
+import socket
 import sys
 import threading
 import time
 import unittest
 
 from history_support import Stomp, bodies_of, describe, seqs_of
-from stompd_harness import Broker, scaled
+from stompd_harness import Broker, sanitizer_reports, scaled
 
 SEED = int(os.environ.get("STOMPD_E2E_SEED") or time.time_ns() % 1_000_000)
 DEST = "/topic/crash.log"
@@ -174,6 +179,75 @@ class CrashTest(unittest.TestCase):
         finally:
             sub.close()
         return bodies + [f"{pub.prefix}-after"]
+
+
+def pbkdf2_hash(passcode, iterations):
+    """The encoding stompd accepts: pbkdf2-sha256$<iterations>$<base64 salt>$<base64 key>."""
+    salt = os.urandom(16)
+    key = hashlib.pbkdf2_hmac("sha256", passcode.encode(), salt, iterations, 32)
+    return (f"pbkdf2-sha256${iterations}${base64.b64encode(salt).decode()}$"
+            f"{base64.b64encode(key).decode()}")
+
+
+class ShutdownTest(unittest.TestCase):
+    """SIGTERM while passcode checks wait on the verifier and journal appends are in flight:
+    the shutdown order (server::stop, broker_context) leaves nothing that posts to freed event
+    loops or writes freed metrics. A sanitizer build reports any use-after-free on stderr."""
+
+    CHECKS = 120  # CONNECTs waiting for their passcode check when the SIGTERM comes
+    FLOODERS = 3
+
+    def test_sigterm_with_passcode_checks_and_journal_appends_pending_exits_cleanly(self):
+        passcode = "shutdown-passcode"
+        config = {"auth": {"anonymous": True,
+                           "users": [{"name": "waiter",
+                                      "passcode": f'"{pbkdf2_hash(passcode, 200_000)}"'}]}}
+        broker = Broker.start(config=config)
+        self.addCleanup(broker.cleanup)
+        self.addCleanup(broker.kill)  # first; a no-op once it has exited
+        port = broker.tcp_port
+
+        # Journal appends in flight: publishers that never wait for a receipt.
+        stop = threading.Event()
+        body = "j" * 1024
+
+        def flood(n):
+            c = None
+            try:
+                c = Stomp.connected(port)
+                for i in range(20_000):  # bounded: at most 20 MiB each
+                    if stop.is_set():
+                        break
+                    c.publish(f"/topic/shutdown.{n}", f"{i}:{body}")
+            except (OSError, ConnectionError):
+                pass  # the broker closed us: it is stopping
+            finally:
+                if c:
+                    c.close()
+
+        flooders = [threading.Thread(target=flood, args=(n,), daemon=True)
+                    for n in range(self.FLOODERS)]
+        for t in flooders:
+            t.start()
+
+        # Passcode checks: every CONNECT names the static user; one check runs at a time.
+        waiting = []
+        for _ in range(self.CHECKS):
+            s = socket.create_connection(("127.0.0.1", port), timeout=scaled(5))
+            self.addCleanup(s.close)
+            s.sendall(f"CONNECT\naccept-version:1.2\nhost:localhost\nlogin:waiter\n"
+                      f"passcode:{passcode}\n\n\0".encode())
+            waiting.append(s)
+        time.sleep(scaled(0.5))  # the appends and checks are under way
+
+        code, graceful = broker.stop(timeout=scaled(20))
+        stop.set()
+        for t in flooders:
+            t.join(timeout=scaled(5))
+        log = broker.log()
+        self.assertTrue(graceful, f"stompd did not stop on SIGTERM\n{log[-4000:]}")
+        self.assertEqual(sanitizer_reports(log), [], log[-8000:])
+        self.assertEqual(code, 0, log[-4000:])
 
 
 if __name__ == "__main__":

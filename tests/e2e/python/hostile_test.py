@@ -4,7 +4,8 @@ After each attack the broker must still be running, its resident memory must sta
 and a well-behaved client must still connect, subscribe, publish and receive. The attacks:
 random bytes, a header line with no end, 100k headers, content-length lies, NUL in headers,
 10k SUBSCRIBEs on one connection, 1000 connections that never send CONNECT, an oversized
-WebSocket handshake, and a subscriber that never reads while a publisher floods.
+WebSocket handshake, and a subscriber that never reads while a publisher floods. A broker
+started with few descriptors (DescriptorExhaustion) must back off its accepts, not spin.
 
 Run with /usr/bin/python3 through CTest (e2e_hostile_py).
 STOMPD_E2E_SEED=N repeats the random bytes of a failed run (the seed is in every failure).
@@ -15,6 +16,7 @@ import random
 import resource
 import selectors
 import socket
+import struct
 import threading
 import time
 import unittest
@@ -422,6 +424,105 @@ class HostileInput(unittest.TestCase):
         self.assertEqual(frames[-1][0], "ERROR", frames[-3:])
         self.assertEqual(frames[-1][1].get("message"), "slow consumer")
         self.assert_healthy("slow reader")
+
+def cpu_seconds(pid):
+    """User plus system CPU time the process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class DescriptorExhaustion(unittest.TestCase):
+    """A broker out of descriptors backs off its accepts instead of spinning on EMFILE, keeps
+    serving the connections it has, and accepts again once descriptors are free."""
+
+    # Both limits: stompd raises its soft limit to the hard one at start.
+    NOFILE = 64
+    # No journal: its first retention sweep would meet UBSan's vptr check (see
+    # warm_up_sanitizer) with no descriptor free.
+    CONFIG = {"journal": {"enabled": False}}
+
+    def setUp(self):
+        limit = self.NOFILE
+        self.broker = Broker.start(
+            config=self.CONFIG, env=BROKER_ENV,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)))
+        self.addCleanup(self.broker.cleanup)
+        self.addCleanup(self.broker.stop)  # first (cleanups run last-in first-out)
+        self.warm_up_sanitizer()
+
+    def warm_up_sanitizer(self):
+        """UBSan's vptr check opens a pipe to probe memory the first time it meets a type;
+        with no descriptor free that fails and it reports an "invalid vptr" (a false report
+        that ends a sanitizer build). So the system error category meets it here, before the
+        descriptors run out: a connection reset makes the broker handle ECONNRESET."""
+        s, ok = self.connect(scaled(5))
+        self.assertTrue(ok, self.broker.log()[-3000:])
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        _, ok = self.connect(scaled(5))  # served after the reset was handled
+        self.assertTrue(ok, self.broker.log()[-3000:])
+
+    def connect(self, timeout):
+        """A raw client that sent CONNECT; (socket, whether CONNECTED came within timeout)."""
+        s = socket.create_connection((HOST, self.broker.tcp_port), timeout=scaled(5))
+        self.addCleanup(s.close)
+        s.sendall(b"CONNECT\naccept-version:1.2\nhost:localhost\nheart-beat:0,0\n\n\0")
+        return s, self.connected(s, timeout)
+
+    @staticmethod
+    def connected(s, timeout):
+        deadline = time.monotonic() + timeout
+        data = b""
+        while b"\0" not in data:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            s.settimeout(left)
+            try:
+                chunk = s.recv(4096)
+            except (socket.timeout, ConnectionError):
+                return False
+            if not chunk:
+                return False
+            data += chunk
+        return data.startswith(b"CONNECTED")
+
+    def accept_failures_logged(self):
+        return sum(1 for line in self.broker.log().splitlines() if "accept failed" in line)
+
+    def test_accept_backs_off_while_out_of_descriptors_and_recovers(self):
+        served, waiting = [], None
+        for _ in range(self.NOFILE):  # the broker runs out before this many connections
+            s, ok = self.connect(scaled(2))
+            if not ok:
+                waiting = s  # in the listen backlog: every accept fails with EMFILE
+                break
+            served.append(s)
+        self.assertIsNotNone(waiting, self.broker.log()[-3000:])
+        self.assertGreater(len(served), 2, self.broker.log()[-3000:])
+
+        pid = self.broker.proc.pid
+        before = cpu_seconds(pid)
+        time.sleep(2)
+        used = cpu_seconds(pid) - before
+        self.assertLess(used, 0.3, f"the broker spun: {used:.2f} s of CPU in 2 s")
+        self.assertLessEqual(self.accept_failures_logged(), 2, self.broker.log()[-3000:])
+
+        # The connections it has are still served.
+        served[0].sendall(b"SUBSCRIBE\nid:s\ndestination:/topic/fd\nreceipt:r\n\n\0")
+        served[0].settimeout(scaled(5))
+        reply = served[0].recv(4096)
+        self.assertTrue(reply.startswith(b"RECEIPT"), f"{reply!r}\n{self.broker.log()[-3000:]}")
+
+        # Free a few descriptors: the one waiting in the backlog is served after the back-off.
+        for s in served[-4:]:
+            s.close()
+        self.assertTrue(self.connected(waiting, scaled(5)), self.broker.log()[-3000:])
+        self.assertIn("accept recovered", self.broker.log())
+        code, graceful = self.broker.stop()
+        self.assertEqual((code, graceful), (0, True), self.broker.log()[-3000:])
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -93,10 +93,11 @@ class Broker:
 
     @classmethod
     def start(cls, config=None, tcp="127.0.0.1:0", ws="127.0.0.1:0", data_dir=None,
-              log_level="info", admin="127.0.0.1:0", env=None):
+              log_level="info", admin="127.0.0.1:0", env=None, preexec_fn=None):
         """data_dir: reuse the data directory of an earlier broker (restart tests); its parent
         is the work directory, removed by cleanup() once, after the last restart.
-        log_level: --log-level. env: variables added to (or replacing) the inherited ones."""
+        log_level: --log-level. env: variables added to (or replacing) the inherited ones.
+        preexec_fn: run in the child before stompd starts (e.g. to lower its rlimits)."""
         binary = cls.binary()
         if data_dir:
             data = data_dir
@@ -116,7 +117,8 @@ class Broker:
         # cwd: stompd reads conf/stompd.yaml from its working directory without --config.
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, cwd=workdir,
-                                env=None if env is None else {**os.environ, **env})
+                                env=None if env is None else {**os.environ, **env},
+                                preexec_fn=preexec_fn)
         broker = cls(proc, workdir, args)
         broker.data_dir = data
         try:
