@@ -536,6 +536,20 @@ TEST(ConfigTest, CollectsEveryAdminLimitErrorWithItsLine) {
             "test.yaml:3: admin.read_timeout_ms: must be between 1 and 86400000, got -5");
 }
 
+TEST(ConfigTest, ReadsRuleSubjectsApartFromUsers) {
+  config_result result = parse(R"(
+auth:
+  rules:
+    - {users: [council], subjects: [alice, "*"], send: [/topic/a]}
+)");
+  for (const config_error& e : result.errors) ADD_FAILURE() << to_string(e);
+  ASSERT_TRUE(result.value.has_value());
+  ASSERT_EQ(result.value->auth.rules.size(), 1u);
+  const auto& r = result.value->auth.rules[0];
+  EXPECT_EQ(r.users, std::vector<std::string>{"council"});
+  EXPECT_EQ(r.subjects, (std::vector<std::string>{"alice", "*"}));
+}
+
 TEST(ConfigTest, RejectsWebSocketPathWithoutLeadingSlash) {
   EXPECT_EQ(only_error("websocket: {path: ws}\n"),
             "test.yaml:1: websocket.path: must start with '/', got 'ws'");

@@ -99,8 +99,12 @@ struct config {
     // everyone may do everything (anonymous development setups); with rules, what no rule
     // (nor a token's grants) allows is denied.
     struct rule {
-      std::vector<std::string> users;  // names, or "*" for every authenticated user
+      // Static users' names, "anonymous" for the anonymous principal, or "*" for every
+      // authenticated principal (static users and token holders, not anonymous).
+      std::vector<std::string> users;
       std::vector<std::string> roles;
+      // Bearer tokens' subjects, or "*" for every token holder; never static users.
+      std::vector<std::string> subjects;
       std::vector<std::string> subscribe;
       std::vector<std::string> send;
     };

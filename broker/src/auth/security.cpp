@@ -21,6 +21,11 @@ std::string read_file(const std::filesystem::path& path, std::string_view settin
 security::security(const config::auth_settings& s)
     : anonymous(s.anonymous), close_on_expiry(s.jwt.close_on_expiry) {
   for (const auto& u : s.users) {
+    // Rules name the anonymous principal "anonymous"; a static user of that name would be
+    // granted what is meant for everyone who connects without credentials, or the reverse.
+    if (u.name == auth::anonymous_name)
+      throw std::runtime_error(
+          fmt::format("auth.users {}: the name is reserved for the anonymous principal", u.name));
     std::string error;
     auto hash = auth::parse_passcode_hash(u.passcode, &error);
     if (!hash) throw std::runtime_error(fmt::format("auth.users {}: passcode {}", u.name, error));
@@ -45,7 +50,12 @@ security::security(const config::auth_settings& s)
   }
   if (!s.rules.empty()) {
     std::vector<auth::rule> rules;
-    for (const auto& r : s.rules) rules.push_back({r.users, r.roles, r.subscribe, r.send});
+    for (const auto& r : s.rules)
+      rules.push_back({.users = r.users,
+                       .roles = r.roles,
+                       .subjects = r.subjects,
+                       .subscribe = r.subscribe,
+                       .send = r.send});
     auto made = auth::authorizer::create(rules);
     if (!made.value) {
       std::string all;

@@ -328,6 +328,7 @@ std::vector<entry> schema(config& c) {
               return {
                   {"users", read_string_list(r.users)},
                   {"roles", read_string_list(r.roles)},
+                  {"subjects", read_string_list(r.subjects)},
                   {"subscribe", read_string_list(r.subscribe)},
                   {"send", read_string_list(r.send)},
               };

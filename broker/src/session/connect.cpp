@@ -63,7 +63,8 @@ void session::authenticate(const stomp::frame_view& f) {
     case kind::passcode:
       break;
     case kind::anonymous:
-      return accept(auth::principal{"anonymous", {}, std::nullopt, {}});
+      return accept(auth::principal{.user = std::string(auth::anonymous_name),
+                                    .kind = auth::principal_kind::anonymous});
     case kind::refused:
       return refuse_access(choice.reason);
   }
