@@ -264,6 +264,36 @@ TEST_F(SecurityTest, PublishRateLimitEndsAFloodingConnection) {
   polite.send_with_receipt(stomp::frame(command::send, {{"destination", "/topic/spam"}}, "ok"));
 }
 
+// Issue 12 item 10: with auth.jwt on and no rules, a token's own grants were ignored and
+// every token holder could read and write every room.
+TEST_F(SecurityTest, TokenGrantsApplyWithoutAnyRule) {
+  auto c = settings();
+  enable_jwt(c);
+  start(c);
+  auto token = hs256_token(
+      fmt::format(R"("sub":"alice","exp":{},"stomp":{{"subscribe":["/topic/lost-item.42.room.7"],)"
+                  R"("send":["/topic/lost-item.42.room.7"]}})",
+                  unix_now() + 600));
+  auto alice = stomp_client::tcp(server_->tcp_port());
+  alice.connect({{"Authorization", "Bearer " + token}});
+  EXPECT_EQ(try_frame(alice, command::subscribe, "/topic/lost-item.42.room.7"), "RECEIPT");
+  EXPECT_EQ(try_frame(alice, command::send, "/topic/lost-item.42.room.7"), "RECEIPT");
+  EXPECT_EQ(try_frame(alice, command::subscribe, "/topic/lost-item.42.room.8"), "access denied");
+  auto other = stomp_client::tcp(server_->tcp_port());
+  other.connect({{"Authorization", "Bearer " + token}});
+  EXPECT_EQ(try_frame(other, command::send, "/topic/lost-item.42.room.8"), "access denied");
+}
+
+TEST_F(SecurityTest, TokenWithoutGrantsGetsNothingWithoutAnyRule) {
+  auto c = settings();
+  enable_jwt(c);
+  start(c);
+  auto bob = stomp_client::tcp(server_->tcp_port());
+  bob.connect({{"Authorization", "Bearer " + hs256_token(fmt::format(R"("sub":"bob","exp":{})",
+                                                                     unix_now() + 600))}});
+  EXPECT_EQ(try_frame(bob, command::subscribe, "/topic/anything"), "access denied");
+}
+
 // Issue 12 item 17: users: ["*"] granted the anonymous principal too.
 TEST_F(SecurityTest, WildcardUserRuleDoesNotGrantAnonymous) {
   auto c = settings();

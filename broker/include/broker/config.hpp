@@ -96,8 +96,9 @@ struct config {
     };
     jwt_settings jwt;
     // Grants by destination pattern, with {user} for the principal's name. Without any rule
-    // everyone may do everything (anonymous development setups); with rules, what no rule
-    // (nor a token's grants) allows is denied.
+    // everyone may do everything (anonymous development setups), unless jwt is enabled: then
+    // a token's grants are all it gets, and anyone else gets nothing. With rules, what no
+    // rule (nor a token's grants) allows is denied.
     struct rule {
       // Static users' names, "anonymous" for the anonymous principal, or "*" for every
       // authenticated principal (static users and token holders, not anonymous).

@@ -48,7 +48,11 @@ security::security(const config::auth_settings& s)
     jwt = auth::jwt_verifier::create(std::move(j), &error);
     if (!jwt) throw std::runtime_error("auth.jwt: " + error);
   }
-  if (!s.rules.empty()) {
+  // Without rules everything is allowed, for anonymous development setups. Not once tokens
+  // are accepted: a token's `stomp` grants say what it may do, and allowing everything would
+  // ignore them (every token holder could read every room). Then, rules or not, only what a
+  // rule or the token grants is allowed.
+  if (!s.rules.empty() || s.jwt.enabled) {
     std::vector<auth::rule> rules;
     for (const auto& r : s.rules)
       rules.push_back({.users = r.users,
