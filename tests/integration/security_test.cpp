@@ -294,6 +294,27 @@ TEST_F(SecurityTest, TokenWithoutGrantsGetsNothingWithoutAnyRule) {
   EXPECT_EQ(try_frame(bob, command::subscribe, "/topic/anything"), "access denied");
 }
 
+// Issue 12 item 16: a token accepted within leeway after exp was closed right after
+// CONNECTED; it lives until exp + leeway.
+TEST_F(SecurityTest, TokenAcceptedWithinLeewayLivesUntilExpiryPlusLeeway) {
+  auto c = settings();
+  enable_jwt(c);
+  c.auth.jwt.leeway = 3s;
+  start(c);
+  const auto exp = unix_now() - 1;  // expired, but within the leeway: valid for 1 to 2 s more
+  auto client = stomp_client::tcp(server_->tcp_port());
+  client.connect(
+      {{"Authorization",
+        "Bearer " + hs256_token(fmt::format(
+                        R"("sub":"carol","exp":{},"stomp":{{"send":["/topic/a"]}})", exp))}});
+  EXPECT_EQ(try_frame(client, command::send, "/topic/a"), "RECEIPT");
+  auto e = client.receive(5s);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->command, command::error);
+  EXPECT_EQ(e->header("message"), "token expired");
+  EXPECT_GE(unix_now(), exp + 3);
+}
+
 // Issue 12 item 17: users: ["*"] granted the anonymous principal too.
 TEST_F(SecurityTest, WildcardUserRuleDoesNotGrantAnonymous) {
   auto c = settings();

@@ -104,8 +104,12 @@ void session::accept(auth::principal p) {
   if (p.expires_at && ctx_.security->close_on_expiry) {
     // A token's validity ends the connection it opened, not just future CONNECTs.
     expiry_timer_.emplace(worker_.io);
-    // The token's clock is the wall clock; the timer's is steady: convert the time left.
-    expiry_timer_->expires_after(*p.expires_at - std::chrono::system_clock::now());
+    // The token's clock is the wall clock; the timer's is steady: convert the time left. The
+    // verifier accepted it up to `leeway` after exp (clock skew), so it lives until then too;
+    // closing at exp would end at once a connection just accepted within the leeway.
+    const auto leeway =
+        ctx_.security->jwt ? ctx_.security->jwt->settings().leeway : std::chrono::seconds(0);
+    expiry_timer_->expires_after(*p.expires_at + leeway - std::chrono::system_clock::now());
     expiry_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (ec || self->closing_) return;
       log_info("session={} user={} token expired, closing", self->id_, self->user_);
