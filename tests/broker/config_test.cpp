@@ -42,6 +42,7 @@ constexpr std::string_view all_keys[] = {
     "tls.cert_file",
     "tls.key_file",
     "auth.anonymous",
+    "auth.max_passcode_checks_per_address",
     "auth.users",
     "auth.rules",
     "heartbeat.send_interval_ms",
@@ -112,6 +113,7 @@ void expect_same_settings(const config& a, const config& b) {
   EXPECT_EQ(a.admin.max_header_bytes, b.admin.max_header_bytes);
   EXPECT_EQ(a.admin.read_timeout, b.admin.read_timeout);
   EXPECT_EQ(a.admin.max_connections, b.admin.max_connections);
+  EXPECT_EQ(a.auth.max_passcode_checks_per_address, b.auth.max_passcode_checks_per_address);
   EXPECT_EQ(a.heartbeat.send_interval, b.heartbeat.send_interval);
   EXPECT_EQ(a.heartbeat.receive_interval, b.heartbeat.receive_interval);
   EXPECT_EQ(a.heartbeat.grace_factor, b.heartbeat.grace_factor);
@@ -534,6 +536,15 @@ TEST(ConfigTest, CollectsEveryAdminLimitErrorWithItsLine) {
             "test.yaml:2: admin.max_connections: must be at least 1, got 0");
   EXPECT_EQ(to_string(result.errors[1]),
             "test.yaml:3: admin.read_timeout_ms: must be between 1 and 86400000, got -5");
+}
+
+TEST(ConfigTest, ReadsPasscodeChecksPerAddress) {
+  EXPECT_EQ(config{}.auth.max_passcode_checks_per_address, 4u);
+  config_result result = parse("auth: {max_passcode_checks_per_address: 2}\n");
+  ASSERT_TRUE(result.value.has_value());
+  EXPECT_EQ(result.value->auth.max_passcode_checks_per_address, 2u);
+  EXPECT_EQ(only_error("auth:\n  max_passcode_checks_per_address: 0\n"),
+            "test.yaml:2: auth.max_passcode_checks_per_address: must be between 1 and 256, got 0");
 }
 
 TEST(ConfigTest, ReadsRuleSubjectsApartFromUsers) {

@@ -348,4 +348,52 @@ TEST_F(SecurityTest, TokenSubjectNamedLikeAStaticUserDoesNotGetItsGrants) {
   EXPECT_EQ(try_frame(forged, command::send, "/topic/council"), "access denied");
 }
 
+// The time from CONNECT to the broker's answer.
+std::chrono::steady_clock::duration time_connect(std::uint16_t port, std::string login) {
+  auto client = stomp_client::tcp(port);
+  const auto t0 = std::chrono::steady_clock::now();
+  client.send(connect_frame({{"login", std::move(login)}, {"passcode", "wrong"}}));
+  auto r = client.receive(10s);
+  const auto elapsed = std::chrono::steady_clock::now() - t0;
+  EXPECT_TRUE(r && r->command == command::error);
+  return elapsed;
+}
+
+// Issue 12 item 9: an unknown login was refused at once and a known one after PBKDF2, so
+// timing told which logins exist.
+TEST_F(SecurityTest, UnknownLoginTakesAsLongAsAWrongPasscode) {
+  auto c = settings();
+  c.auth.anonymous = false;
+  c.auth.users.push_back({"council", broker::auth::hash_passcode("pw", 1'000'000), {}});
+  start(c);
+  const auto port = server_->tcp_port();
+  const auto known = time_connect(port, "council");
+  const auto unknown = time_connect(port, "ghost");
+  EXPECT_GT(unknown, known / 2) << "unknown login answered in "
+                                << std::chrono::duration<double>(unknown).count() << " s, known in "
+                                << std::chrono::duration<double>(known).count() << " s";
+}
+
+// Issue 12 item 9: one address could fill the verifier's whole queue.
+TEST_F(SecurityTest, PasscodeChecksInFlightAreBoundedPerAddress) {
+  auto c = settings();
+  c.auth.max_passcode_checks_per_address = 1;
+  c.auth.users.push_back({"council", broker::auth::hash_passcode("pw", 1'000'000), {}});
+  start(c);
+  auto first = stomp_client::tcp(server_->tcp_port());
+  first.send(connect_frame({{"login", "council"}, {"passcode", "pw"}}));
+  auto second = stomp_client::tcp(server_->tcp_port());
+  second.send(connect_frame({{"login", "council"}, {"passcode", "pw"}}));
+  auto refused = second.receive();
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->command, command::error);
+  EXPECT_EQ(refused->header("message"), "access refused");
+  auto ok = first.receive(10s);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->command, command::connected);
+  // The place is given back once the check is done.
+  auto third = stomp_client::tcp(server_->tcp_port());
+  third.connect({{"login", "council"}, {"passcode", "pw"}});
+}
+
 }  // namespace

@@ -81,6 +81,10 @@ struct config {
       std::vector<std::string> roles;
     };
     std::vector<user> users;
+    // Passcode checks (PBKDF2, ~125 ms of CPU each) waiting or running for one remote
+    // address; more CONNECTs from it are refused. Without it one host could fill the
+    // verifier's queue (256 in all) and lock everyone else out.
+    std::size_t max_passcode_checks_per_address = 4;
     struct jwt_settings {
       bool enabled = false;
       std::string algorithm = "HS256";        // HS256, RS256 or ES256

@@ -19,7 +19,9 @@ std::string read_file(const std::filesystem::path& path, std::string_view settin
 }  // namespace
 
 security::security(const config::auth_settings& s)
-    : anonymous(s.anonymous), close_on_expiry(s.jwt.close_on_expiry) {
+    : anonymous(s.anonymous),
+      close_on_expiry(s.jwt.close_on_expiry),
+      max_pending_per_address(s.max_passcode_checks_per_address) {
   for (const auto& u : s.users) {
     // Rules name the anonymous principal "anonymous"; a static user of that name would be
     // granted what is meant for everyone who connects without credentials, or the reverse.
@@ -72,5 +74,34 @@ security::security(const config::auth_settings& s)
 }
 
 security::~security() { verifier.join(); }
+
+bool security::begin_passcode_check(const std::string& address, std::string* why) {
+  std::lock_guard lock(pending_mutex_);
+  if (pending_ >= max_pending) {
+    *why = "too many passcode checks waiting";
+    return false;
+  }
+  auto& mine = pending_by_address_[address];
+  if (mine >= max_pending_per_address) {
+    if (mine == 0) pending_by_address_.erase(address);
+    *why = fmt::format("too many passcode checks waiting from {}", address);
+    return false;
+  }
+  ++mine;
+  ++pending_;
+  return true;
+}
+
+void security::end_passcode_check(const std::string& address) noexcept {
+  std::lock_guard lock(pending_mutex_);
+  --pending_;
+  auto it = pending_by_address_.find(address);
+  if (it != pending_by_address_.end() && --it->second == 0) pending_by_address_.erase(it);
+}
+
+std::size_t security::pending() const {
+  std::lock_guard lock(pending_mutex_);
+  return pending_;
+}
 
 }  // namespace broker

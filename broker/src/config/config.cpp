@@ -301,6 +301,8 @@ std::vector<entry> schema(config& c) {
       {"auth",
        {
            {"anonymous", read_bool(c.auth.anonymous)},
+           {"max_passcode_checks_per_address",
+            read_uint(c.auth.max_passcode_checks_per_address, 1, 256)},  // 256: the whole queue
            {"users", list_item([&users = c.auth.users]() -> std::vector<entry> {
               auto& u = users.emplace_back();
               return {
