@@ -39,6 +39,8 @@ constexpr std::string_view all_keys[] = {
     "admin.max_header_bytes",
     "admin.read_timeout_ms",
     "admin.max_connections",
+    "admin.allowed_origins",
+    "admin.allowed_hosts",
     "tls.cert_file",
     "tls.key_file",
     "auth.anonymous",
@@ -113,6 +115,8 @@ void expect_same_settings(const config& a, const config& b) {
   EXPECT_EQ(a.admin.max_header_bytes, b.admin.max_header_bytes);
   EXPECT_EQ(a.admin.read_timeout, b.admin.read_timeout);
   EXPECT_EQ(a.admin.max_connections, b.admin.max_connections);
+  EXPECT_EQ(a.admin.allowed_origins, b.admin.allowed_origins);
+  EXPECT_EQ(a.admin.allowed_hosts, b.admin.allowed_hosts);
   EXPECT_EQ(a.auth.max_passcode_checks_per_address, b.auth.max_passcode_checks_per_address);
   EXPECT_EQ(a.heartbeat.send_interval, b.heartbeat.send_interval);
   EXPECT_EQ(a.heartbeat.receive_interval, b.heartbeat.receive_interval);
@@ -504,6 +508,17 @@ admin:
   EXPECT_EQ(a.max_header_bytes, 512u);
   EXPECT_EQ(a.read_timeout, 250ms);
   EXPECT_EQ(a.max_connections, 2u);
+}
+
+TEST(ConfigTest, ReadsAdminBrowserAllowLists) {
+  config_result result = parse(
+      "admin:\n  allowed_origins: [\"https://ops.example\"]\n  allowed_hosts: stompd.internal\n");
+  for (const config_error& e : result.errors) ADD_FAILURE() << to_string(e);
+  ASSERT_TRUE(result.value.has_value());
+  EXPECT_EQ(result.value->admin.allowed_origins, std::vector<std::string>{"https://ops.example"});
+  EXPECT_EQ(result.value->admin.allowed_hosts, std::vector<std::string>{"stompd.internal"});
+  EXPECT_TRUE(config{}.admin.allowed_origins.empty());
+  EXPECT_TRUE(config{}.admin.allowed_hosts.empty());
 }
 
 TEST(ConfigTest, RejectsZeroAdminConnections) {

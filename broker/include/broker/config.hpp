@@ -64,6 +64,13 @@ struct config {
     std::chrono::milliseconds read_timeout{30'000};
     // Concurrent admin connections; more are closed as soon as they are accepted.
     std::size_t max_connections = 64;
+    // Browser defences for /api/ (403 otherwise), whether or not a token is set. Origins
+    // ("https://ops.example") whose pages may call the API besides the listener's own:
+    // without this any web page the operator opens could publish. Empty: none.
+    std::vector<std::string> allowed_origins;
+    // Host names the API answers to besides IP literals, `localhost` and `host`: a DNS
+    // rebinding page names its own host. Empty: none.
+    std::vector<std::string> allowed_hosts;
   };
 
   struct tls_settings {

@@ -292,6 +292,8 @@ std::vector<entry> schema(config& c) {
            {"max_header_bytes", read_uint(c.admin.max_header_bytes, 512, 1024 * 1024)},
            {"read_timeout_ms", read_ms(c.admin.read_timeout, 1)},
            {"max_connections", read_positive(c.admin.max_connections)},
+           {"allowed_origins", read_string_list(c.admin.allowed_origins)},
+           {"allowed_hosts", read_string_list(c.admin.allowed_hosts)},
        }},
       {"tls",
        {
