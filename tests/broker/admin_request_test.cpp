@@ -278,5 +278,29 @@ TEST(AdminRequestTest, JsonPublishRefusesTextThatIsNotJson) {
   EXPECT_TRUE(e->message.starts_with("body is not valid JSON: ")) << e->message;
 }
 
+TEST(AdminRequestTest, HostMustBeAnAddressLocalhostTheListenerOrConfigured) {
+  const std::vector<std::string> none, names{"stompd.internal"};
+  for (std::string_view h : {"127.0.0.1", "127.0.0.1:61680", "[::1]:61680", "10.0.0.5", "localhost",
+                             "LOCALHOST:61680", ""})
+    EXPECT_TRUE(is_allowed_host(h, "127.0.0.1", none)) << h;
+  for (std::string_view h : {"evil.example", "evil.example:61680", "localhost.evil.example",
+                             "stompd.internal", "user@127.0.0.1", "bad host"})
+    EXPECT_FALSE(is_allowed_host(h, "127.0.0.1", none)) << h;
+  EXPECT_TRUE(is_allowed_host("Stompd.Internal:80", "127.0.0.1", names));
+  EXPECT_TRUE(is_allowed_host("broker.lan:61680", "broker.lan", none));
+}
+
+TEST(AdminRequestTest, OriginMustBeTheListenersOwnOrConfigured) {
+  const std::vector<std::string> none, ops{"https://ops.example"};
+  EXPECT_TRUE(is_allowed_origin("http://127.0.0.1:61680", "http", "127.0.0.1:61680", none));
+  EXPECT_TRUE(is_allowed_origin("HTTP://LocalHost:61680", "http", "localhost:61680", none));
+  EXPECT_FALSE(is_allowed_origin("https://127.0.0.1:61680", "http", "127.0.0.1:61680", none));
+  EXPECT_FALSE(is_allowed_origin("http://evil.example", "http", "127.0.0.1:61680", none));
+  EXPECT_FALSE(is_allowed_origin("http://127.0.0.1:61680", "http", "", none));
+  EXPECT_FALSE(is_allowed_origin("null", "http", "null", none));
+  EXPECT_TRUE(is_allowed_origin("https://ops.example", "http", "127.0.0.1", ops));
+  EXPECT_FALSE(is_allowed_origin("https://ops.example:8443", "http", "127.0.0.1", ops));
+}
+
 }  // namespace
 }  // namespace broker::admin

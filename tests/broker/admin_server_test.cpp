@@ -172,6 +172,11 @@ class fake_view final : public admin::broker_view {
     return call;
   }
 
+  bool has_pending() {
+    std::lock_guard lock(mutex_);
+    return pending_ != nullptr || !published_.empty();
+  }
+
   // The done callback of a publish not completed yet.
   std::function<void(admin::publish_result)> take_pending() {
     std::unique_lock lock(mutex_);
@@ -327,6 +332,81 @@ TEST_F(AdminServerTest, NoTokenConfiguredMeansNoAuthentication) {
   EXPECT_EQ(get("/api/stats", "").status, 200u);
 }
 
+// A request as a browser page would send it, with Host and (when not empty) Origin.
+std::string browser_request(http::verb method, std::string target, std::string_view host,
+                            std::string_view origin, std::string body = {},
+                            std::string_view content_type = {}) {
+  http::request<http::string_body> req{method, target, 11};
+  req.set(http::field::host, host);
+  if (!origin.empty()) req.set(http::field::origin, origin);
+  if (!content_type.empty()) req.set(http::field::content_type, content_type);
+  req.body() = std::move(body);
+  req.prepare_payload();
+  std::ostringstream out;
+  out << req;
+  return out.str();
+}
+
+// Issue 12 item 5: with no admin token, a page on another site could publish with a
+// text/plain POST, and one that rebound its name to 127.0.0.1 could read the API.
+TEST_F(AdminServerTest, CrossSiteRequestIs403EvenWithoutAToken) {
+  restart({}, true);
+  client c(server_->port());
+  c.send_raw(browser_request(http::verb::post, "/api/publish", "127.0.0.1:61680",
+                             "http://evil.example", R"({"destination":"/topic/a","body":"x"})",
+                             "application/json"));
+  auto r = c.read();
+  EXPECT_EQ(r.status, 403u);
+  EXPECT_NE(std::string(r.json().at("error").as_string()).find("Origin"), std::string::npos);
+  c.send_raw(browser_request(http::verb::get, "/api/stats", "127.0.0.1:61680", "null"));
+  EXPECT_EQ(c.read().status, 403u);
+  EXPECT_FALSE(view_.has_pending());
+}
+
+TEST_F(AdminServerTest, SameOriginAndAllowedOriginsAreServed) {
+  config::admin_listener s;
+  s.allowed_origins = {"https://ops.example"};
+  restart(s, true);
+  client c(server_->port());
+  c.send_raw(
+      browser_request(http::verb::get, "/api/stats", "127.0.0.1:61680", "http://127.0.0.1:61680"));
+  EXPECT_EQ(c.read().status, 200u);
+  c.send_raw(
+      browser_request(http::verb::get, "/api/stats", "localhost:61680", "HTTPS://OPS.example"));
+  EXPECT_EQ(c.read().status, 200u);
+  c.send_raw(browser_request(http::verb::get, "/api/stats", "localhost:61680",
+                             "https://ops.example.evil"));
+  EXPECT_EQ(c.read().status, 403u);
+}
+
+TEST_F(AdminServerTest, RebindingHostIs403ButProbesAndMetricsAnswerAnyHost) {
+  restart({}, true);
+  client c(server_->port());
+  c.send_raw(browser_request(http::verb::get, "/api/stats", "evil.example:61680", ""));
+  auto r = c.read();
+  EXPECT_EQ(r.status, 403u);
+  EXPECT_NE(std::string(r.json().at("error").as_string()).find("Host"), std::string::npos);
+  for (std::string_view host : {"127.0.0.1", "[::1]:61680", "LocalHost:1", "10.1.2.3:61680"}) {
+    c.send_raw(browser_request(http::verb::get, "/api/stats", host, ""));
+    EXPECT_EQ(c.read().status, 200u) << host;
+  }
+  for (std::string_view path : {"/healthz", "/readyz", "/metrics"}) {
+    c.send_raw(browser_request(http::verb::get, std::string(path), "stompd.svc.cluster:61680", ""));
+    EXPECT_EQ(c.read().status, 200u) << path;
+  }
+}
+
+TEST_F(AdminServerTest, ConfiguredHostNamesAreServed) {
+  config::admin_listener s;
+  s.allowed_hosts = {"stompd.internal"};
+  restart(s);
+  client c(server_->port());
+  auto req = browser_request(http::verb::get, "/api/stats", "stompd.internal:61680", "");
+  req.insert(req.find("\r\n") + 2, fmt::format("Authorization: Bearer {}\r\n", token));
+  c.send_raw(req);
+  EXPECT_EQ(c.read().status, 200u);
+}
+
 TEST_F(AdminServerTest, DestinationsAreSortedAndPaged) {
   auto all = get("/api/destinations").json();
   EXPECT_EQ(all.at("total").to_number<std::uint64_t>(), 4u);
@@ -459,27 +539,38 @@ TEST_F(AdminServerTest, JsonPublishAnswersOnceTheBrokerHasStoredIt) {
   EXPECT_EQ(c.call(http::verb::get, "/api/stats").status, 200u);  // and the connection lives on
 }
 
-TEST_F(AdminServerTest, RawPublishTakesTheDestinationFromTheQuery) {
+// Issue 12 item 5: a cross-site page can POST text/plain (or a form) without a CORS
+// preflight; the raw-body publish that accepted it is gone, JSON is the only body.
+TEST_F(AdminServerTest, PublishWithoutAJsonBodyIs415) {
   client c(server_->port());
-  auto body = std::string("\x00\x01\x02", 3);
-  c.send_raw(raw_request(http::verb::post, "/api/publish?destination=%2Fqueue%2Fjobs", token, body,
-                         "application/octet-stream"));
+  for (std::string_view type :
+       {"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+        "application/octet-stream", ""}) {
+    auto r = c.call(http::verb::post, "/api/publish?destination=%2Fqueue%2Fjobs", token,
+                    R"({"destination":"/queue/jobs","body":"x"})", type);
+    EXPECT_EQ(r.status, 415u) << type;
+    EXPECT_NE(std::string(r.json().at("error").as_string()).find("application/json"),
+              std::string::npos);
+  }
+  EXPECT_FALSE(view_.has_pending());
+  // Bytes go as body_base64, and a routed (not journaled) message has no x-seq.
+  c.send_raw(raw_request(http::verb::post, "/api/publish", token,
+                         R"({"destination":"/queue/jobs","body_base64":"AAEC"})",
+                         "application/json"));
   auto call = view_.complete_publish(routed("q-7"));
   EXPECT_EQ(call.destination, "/queue/jobs");
-  EXPECT_EQ(call.body, body);
-  ASSERT_EQ(call.headers.size(), 1u);
-  EXPECT_EQ(call.headers[0],
-            std::make_pair(std::string("content-type"), std::string("application/octet-stream")));
+  EXPECT_EQ(call.body, std::string("\x00\x01\x02", 3));
   auto r = c.read();
   EXPECT_EQ(r.status, 200u);
-  EXPECT_FALSE(r.json().as_object().contains("x-seq"));  // not journaled
+  EXPECT_FALSE(r.json().as_object().contains("x-seq"));
 }
 
 TEST_F(AdminServerTest, PublishWithABackendTokenPublishesAsItsPrincipal) {
   client c(server_->port());
   c.send_raw(
-      "POST /api/publish?destination=/topic/b HTTP/1.1\r\nHost: x\r\n"
-      "Authorization: Bearer backend-jwt\r\nContent-Length: 2\r\n\r\nhi");
+      "POST /api/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+      "Authorization: Bearer backend-jwt\r\nContent-Length: 38\r\n\r\n"
+      "{\"destination\":\"/topic/b\",\"body\":\"hi\"}");
   auto call = view_.complete_publish(failed(403, "access refused"));
   EXPECT_EQ(call.user, std::optional<std::string>("backend"));
   auto r = c.read();
@@ -509,14 +600,15 @@ TEST_F(AdminServerTest, PublishRefusesBadTokensAndBadRequests) {
     EXPECT_EQ(r.status, 400u) << body;
   }
   EXPECT_EQ(c.call(http::verb::post, "/api/publish", token, "no destination", "text/plain").status,
-            400u);
+            415u);
 }
 
 TEST_F(AdminServerTest, PublishFailureOfTheJournalIs503) {
   client c(server_->port());
   c.send_raw(
-      "POST /api/publish?destination=/topic/b HTTP/1.1\r\nHost: x\r\n"
-      "Authorization: Bearer s3cret-admin-token\r\nContent-Length: 2\r\n\r\nhi");
+      "POST /api/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+      "Authorization: Bearer s3cret-admin-token\r\nContent-Length: 38\r\n\r\n"
+      "{\"destination\":\"/topic/b\",\"body\":\"hi\"}");
   view_.complete_publish(failed(503, "journal write failed"));
   EXPECT_EQ(c.read().status, 503u);
 }
@@ -535,12 +627,12 @@ TEST_F(AdminServerTest, BodyOverTheLimitIs413) {
 TEST_F(AdminServerTest, ExpectContinueGetsAnInterimResponse) {
   client c(server_->port());
   c.send_raw(
-      "POST /api/publish?destination=/topic/b HTTP/1.1\r\nHost: x\r\n"
+      "POST /api/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
       "Authorization: Bearer s3cret-admin-token\r\nExpect: 100-continue\r\n"
-      "Content-Length: 2\r\n\r\n");
+      "Content-Length: 38\r\n\r\n");
   auto interim = c.read();
   EXPECT_EQ(interim.status, 100u);
-  c.send_raw("hi");
+  c.send_raw("{\"destination\":\"/topic/b\",\"body\":\"hi\"}");
   auto call = view_.complete_publish(stored(1));
   EXPECT_EQ(call.body, "hi");
   EXPECT_EQ(c.read().status, 200u);
@@ -548,7 +640,7 @@ TEST_F(AdminServerTest, ExpectContinueGetsAnInterimResponse) {
 
 TEST_F(AdminServerTest, HugeHeadersAre431) {
   client c(server_->port());
-  c.send_raw("GET /api/stats HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20'000, 'a') +
+  c.send_raw("GET /api/stats HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + std::string(20'000, 'a') +
              "\r\n\r\n");
   EXPECT_EQ(c.read().status, 431u);
 }
@@ -573,8 +665,9 @@ TEST_F(AdminServerTest, IdleConnectionIsClosedAfterTheReadTimeout) {
 TEST_F(AdminServerTest, StopWithAPublishPendingDropsItsLateResult) {
   client c(server_->port());
   c.send_raw(
-      "POST /api/publish?destination=/topic/b HTTP/1.1\r\nHost: x\r\n"
-      "Authorization: Bearer s3cret-admin-token\r\nContent-Length: 2\r\n\r\nhi");
+      "POST /api/publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+      "Authorization: Bearer s3cret-admin-token\r\nContent-Length: 38\r\n\r\n"
+      "{\"destination\":\"/topic/b\",\"body\":\"hi\"}");
   auto done = view_.take_pending();
   server_->stop();
   EXPECT_TRUE(c.closed_by_server());

@@ -39,9 +39,12 @@ constexpr std::string_view all_keys[] = {
     "admin.max_header_bytes",
     "admin.read_timeout_ms",
     "admin.max_connections",
+    "admin.allowed_origins",
+    "admin.allowed_hosts",
     "tls.cert_file",
     "tls.key_file",
     "auth.anonymous",
+    "auth.max_passcode_checks_per_address",
     "auth.users",
     "auth.rules",
     "heartbeat.send_interval_ms",
@@ -120,6 +123,9 @@ void expect_same_settings(const config& a, const config& b) {
   EXPECT_EQ(a.admin.max_header_bytes, b.admin.max_header_bytes);
   EXPECT_EQ(a.admin.read_timeout, b.admin.read_timeout);
   EXPECT_EQ(a.admin.max_connections, b.admin.max_connections);
+  EXPECT_EQ(a.admin.allowed_origins, b.admin.allowed_origins);
+  EXPECT_EQ(a.admin.allowed_hosts, b.admin.allowed_hosts);
+  EXPECT_EQ(a.auth.max_passcode_checks_per_address, b.auth.max_passcode_checks_per_address);
   EXPECT_EQ(a.heartbeat.send_interval, b.heartbeat.send_interval);
   EXPECT_EQ(a.heartbeat.receive_interval, b.heartbeat.receive_interval);
   EXPECT_EQ(a.heartbeat.grace_factor, b.heartbeat.grace_factor);
@@ -581,6 +587,17 @@ admin:
   EXPECT_EQ(a.max_connections, 2u);
 }
 
+TEST(ConfigTest, ReadsAdminBrowserAllowLists) {
+  config_result result = parse(
+      "admin:\n  allowed_origins: [\"https://ops.example\"]\n  allowed_hosts: stompd.internal\n");
+  for (const config_error& e : result.errors) ADD_FAILURE() << to_string(e);
+  ASSERT_TRUE(result.value.has_value());
+  EXPECT_EQ(result.value->admin.allowed_origins, std::vector<std::string>{"https://ops.example"});
+  EXPECT_EQ(result.value->admin.allowed_hosts, std::vector<std::string>{"stompd.internal"});
+  EXPECT_TRUE(config{}.admin.allowed_origins.empty());
+  EXPECT_TRUE(config{}.admin.allowed_hosts.empty());
+}
+
 TEST(ConfigTest, RejectsZeroAdminConnections) {
   EXPECT_EQ(only_error("admin:\n  max_connections: 0\n"),
             "test.yaml:2: admin.max_connections: must be at least 1, got 0");
@@ -611,6 +628,29 @@ TEST(ConfigTest, CollectsEveryAdminLimitErrorWithItsLine) {
             "test.yaml:2: admin.max_connections: must be at least 1, got 0");
   EXPECT_EQ(to_string(result.errors[1]),
             "test.yaml:3: admin.read_timeout_ms: must be between 1 and 86400000, got -5");
+}
+
+TEST(ConfigTest, ReadsPasscodeChecksPerAddress) {
+  EXPECT_EQ(config{}.auth.max_passcode_checks_per_address, 4u);
+  config_result result = parse("auth: {max_passcode_checks_per_address: 2}\n");
+  ASSERT_TRUE(result.value.has_value());
+  EXPECT_EQ(result.value->auth.max_passcode_checks_per_address, 2u);
+  EXPECT_EQ(only_error("auth:\n  max_passcode_checks_per_address: 0\n"),
+            "test.yaml:2: auth.max_passcode_checks_per_address: must be between 1 and 256, got 0");
+}
+
+TEST(ConfigTest, ReadsRuleSubjectsApartFromUsers) {
+  config_result result = parse(R"(
+auth:
+  rules:
+    - {users: [council], subjects: [alice, "*"], send: [/topic/a]}
+)");
+  for (const config_error& e : result.errors) ADD_FAILURE() << to_string(e);
+  ASSERT_TRUE(result.value.has_value());
+  ASSERT_EQ(result.value->auth.rules.size(), 1u);
+  const auto& r = result.value->auth.rules[0];
+  EXPECT_EQ(r.users, std::vector<std::string>{"council"});
+  EXPECT_EQ(r.subjects, (std::vector<std::string>{"alice", "*"}));
 }
 
 TEST(ConfigTest, RejectsWebSocketPathWithoutLeadingSlash) {

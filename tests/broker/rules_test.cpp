@@ -48,6 +48,46 @@ TEST(AuthorizerTest, WildcardUserGrantsEveryPrincipal) {
   EXPECT_FALSE(a.allows(user("anyone"), action::subscribe, "/topic/private.x"));
 }
 
+principal of_kind(principal_kind kind, std::string name) {
+  principal p = user(std::move(name));
+  p.kind = kind;
+  return p;
+}
+
+TEST(AuthorizerTest, WildcardUserDoesNotGrantTheAnonymousPrincipal) {
+  const auto a = make_authorizer({{.users = {"*"}, .subscribe = {"/topic/members"}}});
+  EXPECT_TRUE(
+      a.allows(of_kind(principal_kind::user, "alice"), action::subscribe, "/topic/members"));
+  EXPECT_TRUE(a.allows(of_kind(principal_kind::token, "bob"), action::subscribe, "/topic/members"));
+  EXPECT_FALSE(a.allows(of_kind(principal_kind::anonymous, "anonymous"), action::subscribe,
+                        "/topic/members"));
+}
+
+TEST(AuthorizerTest, AnonymousIsGrantedOnlyByItsOwnName) {
+  const auto a = make_authorizer({{.users = {"anonymous"}, .subscribe = {"/topic/lobby"}}});
+  EXPECT_TRUE(
+      a.allows(of_kind(principal_kind::anonymous, "anonymous"), action::subscribe, "/topic/lobby"));
+  EXPECT_FALSE(a.allows(of_kind(principal_kind::token, "anonymous"), action::subscribe,
+                        "/topic/lobby"));  // a token whose sub is "anonymous"
+}
+
+TEST(AuthorizerTest, TokenSubjectDoesNotShareAStaticUsersGrants) {
+  const auto a = make_authorizer({{.users = {"council"}, .send = {"/topic/council"}},
+                                  {.subjects = {"alice"}, .send = {"/topic/alice"}}});
+  EXPECT_TRUE(a.allows(of_kind(principal_kind::user, "council"), action::send, "/topic/council"));
+  EXPECT_FALSE(a.allows(of_kind(principal_kind::token, "council"), action::send, "/topic/council"));
+  EXPECT_TRUE(a.allows(of_kind(principal_kind::token, "alice"), action::send, "/topic/alice"));
+  EXPECT_FALSE(a.allows(of_kind(principal_kind::user, "alice"), action::send, "/topic/alice"));
+}
+
+TEST(AuthorizerTest, WildcardSubjectGrantsTokenHoldersOnly) {
+  const auto a = make_authorizer({{.subjects = {"*"}, .subscribe = {"/topic/app"}}});
+  EXPECT_TRUE(a.allows(of_kind(principal_kind::token, "x"), action::subscribe, "/topic/app"));
+  EXPECT_FALSE(a.allows(of_kind(principal_kind::user, "x"), action::subscribe, "/topic/app"));
+  EXPECT_FALSE(
+      a.allows(of_kind(principal_kind::anonymous, "anonymous"), action::subscribe, "/topic/app"));
+}
+
 TEST(AuthorizerTest, UserPlaceholderLimitsEachUserToTheirOwnDestinations) {
   const auto a = make_authorizer({{.roles = {"student"}, .subscribe = {"/topic/dm.{user}.*"}}});
   const auto alice = user("alice", {"student"});

@@ -64,6 +64,13 @@ struct config {
     std::chrono::milliseconds read_timeout{30'000};
     // Concurrent admin connections; more are closed as soon as they are accepted.
     std::size_t max_connections = 64;
+    // Browser defences for /api/ (403 otherwise), whether or not a token is set. Origins
+    // ("https://ops.example") whose pages may call the API besides the listener's own:
+    // without this any web page the operator opens could publish. Empty: none.
+    std::vector<std::string> allowed_origins;
+    // Host names the API answers to besides IP literals, `localhost` and `host`: a DNS
+    // rebinding page names its own host. Empty: none.
+    std::vector<std::string> allowed_hosts;
   };
 
   struct tls_settings {
@@ -81,6 +88,10 @@ struct config {
       std::vector<std::string> roles;
     };
     std::vector<user> users;
+    // Passcode checks (PBKDF2, ~125 ms of CPU each) waiting or running for one remote
+    // address; more CONNECTs from it are refused. Without it one host could fill the
+    // verifier's queue (256 in all) and lock everyone else out.
+    std::size_t max_passcode_checks_per_address = 4;
     struct jwt_settings {
       bool enabled = false;
       std::string algorithm = "HS256";        // HS256, RS256 or ES256
@@ -96,11 +107,16 @@ struct config {
     };
     jwt_settings jwt;
     // Grants by destination pattern, with {user} for the principal's name. Without any rule
-    // everyone may do everything (anonymous development setups); with rules, what no rule
-    // (nor a token's grants) allows is denied.
+    // everyone may do everything (anonymous development setups), unless jwt is enabled: then
+    // a token's grants are all it gets, and anyone else gets nothing. With rules, what no
+    // rule (nor a token's grants) allows is denied.
     struct rule {
-      std::vector<std::string> users;  // names, or "*" for every authenticated user
+      // Static users' names, "anonymous" for the anonymous principal, or "*" for every
+      // authenticated principal (static users and token holders, not anonymous).
+      std::vector<std::string> users;
       std::vector<std::string> roles;
+      // Bearer tokens' subjects, or "*" for every token holder; never static users.
+      std::vector<std::string> subjects;
       std::vector<std::string> subscribe;
       std::vector<std::string> send;
     };

@@ -46,7 +46,14 @@ std::uint64_t resident_bytes() {
 
 }  // namespace
 
-live_view::live_view(broker_context& ctx) : ctx_(ctx), sampler_(ctx.workers[0]->io) {}
+// How old the journal's per-destination counts in /metrics, /api/stats and /api/destinations
+// may be: a scrape costs at most one counting query a second.
+constexpr auto stored_stats_ttl = std::chrono::seconds(1);
+
+live_view::live_view(broker_context& ctx)
+    : ctx_(ctx),
+      sampler_(ctx.workers[0]->io),
+      stored_([&ctx] { return ctx.publishing->store().stored(); }, stored_stats_ttl) {}
 
 live_view::sample live_view::take_sample() const {
   sample s;
@@ -151,7 +158,7 @@ std::vector<admin::destination_info> live_view::gather_destinations() {
     d.messages_out = q.delivered;
     d.queued = q.waiting;
   }
-  for (const auto& j : ctx_.publishing->store().stored()) {
+  for (const auto& j : *stored_.get()) {
     auto& d = get(j.destination);
     d.last_seq = j.last_seq;
     d.stored = j.stored;
@@ -208,7 +215,9 @@ std::optional<admin::history_page> live_view::history(std::string_view name, std
 }
 
 std::optional<std::uint64_t> live_view::purge(std::string_view name) {
-  return ctx_.publishing->store().purge(name);
+  auto deleted = ctx_.publishing->store().purge(name);
+  stored_.invalidate();  // the purged destination shows its new count at once
+  return deleted;
 }
 
 admin::broker_stats live_view::stats() {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "admin/admin_view.hpp"
+#include "admin/stored_stats_cache.hpp"
 #include "context.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -58,6 +59,8 @@ class live_view final : public admin::broker_view {
   boost::asio::steady_timer sampler_;
   mutable std::mutex samples_mutex_;
   std::deque<sample> samples_;  // the last ~10 s
+  // Per-destination journal counts, at most one query a second (stored_stats_cache.hpp).
+  admin::stored_stats_cache stored_;
 };
 
 }  // namespace broker

@@ -7,6 +7,7 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
+#include <boost/url/authority_view.hpp>
 #include <boost/url/encoding_opts.hpp>
 #include <boost/url/param.hpp>
 #include <boost/url/parse.hpp>
@@ -113,6 +114,30 @@ bool is_json(std::string_view content_type) {
   return beast::iequals(media, "application/json") ||
          (media.size() > json_suffix.size() &&
           beast::iequals(media.substr(media.size() - json_suffix.size()), json_suffix));
+}
+
+bool is_allowed_host(std::string_view host, std::string_view listener_host,
+                     const std::vector<std::string>& allowed_hosts) {
+  if (host.empty()) return true;
+  auto authority = urls::parse_authority(host);
+  if (!authority || authority->has_userinfo()) return false;
+  if (authority->host_type() != urls::host_type::name) return true;  // IPv4, IPv6, IPvFuture
+  const std::string name = authority->host();                        // percent-decoded
+  if (beast::iequals(name, "localhost") || beast::iequals(name, listener_host)) return true;
+  return std::any_of(allowed_hosts.begin(), allowed_hosts.end(),
+                     [&](const std::string& h) { return beast::iequals(name, h); });
+}
+
+bool is_allowed_origin(std::string_view origin, std::string_view scheme, std::string_view host,
+                       const std::vector<std::string>& allowed_origins) {
+  if (beast::iequals(origin, "null")) return false;
+  if (!host.empty() && origin.size() == scheme.size() + 3 + host.size() &&
+      beast::iequals(origin.substr(0, scheme.size()), scheme) &&
+      origin.substr(scheme.size(), 3) == "://" &&
+      beast::iequals(origin.substr(scheme.size() + 3), host))
+    return true;
+  return std::any_of(allowed_origins.begin(), allowed_origins.end(),
+                     [&](const std::string& o) { return beast::iequals(origin, o); });
 }
 
 bool has_line_break_or_nul(std::string_view s) {

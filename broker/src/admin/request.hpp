@@ -62,7 +62,24 @@ class query_params {
 std::string_view bearer_token(std::string_view authorization);
 
 // True for application/json and any application/...+json media type, parameters ignored.
+// POST bodies must be JSON: a browser page in another origin can only send text/plain, form
+// or multipart bodies without asking first (a CORS preflight, which the API never grants).
 bool is_json(std::string_view content_type);
+
+// DNS rebinding defence (a page on evil.example whose name is made to point at 127.0.0.1):
+// such a request names the attacker's host in `Host`. True when `host` (a Host header value,
+// with or without its port) is an IP literal, which cannot be rebound; `localhost`; the
+// listener's own `listener_host`; or one of `allowed_hosts` (names compared without case).
+// An empty value (HTTP/1.0 clients send no Host; browsers always do) is allowed too.
+bool is_allowed_host(std::string_view host, std::string_view listener_host,
+                     const std::vector<std::string>& allowed_hosts);
+
+// Cross-site request defence: a browser names the page's origin in `Origin`. True when it
+// is the admin listener's own origin (`scheme`://`host`, where `host` is the request's Host
+// header) or one of `allowed_origins` ("https://ops.example", without case); "null" (sandboxed
+// pages, file: URLs) never is.
+bool is_allowed_origin(std::string_view origin, std::string_view scheme, std::string_view host,
+                       const std::vector<std::string>& allowed_origins);
 
 bool has_line_break_or_nul(std::string_view s);
 

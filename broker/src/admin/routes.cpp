@@ -164,6 +164,13 @@ std::optional<response> routes::dispatch(const std::shared_ptr<http_session>& s,
   std::string_view param;
   const route* r = find(t, param);
   const bool under_api = !t.segments.empty() && t.segments[0] == "api";
+  // Browsers, before any token: a page on another site (cross-site request forgery) or one
+  // that rebound its own name to this address (DNS rebinding) is refused whether or not an
+  // admin token is configured. /healthz, /readyz and /metrics are left open to any Host and
+  // Origin: scrapers and probes reach them by whatever name or address the network gives,
+  // and they answer only counts (docs/SECURITY.md).
+  if (under_api)
+    if (auto refused = check_browser(req, *s, t)) return refused;
   if (under_api && (!r || r->who == access::admin))
     if (auto refused = check_admin(req, *s, t)) return refused;
   if (!r) {
@@ -201,6 +208,25 @@ std::optional<response> routes::check_admin(const request& req, const http_sessi
   log_warn("admin request refused peer={} method={} path={} reason={}", s.peer(),
            std::string_view(req.method_string()), t.path, token ? "wrong token" : "no token");
   return unauthorized(token.has_value());
+}
+
+std::optional<response> routes::check_browser(const request& req, const http_session& s,
+                                              const request_target& t) const {
+  const std::string_view host = req[http::field::host];
+  std::string_view reason;
+  if (!is_allowed_host(host, settings_.host, settings_.allowed_hosts)) {
+    reason = "Host is not this listener's address, localhost or an admin.allowed_hosts name";
+  } else if (auto origin = req.find(http::field::origin);
+             origin != req.end() &&
+             !is_allowed_origin(origin->value(), settings_.tls ? "https" : "http", host,
+                                settings_.allowed_origins)) {
+    reason = "cross-origin request: Origin is not this listener nor in admin.allowed_origins";
+  } else {
+    return std::nullopt;
+  }
+  log_warn("admin request refused peer={} method={} path={} reason=\"{}\"", s.peer(),
+           std::string_view(req.method_string()), t.path, reason);
+  return error_response(http::status::forbidden, std::string(reason));
 }
 
 std::optional<response> routes::healthz(const call&) {
@@ -360,24 +386,17 @@ std::optional<response> routes::publish(const call& c) {
     who = std::make_shared<const auth::principal>(std::move(*p));
   }
 
+  // JSON only: a cross-site page can send text/plain, form and multipart bodies without a
+  // CORS preflight, never application/json.
+  if (!is_json(req[http::field::content_type]))
+    return error_response(http::status::unsupported_media_type,
+                          "Content-Type must be application/json: {\"destination\", \"body\" or "
+                          "\"body_base64\", \"headers\"}");
   publish_request p;
-  const auto& q = c.query;
-  if (is_json(req[http::field::content_type])) {
-    if (auto e = q.only({})) return error_response(*e);
-    if (auto e = parse_json_publish(req.body(), p)) return error_response(*e);
-  } else {
-    if (auto e = q.only({"destination"})) return error_response(*e);
-    if (const auto* d = q.get("destination")) p.destination = *d;
-    p.body = req.body();
-    // curl -d sends this by default; it says nothing about the message.
-    auto type = req[http::field::content_type];
-    if (!type.empty() && !beast::iequals(type, "application/x-www-form-urlencoded"))
-      p.headers.emplace_back("content-type", std::string(type));
-  }
+  if (auto e = c.query.only({})) return error_response(*e);
+  if (auto e = parse_json_publish(req.body(), p)) return error_response(*e);
   if (p.destination.empty())
-    return error_response(http::status::bad_request,
-                          "destination is missing (the JSON field, or ?destination= with a raw "
-                          "body)");
+    return error_response(http::status::bad_request, "destination is missing");
   if (has_line_break_or_nul(p.destination))
     return error_response(http::status::bad_request, "bad destination");
   for (const auto& [name, value] : p.headers)

@@ -78,6 +78,10 @@ class routes {
   std::optional<response> dispatch(const std::shared_ptr<http_session>& s, const request& req,
                                    const request_target& t);
 
+  // 403 for an /api/ request a browser was tricked into: Host not ours (DNS rebinding) or
+  // Origin not allowed (a cross-site page); nullopt otherwise.
+  std::optional<response> check_browser(const request& req, const http_session& s,
+                                        const request_target& t) const;
   bool is_admin_token(std::string_view presented) const;
   std::optional<response> check_admin(const request& req, const http_session& s,
                                       const request_target& t) const;

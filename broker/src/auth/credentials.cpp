@@ -33,6 +33,12 @@ credential_choice choose_credential(const connect_credentials& c, bool jwt_enabl
     return {.what = kind::passcode,
             .login = std::string(*c.login),
             .passcode = std::string(c.passcode.value_or(""))};
+  if (c.login && static_users.size() != 0)
+    return {.what = kind::passcode,
+            .login = std::string(*c.login),
+            .passcode = std::string(c.passcode.value_or("")),
+            .unknown_login = true,
+            .anonymous_fallback = anonymous_allowed};
   if (anonymous_allowed) return {.what = kind::anonymous};
   return {.what = kind::refused,
           .reason = c.login ? fmt::format("unknown user '{}'", *c.login)

@@ -30,8 +30,12 @@ struct credential_choice {
   };
   kind what = kind::refused;
   std::string token = {};     // kind::token: the bearer token, never empty
-  std::string login = {};     // kind::passcode: a static user's name
+  std::string login = {};     // kind::passcode: as presented, a static user's name or not
   std::string passcode = {};  // kind::passcode: as presented; empty when the header is absent
+  // kind::passcode: the login names no static user, so the check runs against a decoy and
+  // fails; then the CONNECT is accepted as anonymous when `anonymous_fallback`, else refused.
+  bool unknown_login = false;
+  bool anonymous_fallback = false;
   // kind::refused: "unknown user '<login>'" or "no credentials and anonymous access is off",
   // for the log line; the client is only told "access refused".
   std::string reason = {};
@@ -44,8 +48,11 @@ struct credential_choice {
 //     offers no token and hides the other two sources.
 //  2. a static user's login with its passcode. A login that names a static user never falls
 //     back to anonymous access, whatever its passcode.
-//  3. anonymous, when `anonymous_allowed`; a login naming no static user is then ignored.
-//  4. refused.
+//  3. when there are static users, any other login too (`unknown_login`): it costs the same
+//     check as a real one, so timing does not tell which logins exist, and then falls back
+//     to anonymous access when `anonymous_allowed` (`anonymous_fallback`), else is refused.
+//  4. anonymous, when `anonymous_allowed` (no login, or no static users to check it against).
+//  5. refused.
 // Without `jwt_enabled` every token is ignored, so the choice goes on to 2.
 credential_choice choose_credential(const connect_credentials& c, bool jwt_enabled,
                                     const user_table& static_users, bool anonymous_allowed);

@@ -374,6 +374,7 @@ jwt_result jwt_verifier::impl::verify(std::string_view token,
   const double now_s = std::chrono::duration<double>(now.time_since_epoch()).count();
   const double leeway_s = static_cast<double>(settings.leeway.count());
   principal p;
+  p.kind = principal_kind::token;
 
   if (const json::value* v = payload->if_contains("exp")) {
     const auto exp = numeric_date(*v);

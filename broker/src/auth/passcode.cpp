@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <array>
 #include <climits>
 #include <stdexcept>
@@ -131,7 +132,11 @@ bool verify_passcode(std::string_view passcode, std::string_view encoded) noexce
 
 bool user_table::add(std::string name, passcode_hash passcode, std::vector<std::string> roles) {
   if (name.empty()) return false;
-  return users_.try_emplace(std::move(name), user{std::move(passcode), std::move(roles)}).second;
+  const std::uint32_t iterations = passcode.iterations;
+  if (!users_.try_emplace(std::move(name), user{std::move(passcode), std::move(roles)}).second)
+    return false;
+  decoy_iterations_ = users_.size() == 1 ? iterations : std::max(decoy_iterations_, iterations);
+  return true;
 }
 
 std::optional<principal> user_table::authenticate(std::string_view login,
@@ -139,9 +144,8 @@ std::optional<principal> user_table::authenticate(std::string_view login,
   const auto it = users_.find(login);
   if (it == users_.end()) {
     // Same work as for a real user, so timing does not tell which logins exist.
-    static const passcode_hash decoy{default_passcode_iterations,
-                                     std::vector<unsigned char>(salt_bytes, 0x5a),
-                                     std::vector<unsigned char>(key_bytes, 0)};
+    const passcode_hash decoy{decoy_iterations_, std::vector<unsigned char>(salt_bytes, 0x5a),
+                              std::vector<unsigned char>(key_bytes, 0)};
     (void)verify_passcode(passcode, decoy);
     return std::nullopt;
   }

@@ -64,7 +64,8 @@ class user_table {
   bool add(std::string name, passcode_hash passcode, std::vector<std::string> roles);
 
   // The principal when `login` exists and `passcode` matches. An unknown login costs one
-  // verification too, so response time does not reveal which logins exist.
+  // verification too, against a decoy hash with as many iterations as the costliest user's,
+  // so response time does not reveal which logins exist.
   std::optional<principal> authenticate(std::string_view login, std::string_view passcode) const;
 
   bool contains(std::string_view login) const;
@@ -83,6 +84,7 @@ class user_table {
     }
   };
   std::unordered_map<std::string, user, name_hash, std::equal_to<>> users_;
+  std::uint32_t decoy_iterations_ = default_passcode_iterations;  // the costliest user's
 };
 
 }  // namespace broker::auth

@@ -65,15 +65,28 @@ class permissions {
   std::vector<entry_ptr> send_;
 };
 
+// The anonymous principal's name, in rules and logs; no static user may take it.
+inline constexpr std::string_view anonymous_name = "anonymous";
+
+// How a principal authenticated. Rules name each kind separately (rules.hpp): a token whose
+// subject equals a static user's name is not that user, and "*" is not the anonymous one.
+enum class principal_kind {
+  anonymous,  // auth.anonymous: no credentials; named "anonymous" in rules
+  user,       // a static user of auth.users, checked by passcode; rules' `users`
+  token,      // a bearer token's subject; rules' `subjects`
+};
+
 // Who a connection authenticated as.
 struct principal {
-  std::string user;                // never empty
-  std::vector<std::string> roles;  // matched against authorization rules' `roles`
+  // Initialized, so a designated initializer may leave any of them out without a warning.
+  std::string user = {};                // never empty
+  std::vector<std::string> roles = {};  // matched against authorization rules' `roles`
   // When a bearer token stops being valid (its `exp`); nullopt for passcode users and for
   // tokens without `exp`. The session should refuse frames, or disconnect, after it.
-  std::optional<std::chrono::system_clock::time_point> expires_at;
+  std::optional<std::chrono::system_clock::time_point> expires_at = {};
   // What the bearer token itself grants (its `stomp` claim), `{user}` already expanded.
-  permissions token_grants;
+  permissions token_grants = {};
+  principal_kind kind = principal_kind::user;
 };
 
 }  // namespace broker::auth

@@ -23,16 +23,27 @@ authorizer_result authorizer::create(const std::vector<rule>& rules) {
     auto error = [&](std::string what) { result.errors.push_back({i, std::move(what)}); };
     compiled_rule c;
 
-    if (r.users.empty() && r.roles.empty())
-      error("applies to nobody: give users (a name or \"*\") or roles");
+    if (r.users.empty() && r.roles.empty() && r.subjects.empty())
+      error("applies to nobody: give users (a name or \"*\"), subjects or roles");
     if (r.subscribe.empty() && r.send.empty()) error("grants nothing: give subscribe or send");
     for (std::size_t j = 0; j < r.users.size(); ++j) {
       if (r.users[j].empty()) {
         error(fmt::format("users[{}]: must not be empty", j));
       } else if (r.users[j] == "*") {
         c.any_user = true;
+      } else if (r.users[j] == anonymous_name) {
+        c.anonymous = true;
       } else {
         c.users.push_back(r.users[j]);
+      }
+    }
+    for (std::size_t j = 0; j < r.subjects.size(); ++j) {
+      if (r.subjects[j].empty()) {
+        error(fmt::format("subjects[{}]: must not be empty", j));
+      } else if (r.subjects[j] == "*") {
+        c.any_subject = true;
+      } else {
+        c.subjects.push_back(r.subjects[j]);
       }
     }
     for (std::size_t j = 0; j < r.roles.size(); ++j) {
@@ -73,8 +84,19 @@ authorizer_result authorizer::create(const std::vector<rule>& rules) {
 }
 
 bool authorizer::applies(const compiled_rule& r, const principal& p) const {
-  if (r.any_user) return true;
-  if (std::find(r.users.begin(), r.users.end(), p.user) != r.users.end()) return true;
+  auto named = [&](const std::vector<std::string>& names) {
+    return std::find(names.begin(), names.end(), p.user) != names.end();
+  };
+  switch (p.kind) {
+    case principal_kind::anonymous:
+      return r.anonymous;  // no roles, and "*" means authenticated
+    case principal_kind::user:
+      if (r.any_user || named(r.users)) return true;
+      break;
+    case principal_kind::token:
+      if (r.any_user || r.any_subject || named(r.subjects)) return true;
+      break;
+  }
   return std::any_of(p.roles.begin(), p.roles.end(), [&](const std::string& role) {
     return std::find(r.roles.begin(), r.roles.end(), role) != r.roles.end();
   });

@@ -11,10 +11,17 @@
 // Authorization rules: which principal may SUBSCRIBE or SEND where.
 namespace broker::auth {
 
-// One grant from the config file. It applies to a principal named in `users` ("*": every
-// authenticated principal) or holding one of `roles`. Patterns use destination_pattern syntax
-// plus the placeholder `{user}`, replaced by the principal's name before matching: for
-// "/topic/dm.{user}.*", alice may subscribe to /topic/dm.alice.x, not /topic/dm.bob.x.
+// One grant from the config file. It applies to a principal named in `users` or `subjects`,
+// or holding one of `roles`. The kinds of principal (principal_kind) are named apart, so one
+// cannot borrow another's grants by taking its name:
+//  - `users` names static users (auth.users); "anonymous" names the anonymous principal
+//    (auth.anonymous); "*" is every authenticated principal: static users and token
+//    holders, never the anonymous one.
+//  - `subjects` names bearer tokens' subjects; "*" is every token holder.
+//  - `roles` match static users' and tokens' roles; the anonymous principal has none.
+// Patterns use destination_pattern syntax plus the placeholder `{user}`, replaced by the
+// principal's name before matching: for "/topic/dm.{user}.*", alice may subscribe to
+// /topic/dm.alice.x, not /topic/dm.bob.x.
 //
 // A name that is not placeholder-safe (empty, or containing '.', '/' or '*') would change the
 // pattern's shape: "a.*" would turn "/topic/dm.{user}" into "/topic/dm.a.*". Such names are
@@ -25,6 +32,7 @@ struct rule {
   // Initialized, so a designated initializer may leave any of them out without a warning.
   std::vector<std::string> users = {};
   std::vector<std::string> roles = {};
+  std::vector<std::string> subjects = {};
   std::vector<std::string> subscribe = {};
   std::vector<std::string> send = {};
 };
@@ -59,8 +67,11 @@ class authorizer {
 
  private:
   struct compiled_rule {
-    std::vector<std::string> users;  // "*" already folded into any_user
-    bool any_user = false;
+    std::vector<std::string> users;     // "*" already folded into any_user
+    bool any_user = false;              // every static user and token holder
+    bool anonymous = false;             // users: ["anonymous"]
+    std::vector<std::string> subjects;  // "*" already folded into any_subject
+    bool any_subject = false;
     std::vector<std::string> roles;
     // Patterns without placeholders, parsed once and shared with every permissions object.
     std::vector<permissions::entry_ptr> subscribe, send;

@@ -11,7 +11,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <string>
+#include <unordered_map>
 
 namespace broker {
 
@@ -34,12 +37,25 @@ struct security {
   bool close_on_expiry = true;
 
   // Passcode checks are slow by design (PBKDF2): they run here, never on an event loop.
-  // At most max_pending wait; more CONNECTs are refused rather than queued without bound.
+  // At most max_pending wait in all, and max_pending_per_address from one remote address
+  // (auth.max_passcode_checks_per_address), so one host cannot fill the queue and lock
+  // everyone else out; more CONNECTs are refused rather than queued without bound.
   boost::asio::thread_pool verifier{1};
-  std::atomic<std::size_t> pending{0};
   static constexpr std::size_t max_pending = 256;
+  const std::size_t max_pending_per_address;
+
+  // Takes a place for one passcode check from `address` (any thread); false, with the reason
+  // in *why, when a bound is reached. Every true is matched by one end_passcode_check().
+  bool begin_passcode_check(const std::string& address, std::string* why);
+  void end_passcode_check(const std::string& address) noexcept;
+  std::size_t pending() const;
 
   std::atomic<std::uint64_t> failures{0};  // refused CONNECTs, for the admin API
+
+ private:
+  mutable std::mutex pending_mutex_;
+  std::size_t pending_ = 0;
+  std::unordered_map<std::string, std::size_t> pending_by_address_;
 };
 
 }  // namespace broker

@@ -305,6 +305,8 @@ std::vector<entry> schema(config& c) {
            {"max_header_bytes", read_uint(c.admin.max_header_bytes, 512, 1024 * 1024)},
            {"read_timeout_ms", read_ms(c.admin.read_timeout, 1)},
            {"max_connections", read_positive(c.admin.max_connections)},
+           {"allowed_origins", read_string_list(c.admin.allowed_origins)},
+           {"allowed_hosts", read_string_list(c.admin.allowed_hosts)},
        }},
       {"tls",
        {
@@ -314,6 +316,8 @@ std::vector<entry> schema(config& c) {
       {"auth",
        {
            {"anonymous", read_bool(c.auth.anonymous)},
+           {"max_passcode_checks_per_address",
+            read_uint(c.auth.max_passcode_checks_per_address, 1, 256)},  // 256: the whole queue
            {"users", list_item([&users = c.auth.users]() -> std::vector<entry> {
               auto& u = users.emplace_back();
               return {
@@ -341,6 +345,7 @@ std::vector<entry> schema(config& c) {
               return {
                   {"users", read_string_list(r.users)},
                   {"roles", read_string_list(r.roles)},
+                  {"subjects", read_string_list(r.subjects)},
                   {"subscribe", read_string_list(r.subscribe)},
                   {"send", read_string_list(r.send)},
               };

@@ -63,30 +63,41 @@ void session::authenticate(const stomp::frame_view& f) {
     case kind::passcode:
       break;
     case kind::anonymous:
-      return accept(auth::principal{"anonymous", {}, std::nullopt, {}});
+      return accept(auth::principal{.user = std::string(auth::anonymous_name),
+                                    .kind = auth::principal_kind::anonymous});
     case kind::refused:
       return refuse_access(choice.reason);
   }
-  if (sec.pending.fetch_add(1) >= security::max_pending) {
-    sec.pending.fetch_sub(1);
-    return refuse_access("too many passcode checks waiting");
-  }
+  // The remote address without its port: "10.0.0.5:51122" -> "10.0.0.5", "[::1]:5" -> "[::1]".
+  std::string address = peer_.substr(0, peer_.rfind(':'));
+  std::string why;
+  if (!sec.begin_passcode_check(address, &why)) return refuse_access(why);
   // PBKDF2 takes a good fraction of a second of CPU: off the event loop, and frames after
-  // CONNECT wait until it is done.
+  // CONNECT wait until it is done. A login naming no static user costs the same check (against
+  // a decoy) before it is refused or falls back to anonymous, so timing says nothing.
   authenticating_ = true;
-  boost::asio::post(
-      sec.verifier, [self = shared_from_this(), &io = worker_.io, user = std::move(choice.login),
-                     pass = std::move(choice.passcode)]() mutable {
-        auto p = self->ctx_.security->users.authenticate(user, pass);
-        self->ctx_.security->pending.fetch_sub(1);
-        net::post(io, [self = std::move(self), p = std::move(p), user]() mutable {
-          self->authenticating_ = false;
-          if (self->closing_) return;
-          if (!p) return self->refuse_access(fmt::format("wrong passcode for user '{}'", user));
-          self->accept(std::move(*p));
-          self->process_input();
-        });
-      });
+  boost::asio::post(sec.verifier, [self = shared_from_this(), &io = worker_.io,
+                                   address = std::move(address),
+                                   choice = std::move(choice)]() mutable {
+    auto p = self->ctx_.security->users.authenticate(choice.login, choice.passcode);
+    choice.passcode = {};  // not carried further than needed
+    self->ctx_.security->end_passcode_check(address);
+    net::post(io, [self = std::move(self), p = std::move(p), choice = std::move(choice)]() mutable {
+      self->authenticating_ = false;
+      if (self->closing_) return;
+      if (p) {
+        self->accept(std::move(*p));
+      } else if (choice.unknown_login && choice.anonymous_fallback) {
+        self->accept(auth::principal{.user = std::string(auth::anonymous_name),
+                                     .kind = auth::principal_kind::anonymous});
+      } else {
+        return self->refuse_access(choice.unknown_login
+                                       ? fmt::format("unknown user '{}'", choice.login)
+                                       : fmt::format("wrong passcode for user '{}'", choice.login));
+      }
+      self->process_input();
+    });
+  });
 }
 
 void session::refuse_access(std::string_view why) {
@@ -103,8 +114,12 @@ void session::accept(auth::principal p) {
   if (p.expires_at && ctx_.security->close_on_expiry) {
     // A token's validity ends the connection it opened, not just future CONNECTs.
     expiry_timer_.emplace(worker_.io);
-    // The token's clock is the wall clock; the timer's is steady: convert the time left.
-    expiry_timer_->expires_after(*p.expires_at - std::chrono::system_clock::now());
+    // The token's clock is the wall clock; the timer's is steady: convert the time left. The
+    // verifier accepted it up to `leeway` after exp (clock skew), so it lives until then too;
+    // closing at exp would end at once a connection just accepted within the leeway.
+    const auto leeway =
+        ctx_.security->jwt ? ctx_.security->jwt->settings().leeway : std::chrono::seconds(0);
+    expiry_timer_->expires_after(*p.expires_at + leeway - std::chrono::system_clock::now());
     expiry_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (ec || self->closing_) return;
       log_info("session={} user={} token expired, closing", self->id_, self->user_);

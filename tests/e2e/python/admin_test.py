@@ -508,22 +508,20 @@ class AdminApiTest(AdminCase):
         h = self.get_json(f"/api/destinations/{self.enc(room)}/messages?after={seq - 1}")
         self.assertEqual([(x["seq"], x["body"]) for x in h["messages"]], [(seq, "from http")])
 
-        # A raw body with ?destination=, its Content-Type kept.
+        # Only JSON bodies: a raw body (which a cross-site page could send as text/plain) is 415.
         raw = self.api("POST", "/api/publish?destination=" + self.enc(room),
                        body=b"\x00\x01raw", content_type="application/octet-stream")
-        self.assertEqual(raw.status, 200, raw)
-        m = listener.message()
-        self.assertEqual(m.body, b"\x00\x01raw")
-        self.assertEqual(m.headers["content-type"], "application/octet-stream")
+        self.assertEqual(raw.status, 415, raw)
+        self.assertIn("application/json", raw.json()["error"])
 
         # stompctl: BODY, stdin, headers, --json.
         out, _ = self.ctl("publish", room, "hello there", "--header", "k=v")
-        self.assertEqual(out, f"published to {room}: x-seq {seq + 2}, message-id {seq + 2}\n")
+        self.assertEqual(out, f"published to {room}: x-seq {seq + 1}, message-id {seq + 1}\n")
         m = listener.message()
         self.assertEqual((m.body, m.headers["k"]), (b"hello there", "v"))
         out, _ = self.ctl("publish", room, "--content-type", "application/json", "--json",
                           stdin=b'{"from": "stdin"}')
-        self.assertEqual(json.loads(out)["x-seq"], seq + 3)
+        self.assertEqual(json.loads(out)["x-seq"], seq + 2)
         m = listener.message()
         self.assertEqual((m.body, m.headers["content-type"]),
                          (b'{"from": "stdin"}', "application/json"))
@@ -542,8 +540,8 @@ class AdminApiTest(AdminCase):
         bad = self.api("POST", "/api/publish", body=b'{"destination": "/nowhere/x", "body": "x"}',
                        content_type="application/json")
         self.assertEqual(bad.status, 400, bad)
-        missing = self.api("POST", "/api/publish", body=b"x", content_type="text/plain")
-        self.assertEqual(missing.status, 400, missing)
+        not_json = self.api("POST", "/api/publish", body=b"x", content_type="text/plain")
+        self.assertEqual(not_json.status, 415, not_json)
         big = self.api("POST", "/api/publish?destination=/topic/big",
                        body=b"x" * (1024 * 1024 + 1), content_type="text/plain")
         self.assertEqual(big.status, 413, big)
@@ -643,6 +641,44 @@ class StompctlCliTest(AdminCase):
         self.assertEqual(stompd.returncode, 0)
         self.assertEqual(out.split("$")[:2], stompd.stdout.decode().split("$")[:2])
         self.ctl("passwd", stdin=b"", status=1)
+
+
+class CrossSiteTest(AdminCase):
+    """Issue 12 item 5: the default config has no admin token; browsers must still be kept out."""
+
+    CONFIG = {"admin": {}}
+
+    def test_a_cross_site_text_plain_publish_is_refused(self):
+        conn, listener = self.stomp()
+        room = unique("/topic/csrf.room")
+        self.subscribe(conn, listener, room, id="c1")
+        body = json.dumps({"destination": room, "body": "forged"}).encode()
+        for content_type in ("text/plain", "application/json"):
+            r = self.api("POST", "/api/publish", token=None, body=body, content_type=content_type,
+                         headers={"Origin": "http://evil.example"})
+            self.assertEqual(r.status, 403, r)
+            self.assertIn("Origin", r.json()["error"])
+        # Without Origin (curl, stompctl) text/plain is still no JSON.
+        r = self.api("POST", "/api/publish", token=None, body=body, content_type="text/plain")
+        self.assertEqual(r.status, 415, r)
+        ok = self.api("POST", "/api/publish", token=None, body=body,
+                      content_type="application/json")
+        self.assertEqual(ok.status, 200, ok)
+        self.assertEqual(listener.message().body, b"forged")
+        self.ctl("publish", room, "by stompctl", token=None)
+        self.assertEqual(listener.message().body, b"by stompctl")
+
+    def test_a_rebound_host_name_cannot_read_the_api(self):
+        r = self.api("GET", "/api/stats", token=None,
+                     headers={"Host": f"evil.example:{self.broker.admin_port}"})
+        self.assertEqual(r.status, 403, r)
+        self.assertIn("Host", r.json()["error"])
+        ok = self.api("GET", "/api/stats", token=None,
+                      headers={"Host": f"localhost:{self.broker.admin_port}"})
+        self.assertEqual(ok.status, 200, ok)
+        metrics = self.api("GET", "/metrics", token=None,
+                           headers={"Host": f"stompd.monitoring:{self.broker.admin_port}"})
+        self.assertEqual(metrics.status, 200, metrics)
 
 
 class BackendTokenPublishTest(AdminCase):

@@ -603,7 +603,13 @@ describe('connection and publish limits', () => {
   before(async () => {
     broker = await startBroker({
       config: {
-        auth: { anonymous: true, jwt: { enabled: true, algorithm: 'HS256', secret } },
+        // With jwt on, rules decide for everyone (tokens carry their own grants): anonymous
+        // clients get the topics these tests publish to by rule.
+        auth: {
+          anonymous: true,
+          jwt: { enabled: true, algorithm: 'HS256', secret },
+          rules: [{ users: ['anonymous'], subscribe: ['/topic/**'], send: ['/topic/**'] }],
+        },
         limits: { max_connections_per_address: perAddress, max_publish_rate: rate },
       },
     });
