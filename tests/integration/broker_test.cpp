@@ -409,6 +409,25 @@ TEST_F(BrokerTest, NewQueuePastMaxQueuesGetsAnErrorNamingTheLimit) {
   EXPECT_TRUE(pub.send_with_receipt(send_frame("/queue/c", "1")).empty());
 }
 
+// Issue 12, item 13: a COMMIT that fails applies nothing of its transaction, and its ERROR
+// answers the COMMIT's receipt, not the receipt of the frame inside that failed.
+TEST_F(BrokerTest, FailingCommitAppliesNothingAndAnswersTheCommitsReceipt) {
+  auto sub = connected_tcp();
+  sub.subscribe("/topic/tx-atomic", "s");
+  sub.subscribe("/queue/tx-acks", "q", {{"ack", "client"}});
+  auto pub = connected_tcp();
+  pub.send_with_receipt(stomp::frame(command::begin, {{"transaction", "t"}}));
+  pub.send_with_receipt(send_frame("/topic/tx-atomic", "1", {{"transaction", "t"}}));
+  pub.send_with_receipt(stomp::frame(command::ack, {{"id", "999-nothing"}, {"transaction", "t"}}));
+  pub.send(stomp::frame(command::commit, {{"transaction", "t"}, {"receipt", "commit-r"}}));
+  auto e = pub.receive();
+  ASSERT_TRUE(e);
+  ASSERT_EQ(e->command, command::error);
+  EXPECT_EQ(e->header("receipt-id"), "commit-r");
+  EXPECT_TRUE(pub.wait_closed());
+  EXPECT_FALSE(sub.receive(300ms)) << "the SEND before the failing ACK was applied";
+}
+
 TEST_F(BrokerTest, UnknownTransactionIsAnError) {
   auto c = connected_tcp();
   c.send(send_frame("/topic/a", "x", {{"transaction", "nope"}}));

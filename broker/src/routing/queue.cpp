@@ -87,6 +87,17 @@ void queue::written(const queue_consumer* c, std::uint64_t key, std::size_t coun
   dispatch();
 }
 
+bool queue::awaiting(const queue_consumer* c, std::uint64_t key,
+                     std::string_view message_id) const {
+  std::lock_guard lock(mutex_);
+  for (const auto& x : consumers_) {
+    if (x.raw != c || x.key != key || x.mode == ack_mode::auto_ack) continue;
+    return std::any_of(x.unacked.begin(), x.unacked.end(),
+                       [&](const entry& e) { return e.msg->id == message_id; });
+  }
+  return false;
+}
+
 bool queue::ack(const queue_consumer* c, std::uint64_t key, std::string_view message_id,
                 bool cumulative) {
   return settle(c, key, message_id, cumulative, false);

@@ -75,6 +75,8 @@ class queue {
            bool cumulative);
   bool nack(const queue_consumer* c, std::uint64_t key, std::string_view message_id,
             bool cumulative);
+  // True when `message_id` is a delivery to this consumer awaiting acknowledgement.
+  bool awaiting(const queue_consumer* c, std::uint64_t key, std::string_view message_id) const;
   // The consumer wrote its oldest `count` unwritten deliveries to its socket, `bytes` of
   // them (each delivery counted as delivery_bytes()): their window credit comes back, and
   // auto-ack ones are settled.

@@ -205,14 +205,26 @@ void session::handle_end_transaction(const stomp::frame_view& f, bool commit) {
   transaction_bytes_ -= it->second.bytes;
   transactions_.erase(it);
   if (commit) {
-    std::vector<header_view> headers;
-    for (const auto& saved : frames) {
-      headers.clear();
-      for (const auto& h : saved.headers) headers.push_back({h.name, h.value});
-      stomp::frame_view view{saved.command, headers, saved.body};
-      // The frames' own receipts were sent when they joined the transaction.
-      if (!apply(view, std::nullopt)) return;  // apply() has sent the ERROR
-    }
+    // All or nothing, as far as the broker can tell before applying: every ACK and NACK must
+    // name a message awaiting acknowledgement (destinations and grants were checked as the
+    // SENDs joined). Only a queue that fills up meanwhile can still fail a COMMIT part-way.
+    // Errors answer the COMMIT, whose receipt the client waits for.
+    committing_ = &f;
+    std::vector<std::vector<header_view>> views(frames.size());
+    auto view_of = [&](std::size_t i) {
+      const auto& saved = frames[i];
+      if (views[i].empty())
+        for (const auto& h : saved.headers) views[i].push_back({h.name, h.value});
+      return stomp::frame_view{saved.command, views[i], saved.body};
+    };
+    bool ok = true;
+    for (std::size_t i = 0; ok && i < frames.size(); ++i)
+      if (frames[i].command != command::send)
+        ok = handle_ack(view_of(i), frames[i].command == command::ack, true);
+    // The frames' own receipts were sent when they joined the transaction.
+    for (std::size_t i = 0; ok && i < frames.size(); ++i) ok = apply(view_of(i), std::nullopt);
+    committing_ = nullptr;
+    if (!ok) return;  // the ERROR is sent
   }
   receipt_after_stored(f.header("receipt"), nullptr);
 }

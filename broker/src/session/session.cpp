@@ -248,6 +248,7 @@ void session::protocol_error(std::string_view message, std::string_view detail,
                              const stomp::frame_view* f) {
   if (closing_) return;
   log_warn("session={} peer={} protocol error: {}: {}", id_, peer_, message, detail);
+  if (committing_ != nullptr) f = committing_;  // a frame of a COMMIT: the COMMIT failed
   send_error_and_close(close_reason::protocol_error, message, detail,
                        f != nullptr ? f->header("receipt") : std::nullopt);
 }

@@ -233,7 +233,10 @@ class session : public std::enable_shared_from_this<session>,
   // --- subscriptions.cpp ---
   void handle_subscribe(const stomp::frame_view& f);
   void handle_unsubscribe(const stomp::frame_view& f);
-  void handle_ack(const stomp::frame_view& f, bool positive);
+  // ACK or NACK; with `check_only`, only whether it would succeed (a COMMIT checks its
+  // transaction's acknowledgements before applying anything). False when it fails (the ERROR
+  // is sent).
+  bool handle_ack(const stomp::frame_view& f, bool positive, bool check_only = false);
   void deliver(const subscription& sub, const message_ptr& m, bool redelivered,
                bool replayed = false);
   // Replays run one at a time per connection, each once the previous one is written, so
@@ -259,9 +262,11 @@ class session : public std::enable_shared_from_this<session>,
   std::uint64_t next_key_ = 1;
   std::unordered_map<std::string, open_transaction> transactions_;
   std::size_t transaction_bytes_ = 0;  // all open transactions: limits.max_transaction_bytes
-  std::uint64_t published_ = 0;        // live message ids handed out
-  std::uint64_t messages_in_ = 0;      // SENDs accepted
-  std::uint64_t messages_out_ = 0;     // MESSAGEs queued
+  // While a COMMIT applies its frames: their errors answer the COMMIT (its receipt-id).
+  const stomp::frame_view* committing_ = nullptr;
+  std::uint64_t published_ = 0;     // live message ids handed out
+  std::uint64_t messages_in_ = 0;   // SENDs accepted
+  std::uint64_t messages_out_ = 0;  // MESSAGEs queued
   const std::int64_t connected_since_ms_;
   worker_metrics& stats_;  // our worker's counters
   std::chrono::steady_clock::time_point replay_started_;

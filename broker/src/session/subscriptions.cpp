@@ -186,7 +186,7 @@ void session::handle_unsubscribe(const stomp::frame_view& f) {
   send_receipt(f);
 }
 
-void session::handle_ack(const stomp::frame_view& f, bool positive) {
+bool session::handle_ack(const stomp::frame_view& f, bool positive, bool check_only) {
   const char* what = positive ? "ACK" : "NACK";
   // Which subscription and delivery: 1.2 uses the MESSAGE's `ack` value as `id`
   // ("<subscription key>-<message-id>"); 1.1 uses subscription + message-id; 1.0 only
@@ -195,27 +195,35 @@ void session::handle_ack(const stomp::frame_view& f, bool positive) {
   std::vector<std::uint64_t> candidates;
   if (version_ == stomp::version::v1_2) {
     auto id = f.header("id");
-    if (!id) return protocol_error("missing header", fmt::format("{} requires 'id'", what), &f);
+    if (!id) {
+      protocol_error("missing header", fmt::format("{} requires 'id'", what), &f);
+      return false;
+    }
     auto dash = id->find('-');
     std::uint64_t key = 0;
     if (dash != std::string_view::npos)
       key = stomp::parse_decimal<std::uint64_t>(id->substr(0, dash)).value_or(0);
-    if (key == 0 || !subscriptions_.contains(key))
-      return protocol_error("unknown ack id",
-                            fmt::format("{} id '{}' matches no message delivered here", what, *id),
-                            &f);
+    if (key == 0 || !subscriptions_.contains(key)) {
+      protocol_error("unknown ack id",
+                     fmt::format("{} id '{}' matches no message delivered here", what, *id), &f);
+      return false;
+    }
     message_id = id->substr(dash + 1);
     candidates.push_back(key);
   } else {
     auto mid = f.header("message-id");
-    if (!mid)
-      return protocol_error("missing header", fmt::format("{} requires 'message-id'", what), &f);
+    if (!mid) {
+      protocol_error("missing header", fmt::format("{} requires 'message-id'", what), &f);
+      return false;
+    }
     message_id = *mid;
     if (auto sub = f.header("subscription"); sub && version_ == stomp::version::v1_1) {
       auto k = subscription_keys_.find(std::string(*sub));
-      if (k == subscription_keys_.end())
-        return protocol_error("unknown subscription",
-                              fmt::format("no subscription with id '{}'", *sub), &f);
+      if (k == subscription_keys_.end()) {
+        protocol_error("unknown subscription", fmt::format("no subscription with id '{}'", *sub),
+                       &f);
+        return false;
+      }
       candidates.push_back(k->second);
     } else {
       for (const auto& entry : subscriptions_) candidates.push_back(entry.first);
@@ -225,18 +233,20 @@ void session::handle_ack(const stomp::frame_view& f, bool positive) {
     const auto& sub = subscriptions_.at(key);
     if (!sub.is_queue || sub.mode == ack_mode::auto_ack) {
       // Topic deliveries are not tracked: acknowledging one is accepted and has no effect.
-      if (candidates.size() == 1) return;
+      if (candidates.size() == 1) return true;
       continue;
     }
     bool cumulative = sub.mode == ack_mode::client;
-    bool found = positive ? sub.q->ack(this, key, message_id, cumulative)
-                          : sub.q->nack(this, key, message_id, cumulative);
-    if (found) return;
+    bool found = check_only ? sub.q->awaiting(this, key, message_id)
+                 : positive ? sub.q->ack(this, key, message_id, cumulative)
+                            : sub.q->nack(this, key, message_id, cumulative);
+    if (found) return true;
   }
   protocol_error(
       "unknown message",
       fmt::format("{} for message '{}', which is not awaiting acknowledgement", what, message_id),
       &f);
+  return false;
 }
 
 void session::on_topic_message(const message_ptr& m, std::uint64_t key) {
