@@ -637,6 +637,13 @@ class stuck_subscriber {
   stuck_subscriber(const stuck_subscriber&) = delete;
   stuck_subscriber& operator=(const stuck_subscriber&) = delete;
 
+  // SUBSCRIBE asking for history, not waited for (a stalled replay sends no RECEIPT).
+  void subscribe_with_replay(std::string_view id, std::string_view destination,
+                             std::string_view replay) {
+    send_stomp("SUBSCRIBE\nid:" + std::string(id) + "\ndestination:" + std::string(destination) +
+               "\nx-replay:" + std::string(replay) + "\n\n" + '\0');
+  }
+
   // Whether the broker closed or reset the connection within `timeout`, seen without reading
   // (reading would let the stalled writes go on).
   bool closed_by_broker_within(std::chrono::milliseconds timeout) {
@@ -752,6 +759,27 @@ TEST_P(BrokerStuckConsumerTest, WriteWithoutProgressEndsConnectionWithinItsBudge
   stuck_subscriber stuck(port(), GetParam(), "/topic/flood");
   auto pub = connected_tcp();
   EXPECT_TRUE(flood_until_closed(pub, stuck, "/topic/flood", 500ms + 3s));
+  EXPECT_TRUE(new_client_served(server_->tcp_port()));
+}
+
+// Issue 12, item 6: live messages held behind a replay count against the connection's
+// byte budget with its outbox, not only by number (65,536 per subscription were allowed, of
+// up to a frame's size each). A connection's replays run one at a time, so a subscription
+// whose replay waits for a stalled one holds its live messages meanwhile; once they pass
+// limits.max_queued_bytes the subscriber is cut off, long before the write timeout.
+TEST_P(BrokerStuckConsumerTest, LiveMessagesHeldBehindAStalledReplayCountAgainstTheBudget) {
+  start_with(64 * 1024, 60s);
+  auto pub = connected_tcp();
+  const std::string body(16 * 1024, 'h');
+  for (int i = 0; i < 200; ++i) pub.send(send_frame("/topic/history", body));  // 3.2 MB
+  pub.send_with_receipt(send_frame("/topic/behind", "stored"));
+  stuck_subscriber stuck(port(), GetParam(), "/topic/idle");
+  stuck.subscribe_with_replay("a", "/topic/history", "last:200");  // stalls on the socket
+  stuck.subscribe_with_replay("b", "/topic/behind", "last:1");     // waits for it
+  std::this_thread::sleep_for(200ms);
+  // 320 KiB of live messages for "b": five times the budget, in 20 frames.
+  for (int i = 0; i < 20; ++i) pub.send_with_receipt(send_frame("/topic/behind", body));
+  EXPECT_TRUE(stuck.closed_by_broker_within(2s + 3s));
   EXPECT_TRUE(new_client_served(server_->tcp_port()));
 }
 
