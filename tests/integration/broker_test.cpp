@@ -510,6 +510,18 @@ TEST_F(BrokerHeartbeatTest, SilentClientIsClosedAfterIntervalTimesGrace) {
   EXPECT_TRUE(c.wait_closed());
 }
 
+// Found by the session fuzzer: 6072052719281562509 ms times the grace factor overflowed the
+// heart-beat timer's arithmetic.
+TEST_F(BrokerTest, AbsurdHeartBeatIntervalIsAnErrorNamingIt) {
+  for (const char* hb : {"6072052719281562509,100", "100,2147483648"}) {
+    auto c = tcp();
+    c.send(stomp::frame(command::connect, {{"accept-version", "1.2"}, {"heart-beat", hb}}));
+    expect_error_and_close(c, "invalid heart-beat");
+  }
+  auto c = tcp();
+  EXPECT_EQ(c.connect({{"heart-beat", "2147483647,2147483647"}}).command, command::connected);
+}
+
 TEST_F(BrokerHeartbeatTest, ClientHeartBeatsKeepConnectionOpen) {
   auto c = tcp();
   c.connect({{"heart-beat", "100,0"}});

@@ -33,6 +33,14 @@ void session::handle_connect(const stomp::frame_view& f) {
         "invalid heart-beat",
         fmt::format("heart-beat must be two integers 'cx,cy', got '{}'", *f.header("heart-beat")),
         &f);
+  // An interval beyond any sensible one (24.8 days, Java's int milliseconds) would overflow
+  // the timer's arithmetic once multiplied by the grace factor.
+  constexpr std::uint64_t max_heart_beat_ms = 2'147'483'647;
+  if (theirs->send_ms > max_heart_beat_ms || theirs->receive_ms > max_heart_beat_ms)
+    return protocol_error("invalid heart-beat",
+                          fmt::format("heart-beat intervals are at most {} ms, got '{}'",
+                                      max_heart_beat_ms, *f.header("heart-beat")),
+                          &f);
   version_ = *v;
   parser_.set_version(version_);
   const auto& hb = ctx_.settings.heartbeat;
