@@ -5,6 +5,7 @@
 #include "metrics.hpp"
 #include "net/connection_limiter.hpp"
 #include "net/event_loop.hpp"
+#include "routing/held_bytes.hpp"
 #include "routing/publish.hpp"
 #include "routing/queue.hpp"
 #include "routing/router.hpp"
@@ -38,6 +39,9 @@ struct broker_context {
   std::atomic<std::uint64_t> next_session_id{1};
   shared_metrics metrics;
   const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  // Before everything that holds messages (router, queues, workers' sessions, the engine):
+  // each message gives its bytes back when it is freed.
+  held_bytes held;
   std::atomic<std::uint64_t> slow_consumer_closes{0};
   const std::string server_header;  // CONNECTED's `server`: "stompd/0.1.0"
   router topics;

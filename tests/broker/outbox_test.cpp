@@ -40,10 +40,12 @@ outbox::entry delivery(const broker::message_ptr& m, std::string_view head) {
   return e;
 }
 
+broker::held_bytes held{SIZE_MAX};
+
 broker::message_ptr message(std::string_view body, bool utf8 = true) {
   const stomp::header_view h[] = {{"destination", "/topic/a"}};
-  return std::make_shared<const broker::message>("/topic/a", "1", stomp::shared_message(h, body),
-                                                 utf8);
+  return std::make_shared<const broker::message>(held, "/topic/a", "1",
+                                                 stomp::shared_message(h, body), utf8);
 }
 
 TEST(OutboxTest, FramesQueuedTogetherLeaveInOneWrite) {

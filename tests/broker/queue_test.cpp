@@ -22,10 +22,12 @@ struct fake_consumer final : queue_consumer {
   }
 };
 
+broker::held_bytes held{SIZE_MAX};
+
 message_ptr make_message(std::string id) {
   const stomp::header_view h[] = {{"destination", "/queue/q"}, {"message-id", id}};
-  return std::make_shared<const message>("/queue/q", std::move(id), stomp::shared_message(h, "x"),
-                                         true);
+  return std::make_shared<const message>(held, "/queue/q", std::move(id),
+                                         stomp::shared_message(h, "x"), true);
 }
 
 TEST(QueueTest, HoldsMessagesUntilAConsumerArrives) {

@@ -35,9 +35,11 @@ struct fake_subscriber final : topic_subscriber {
   }
 };
 
+broker::held_bytes held{SIZE_MAX};
+
 message_ptr make_message(std::string destination, std::string id) {
   const stomp::header_view h[] = {{"destination", destination}, {"message-id", id}};
-  return std::make_shared<const message>(std::move(destination), std::move(id),
+  return std::make_shared<const message>(held, std::move(destination), std::move(id),
                                          stomp::shared_message(h, "body"), true);
 }
 

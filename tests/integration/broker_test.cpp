@@ -606,6 +606,85 @@ TEST_F(BrokerLimitsTest, QueueConsumerThatPausesIsNotCutOff) {
   }
 }
 
+// Issue 12: every byte a client makes the broker hold counts against a broker-wide budget
+// too. With limits.max_held_bytes_total at 256 KiB, a publisher filling a queue that nobody
+// consumes is pushed back (its next SEND is not read) long before the queue's own bound; a
+// consumer arriving is still read, takes the backlog, the publisher is read again, and
+// nothing it sent is lost.
+class BrokerHeldBytesTest : public BrokerTest {
+  void SetUp() override {
+    auto c = test_config();
+    c.limits.max_held_bytes_total = 256 * 1024;
+    start(c);
+  }
+};
+
+TEST_F(BrokerHeldBytesTest, PublisherIsPushedBackWhileTheBrokerHoldsItsBudgetThenResumes) {
+  auto pub = connected_tcp();
+  const std::string body(4096, 'h');
+  int receipted = 0;
+  for (; receipted < 200; ++receipted) {  // 800 KiB at most
+    pub.send(send_frame("/queue/held", body, {{"receipt", std::to_string(receipted)}}));
+    auto r = pub.receive(500ms);
+    if (!r) break;
+    ASSERT_EQ(r->command, command::receipt) << r->header("message").value_or("") << r->body;
+  }
+  // 256 KiB hold about 60 such messages: the SEND that went past the budget was receipted,
+  // the next one waits unread.
+  EXPECT_GE(receipted, 55);
+  EXPECT_LE(receipted, 70);
+  auto c = connected_tcp();
+  c.send(stomp::frame(command::subscribe, {{"destination", "/queue/held"}, {"id", "s"}}));
+  for (int i = 0; i <= receipted; ++i) {
+    auto m = c.receive();
+    ASSERT_TRUE(m) << "after " << i << " messages";
+    ASSERT_EQ(m->command, command::message) << m->header("message").value_or("");
+  }
+  auto r = pub.receive();
+  ASSERT_TRUE(r) << "the publisher was never read again";
+  EXPECT_EQ(r->command, command::receipt);
+  EXPECT_EQ(r->header("receipt-id"), std::to_string(receipted));
+}
+
+// Pushed back for longer than limits.max_push_back_ms, a connection is closed with an ERROR
+// naming the budgets (it might be holding what would free them, or be gone); what it had
+// sent and was accepted stays in the queue, and the SEND left unread was never accepted.
+class BrokerPushBackBoundTest : public BrokerTest {
+  void SetUp() override {
+    auto c = test_config();
+    c.limits.max_held_bytes_total = 256 * 1024;
+    c.limits.max_push_back = 500ms;
+    start(c);
+  }
+};
+
+TEST_F(BrokerPushBackBoundTest, ConnectionPushedBackTooLongIsClosedAndKeepsWhatWasAccepted) {
+  auto pub = connected_tcp();
+  const std::string body(4096, 'b');
+  int receipted = 0;
+  for (; receipted < 200; ++receipted) {
+    pub.send(send_frame("/queue/bound", body, {{"receipt", std::to_string(receipted)}}));
+    auto r = pub.receive(300ms);
+    if (!r) break;
+    ASSERT_EQ(r->command, command::receipt) << r->header("message").value_or("") << r->body;
+  }
+  ASSERT_LT(receipted, 200);
+  auto e = pub.receive(3s);
+  ASSERT_TRUE(e);
+  ASSERT_EQ(e->command, command::error);
+  EXPECT_EQ(e->header("message"), "pushed back too long");
+  EXPECT_NE(e->body.find("max_held_bytes_total"), std::string::npos) << e->body;
+  EXPECT_TRUE(pub.wait_closed());
+  auto c = connected_tcp();
+  c.send(stomp::frame(command::subscribe, {{"destination", "/queue/bound"}, {"id", "s"}}));
+  for (int i = 0; i < receipted; ++i) {
+    auto m = c.receive();
+    ASSERT_TRUE(m) << "after " << i << " messages";
+    ASSERT_EQ(m->command, command::message);
+  }
+  EXPECT_FALSE(c.receive(300ms)) << "the SEND left unread was delivered";
+}
+
 TEST_F(BrokerLimitsTest, ConnectionWithoutConnectIsDropped) {
   auto c = tcp();
   auto e = c.receive(3s);

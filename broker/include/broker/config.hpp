@@ -162,6 +162,16 @@ struct config {
     // The same for all connections together: past it every publisher to a journaled
     // destination is paused until the journal's backlog is back under it.
     std::size_t max_pending_store_bytes_total = 256 * 1024 * 1024;
+    // Bytes of messages the broker holds for all clients together (in queues, outboxes,
+    // behind replays, in commit batches; each message once however many share it) plus
+    // open transactions' frames. Past it every connection stops being read after its next
+    // SEND until the total is back under, and the admin API's publish answers 503.
+    std::size_t max_held_bytes_total = 1024 * 1024 * 1024;
+    // A connection pushed back (not read) this long by any of the budgets above is closed
+    // with an ERROR naming them: what it held goes back (unacknowledged queue messages) or
+    // is dropped (open transactions, never accepted), so a connection that both publishes
+    // and holds what would free the budget cannot wait forever, nor can a vanished peer.
+    std::chrono::milliseconds max_push_back{30'000};
     // Time between accept and a CONNECT frame before the connection is dropped.
     std::chrono::milliseconds connect_timeout{10'000};
     // A write to a connection that doesn't complete in this long ends it (a peer that stopped

@@ -153,7 +153,8 @@ json::object to_json(const broker_stats& s) {
           {"rate_in", round_rate(s.rate_in)},
           {"rate_out", round_rate(s.rate_out)},
           {"journal_bytes", s.journal_bytes},
-          {"rss_bytes", s.rss_bytes}};
+          {"rss_bytes", s.rss_bytes},
+          {"held_bytes", s.held_bytes}};
 }
 
 std::string to_text(const json::value& v) {
@@ -293,6 +294,9 @@ std::string render_prometheus(const metrics& m, const broker_stats& s) {
   e.gauge("journal_size_bytes", "Size of the journal: the SQLite file and its WAL.",
           s.journal_bytes);
   e.gauge("resident_memory_bytes", "Resident memory of the broker process.", s.rss_bytes);
+  e.gauge("held_bytes",
+          "Messages held for clients and open transactions (limits.max_held_bytes_total).",
+          s.held_bytes);
   return e.take();
 }
 

@@ -78,6 +78,7 @@ struct broker_stats {
   double rate_out = 0;
   std::uint64_t journal_bytes = 0;  // the SQLite file and its WAL
   std::uint64_t rss_bytes = 0;
+  std::uint64_t held_bytes = 0;  // messages and open transactions (limits.max_held_bytes_total)
 };
 
 // A Prometheus histogram: cumulative counts per upper bound (le), plus sum and count.

@@ -234,6 +234,7 @@ admin::broker_stats live_view::stats() {
   s.rate_out = rate(&sample::out);
   s.journal_bytes = ctx_.publishing->store().stored_bytes();
   s.rss_bytes = resident_bytes();
+  s.held_bytes = ctx_.held.bytes();
   return s;
 }
 

@@ -378,6 +378,8 @@ std::vector<entry> schema(config& c) {
            {"max_transaction_bytes", read_positive(limits.max_transaction_bytes)},
            {"max_pending_store_bytes", read_positive(limits.max_pending_store_bytes)},
            {"max_pending_store_bytes_total", read_positive(limits.max_pending_store_bytes_total)},
+           {"max_held_bytes_total", read_positive(limits.max_held_bytes_total)},
+           {"max_push_back_ms", read_ms(limits.max_push_back, 1)},
            {"connect_timeout_ms", read_ms(limits.connect_timeout, 1)},
            {"write_timeout_ms", read_ms(limits.write_timeout, 1)},
            {"max_connections", read_positive(limits.max_connections)},

@@ -37,10 +37,11 @@ history::lock_file::~lock_file() {
   if (fd >= 0) ::close(fd);  // releases the lock
 }
 
-history::history(const config& settings, worker_pool& workers, router& topics,
+history::history(const config& settings, worker_pool& workers, router& topics, held_bytes& held,
                  shared_metrics& metrics)
     : workers_(workers),
       topics_(topics),
+      held_(held),
       lock_(settings.data_dir / "stompd.lock"),
       default_retention_{settings.journal.default_max_messages, settings.journal.default_max_age},
       max_destinations_(settings.limits.max_journaled_destinations) {
@@ -125,7 +126,7 @@ bool history::append(std::size_t w, std::string destination, header_list headers
     if (is_new) admitted_new(stored.destination);
     // Handed to the workers with the rest of the batch in on_batch_done, after every
     // callback of the batch ran: receipts and deliveries both follow the commit.
-    if (!result.ec) batch_.push_back(make_stored_message(stored, false));
+    if (!result.ec) batch_.push_back(make_stored_message(held_, stored, false));
     if (w >= completions_.size()) completions_.resize(w + 1);
     completions_[w].push_back({std::move(done), result});
   });

@@ -31,8 +31,9 @@ class history {
  public:
   // Opens <data_dir>/stompd.db; throws storage::journal_error when it can't.
   // Receipts are posted to the workers through `workers`, committed messages published
-  // through `topics`.
-  history(const config& settings, worker_pool& workers, router& topics, shared_metrics& metrics);
+  // through `topics`; they count themselves in `held`.
+  history(const config& settings, worker_pool& workers, router& topics, held_bytes& held,
+          shared_metrics& metrics);
   ~history();
 
   struct policy {
@@ -81,6 +82,7 @@ class history {
 
   worker_pool& workers_;
   router& topics_;
+  held_bytes& held_;
   lock_file lock_;
   std::vector<rule> rules_;
   storage::retention default_retention_;  // journal.default_max_messages, default_max_age

@@ -19,13 +19,13 @@ std::uint64_t size_of(const std::filesystem::path& p) {
 }  // namespace
 
 local_engine::local_engine(const config& settings, worker_pool& workers, router& topics,
-                           queue_registry& queues, shared_metrics& metrics)
+                           queue_registry& queues, held_bytes& held, shared_metrics& metrics)
     : workers_(workers),
       topics_(topics),
       queues_(queues),
       db_path_(settings.data_dir / "stompd.db") {
   if (settings.journal.enabled)
-    history_ = std::make_unique<history>(settings, workers, topics, metrics);
+    history_ = std::make_unique<history>(settings, workers, topics, held, metrics);
 }
 
 local_engine::~local_engine() = default;

@@ -23,7 +23,7 @@ struct shared_metrics;
 class local_engine final : public engine {
  public:
   local_engine(const config& settings, worker_pool& workers, router& topics, queue_registry& queues,
-               shared_metrics& metrics);
+               held_bytes& held, shared_metrics& metrics);
   ~local_engine() override;
 
   bool journaled(std::string_view destination) const override;

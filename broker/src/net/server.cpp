@@ -72,6 +72,7 @@ std::size_t worker_count(const config& c) {
 
 broker_context::broker_context(config c)
     : settings(std::move(c)),
+      held(settings.limits.max_held_bytes_total),
       server_header(fmt::format("{}/{}", settings.server_name, STOMPD_VERSION)),
       topics(
           worker_count(settings),
@@ -205,10 +206,10 @@ void server::start() {
     log_warn("auth.anonymous is on: anyone may connect (the development default)");
   // A journal that can't be opened (corrupt, newer schema, unwritable) stops startup here,
   // with the reason: never a silent fresh start.
-  m.ctx.publishing =
-      std::make_unique<publisher>(cfg, m.ctx.workers,
-                                  std::make_unique<local_engine>(cfg, m.ctx.workers, m.ctx.topics,
-                                                                 m.ctx.queues, m.ctx.metrics));
+  m.ctx.publishing = std::make_unique<publisher>(
+      cfg, m.ctx.workers, m.ctx.held,
+      std::make_unique<local_engine>(cfg, m.ctx.workers, m.ctx.topics, m.ctx.queues, m.ctx.held,
+                                     m.ctx.metrics));
   if (cfg.journal.enabled) {
     log_info("journal path={} durability={}", (cfg.data_dir / "stompd.db").string(),
              cfg.journal.durability == config::journal_settings::durability_mode::power

@@ -66,19 +66,20 @@ header_views passable_headers(std::span<const stomp::header_view> headers) {
   return passed;
 }
 
-message_ptr make_live_message(std::string_view destination, std::string message_id,
-                              std::span<const stomp::header_view> passed, std::string_view body) {
+message_ptr make_live_message(held_bytes& budget, std::string_view destination,
+                              std::string message_id, std::span<const stomp::header_view> passed,
+                              std::string_view body) {
   header_views headers;
   headers.push_back({"destination", destination});
   headers.push_back({"message-id", message_id});
   headers.insert(headers.end(), passed.begin(), passed.end());
   stomp::shared_message encoded(headers, body);
   bool text = is_utf8(encoded.tail(stomp::version::v1_2));
-  return std::make_shared<const message>(std::string(destination), std::move(message_id),
+  return std::make_shared<const message>(budget, std::string(destination), std::move(message_id),
                                          std::move(encoded), text);
 }
 
-message_ptr make_stored_message(const storage::record& r, bool replayed) {
+message_ptr make_stored_message(held_bytes& budget, const storage::record& r, bool replayed) {
   auto seq = fmt::format("{}", r.seq);
   std::vector<stomp::header_view> headers;
   headers.reserve(r.headers.size() + 4);
@@ -89,8 +90,8 @@ message_ptr make_stored_message(const storage::record& r, bool replayed) {
   for (const auto& [name, value] : r.headers) headers.push_back({name, value});
   stomp::shared_message encoded(headers, r.body);
   bool text = is_utf8(encoded.tail(stomp::version::v1_2));
-  return std::make_shared<const message>(r.destination, std::move(seq), std::move(encoded), text,
-                                         r.seq);
+  return std::make_shared<const message>(budget, r.destination, std::move(seq), std::move(encoded),
+                                         text, r.seq);
 }
 
 std::optional<storage::replay_request> parse_replay(std::string_view v) {
@@ -115,8 +116,9 @@ std::optional<storage::replay_request> parse_replay(std::string_view v) {
   return r;
 }
 
-publisher::publisher(const config& settings, worker_pool& workers, std::unique_ptr<engine> e)
-    : settings_(settings), workers_(workers), engine_(std::move(e)) {}
+publisher::publisher(const config& settings, worker_pool& workers, held_bytes& held,
+                     std::unique_ptr<engine> e)
+    : settings_(settings), workers_(workers), held_(held), engine_(std::move(e)) {}
 
 publisher::status publisher::publish(std::size_t w, const request& r,
                                      std::weak_ptr<publish_listener> listener,
@@ -140,8 +142,8 @@ publisher::status publisher::publish(std::size_t w, const request& r,
     pending_bytes_.fetch_sub(bytes, std::memory_order_relaxed);  // refused: never pending
     return status::too_many_journaled;
   }
-  auto m = make_live_message(r.destination, fmt::format("{}-{}", r.sender, r.sender_seq), passed,
-                             r.body);
+  auto m = make_live_message(held_, r.destination, fmt::format("{}-{}", r.sender, r.sender_seq),
+                             passed, r.body);
   switch (engine_->route(w, m)) {
     case engine::route_result::routed:
       return status::routed;
@@ -196,6 +198,14 @@ void publisher::publish_from_admin(std::size_t w, std::string destination,
   std::vector<stomp::header_view> views;
   views.reserve(headers.size());
   for (const auto& [name, value] : headers) views.push_back({name, value});
+  // A STOMP producer would stop being read here; an HTTP one is told to come back.
+  if (held_.over())
+    return done({503,
+                 fmt::format("the broker holds {} bytes of messages, over "
+                             "limits.max_held_bytes_total ({}); retry later",
+                             held_.bytes(), held_.limit()),
+                 0,
+                 {}});
   auto n = admin_messages_.fetch_add(1, std::memory_order_relaxed) + 1;
   auto listener = std::make_shared<callback_listener>([done](const storage::append_result& r) {
     if (r.ec) return done({503, r.ec.message(), 0, {}});

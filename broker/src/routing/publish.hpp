@@ -41,12 +41,14 @@ bool is_reserved_header(std::string_view name) noexcept;
 using header_views = boost::container::small_vector<stomp::header_view, 16>;
 header_views passable_headers(std::span<const stomp::header_view> headers);
 
-// A MESSAGE for a destination that is not journaled, with message-id `message_id`.
-message_ptr make_live_message(std::string_view destination, std::string message_id,
-                              std::span<const stomp::header_view> passed, std::string_view body);
+// A MESSAGE for a destination that is not journaled, with message-id `message_id`. Messages
+// count themselves in `budget` while they live.
+message_ptr make_live_message(held_bytes& budget, std::string_view destination,
+                              std::string message_id, std::span<const stomp::header_view> passed,
+                              std::string_view body);
 // The MESSAGE for a stored record: message-id and x-seq from its seq, and x-replayed:true
 // when it is being replayed rather than delivered live.
-message_ptr make_stored_message(const storage::record& r, bool replayed);
+message_ptr make_stored_message(held_bytes& budget, const storage::record& r, bool replayed);
 
 // x-replay: "last:N", "after:SEQ" or "since:UNIX_MS", decimal; nullopt when malformed.
 std::optional<storage::replay_request> parse_replay(std::string_view value);
@@ -90,8 +92,10 @@ class publisher {
   };
   refusal limit_refusal(status s, std::string_view destination) const;
 
-  // Callbacks that run "on w's thread" are posted through `workers`.
-  publisher(const config& settings, worker_pool& workers, std::unique_ptr<engine> e);
+  // Callbacks that run "on w's thread" are posted through `workers`; messages count
+  // themselves in `held`.
+  publisher(const config& settings, worker_pool& workers, held_bytes& held,
+            std::unique_ptr<engine> e);
 
   // On worker w's thread.
   status publish(std::size_t w, const request& r, std::weak_ptr<publish_listener> listener,
@@ -136,6 +140,7 @@ class publisher {
  private:
   const config& settings_;
   worker_pool& workers_;
+  held_bytes& held_;
   std::unique_ptr<engine> engine_;
   std::atomic<std::uint64_t> admin_messages_{0};  // names the admin API's live messages
   std::atomic<std::size_t> pending_bytes_{0};

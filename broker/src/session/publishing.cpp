@@ -45,10 +45,7 @@ bool session::publish(const stomp::frame_view& f, std::string_view destination,
                                       receipt ? std::optional<std::string>(*receipt) : std::nullopt,
                                       std::string(destination), bytes});
       // Push back: read nothing more from this producer until the journal has caught up.
-      if (over_store_budget() && !store_paused_) {
-        store_paused_ = true;
-        paused_self_ = shared_from_this();
-      }
+      pause_if_over_budget();
       return true;
     }
     case publisher::status::queue_full:
@@ -67,31 +64,62 @@ bool session::publish(const stomp::frame_view& f, std::string_view destination,
       break;
   }
   send_receipt(receipt);
+  pause_if_over_budget();  // the message waits somewhere: the broker-wide total may be over
   return true;
 }
 
-bool session::over_store_budget() const {
+bool session::over_budget() const {
   const auto& limits = ctx_.settings.limits;
   return pending_store_bytes_ > limits.max_pending_store_bytes ||
-         ctx_.publishing->pending_bytes() > limits.max_pending_store_bytes_total;
+         ctx_.publishing->pending_bytes() > limits.max_pending_store_bytes_total ||
+         ctx_.held.over();
 }
 
-void session::resume_after_store() {
-  if (!store_paused_ || closing_) return;
+void session::pause_if_over_budget() {
+  if (paused_ || !over_budget()) return;
+  paused_ = true;
+  paused_since_ = std::chrono::steady_clock::now();
+  paused_self_ = shared_from_this();
+  if (stores_.empty()) look_again_later();  // else our own next on_stored looks
+}
+
+void session::look_again_later() {
+  // Paused by a broker-wide total: nothing of ours will call back, so look again soon, less
+  // often the longer it lasts (5 ms doubling to 160 ms: thousands may be waiting).
+  if (!pause_retry_) pause_retry_.emplace(worker_.io);
+  pause_retry_->expires_after(std::chrono::milliseconds(5 << pause_retries_));
+  if (pause_retries_ < 5) ++pause_retries_;
+  pause_retry_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) self->resume_reading();
+  });
+}
+
+void session::resume_reading() {
+  if (!paused_ || closing_) return;
   auto self = paused_self_;  // alive to the end of this call, whatever happens in it
-  if (over_store_budget()) {
-    if (!stores_.empty()) return;  // our own next on_stored checks again
-    // Paused by the broker-wide total alone: nothing of ours will call back, so look again
-    // shortly.
-    if (!store_retry_) store_retry_.emplace(worker_.io);
-    store_retry_->expires_after(std::chrono::milliseconds(5));
-    store_retry_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
-      if (!ec) self->resume_after_store();
-    });
+  if (over_budget()) {
+    const auto& limits = ctx_.settings.limits;
+    if (std::chrono::steady_clock::now() - paused_since_ >= limits.max_push_back) {
+      paused_self_.reset();  // `self` keeps us alive through the close
+      return send_error_and_close(
+          close_reason::pushed_back, "pushed back too long",
+          fmt::format("not read for {} ms (limits.max_push_back_ms): this connection's journaled "
+                      "SENDs not yet stored hold {} bytes (limits.max_pending_store_bytes {}), "
+                      "all connections' {} (max_pending_store_bytes_total {}), and the broker "
+                      "holds {} bytes of messages (max_held_bytes_total {})",
+                      limits.max_push_back.count(), pending_store_bytes_,
+                      limits.max_pending_store_bytes, ctx_.publishing->pending_bytes(),
+                      limits.max_pending_store_bytes_total, ctx_.held.bytes(),
+                      limits.max_held_bytes_total));
+    }
+    if (stores_.empty()) look_again_later();  // else our own next on_stored looks
     return;
   }
-  store_paused_ = false;
+  paused_ = false;
+  pause_retries_ = 0;
   paused_self_.reset();
+  // What the peer sent meanwhile, heart-beats too, waits unread: its silence was ours.
+  last_read_ = std::chrono::steady_clock::now();
   process_input();  // the frames that waited in the parser, then reading again
 }
 
@@ -118,7 +146,7 @@ void session::on_stored(std::uint64_t ticket, const storage::append_result& r) {
     const header_view h[] = {{"receipt-id", *done.receipt}, {"x-seq", seq}};
     enqueue_frame(command::receipt, h);
   }
-  resume_after_store();
+  resume_reading();
 }
 
 void session::receipt_after_stored(std::optional<std::string_view> receipt,
@@ -172,9 +200,10 @@ void session::handle_transactional(const stomp::frame_view& f, std::string_view 
     if (!check_destination(*dest, f) || !authorized(auth::action::send, *dest, f)) return;
   }
   it->second.frames.emplace_back(f);
-  it->second.bytes += bytes;
+  it->second.held.grow(bytes);
   transaction_bytes_ += bytes;
   send_receipt(f);
+  pause_if_over_budget();
 }
 
 void session::handle_begin(const stomp::frame_view& f) {
@@ -188,7 +217,7 @@ void session::handle_begin(const stomp::frame_view& f) {
                           fmt::format("limit is {} open transactions per connection",
                                       ctx_.settings.limits.max_transactions_per_connection),
                           &f);
-  transactions_.emplace(std::string(*tx), open_transaction{});
+  transactions_.emplace(std::string(*tx), open_transaction{{}, held_bytes::claim(ctx_.held, 0)});
   send_receipt(f);
 }
 
@@ -202,7 +231,7 @@ void session::handle_end_transaction(const stomp::frame_view& f, bool commit) {
     return protocol_error("unknown transaction", fmt::format("transaction '{}' was not begun", *tx),
                           &f);
   auto frames = std::move(it->second.frames);
-  transaction_bytes_ -= it->second.bytes;
+  transaction_bytes_ -= it->second.held.bytes();
   transactions_.erase(it);
   if (commit) {
     // All or nothing, as far as the broker can tell before applying: every ACK and NACK must

@@ -53,6 +53,8 @@ std::string_view to_string(close_reason r) noexcept {
       return "token_expired";
     case close_reason::kicked:
       return "kicked";
+    case close_reason::pushed_back:
+      return "pushed_back";
   }
   return "unknown";
 }
@@ -168,7 +170,7 @@ void session::on_read(std::size_t bytes) {
 
 void session::process_input() {
   stomp::frame_view f;
-  while (!closing_ && !disconnecting_ && !authenticating_ && !store_paused_) {
+  while (!closing_ && !disconnecting_ && !authenticating_ && !paused_) {
     auto ec = parser_.next(f);
     if (ec == stomp::errc::need_more) break;
     if (ec) {
@@ -180,8 +182,8 @@ void session::process_input() {
     handle_frame(f);
   }
   // While a passcode is checked, frames after CONNECT wait in the parser and no more are read.
-  // So do they while journaled SENDs past the budgets wait (resume_after_store).
-  if (!closing_ && !disconnecting_ && !authenticating_ && !store_paused_) {
+  // So do they while journaled SENDs past the budgets wait (resume_reading).
+  if (!closing_ && !disconnecting_ && !authenticating_ && !paused_) {
     // When everything read was whole frames, a buffer grown for a burst or a large frame
     // goes back. Before the read: it reads into the buffer.
     parser_.shrink(2 * read_bytes_);
@@ -353,7 +355,8 @@ void session::arm_timer() {
   if (closing_ || (send_every_.count() == 0 && expect_every_.count() == 0)) return;
   auto next = clock::time_point::max();
   if (send_every_.count() != 0) next = std::min(next, last_write_ + send_every_);
-  if (expect_every_.count() != 0) {
+  // A paused connection is not read: its silence is ours (resume_reading restarts the clock).
+  if (expect_every_.count() != 0 && !paused_) {
     auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(
         expect_every_ * ctx_.settings.heartbeat.grace_factor);
     next = std::min(next, last_read_ + grace);
@@ -367,7 +370,8 @@ void session::arm_timer() {
 void session::on_timer() {
   if (closing_) return;
   auto now = clock::now();
-  if (expect_every_.count() != 0) {
+  // A paused connection is not read: its silence is ours (resume_reading restarts the clock).
+  if (expect_every_.count() != 0 && !paused_) {
     auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(
         expect_every_ * ctx_.settings.heartbeat.grace_factor);
     if (now - last_read_ >= grace) {
@@ -446,7 +450,7 @@ void session::release_resources() {
   // A pending expiry wait owns the session: left alone it would keep a closed connection
   // (and its slot) alive until the token runs out.
   if (expiry_timer_) expiry_timer_->cancel();
-  if (store_retry_) store_retry_->cancel();
+  if (pause_retry_) pause_retry_->cancel();
   // Released later, on this worker: the caller may still be using this session.
   if (paused_self_) net::post(worker_.io, [self = std::move(paused_self_)] {});
   for (auto& [key, sub] : subscriptions_) {

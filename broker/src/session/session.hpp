@@ -42,6 +42,7 @@ enum class close_reason : std::uint8_t {
   access_refused,   // CONNECT with bad or missing credentials
   token_expired,    // the bearer token of the connection ran out
   kicked,           // an administrator disconnected it
+  pushed_back,      // paused by a budget for longer than limits.max_push_back_ms
 };
 std::string_view to_string(close_reason r) noexcept;
 
@@ -157,10 +158,10 @@ class session : public std::enable_shared_from_this<session>,
   };
 
   // An open transaction: its frames, applied at COMMIT, and the bytes they hold (counted in
-  // transaction_bytes_).
+  // transaction_bytes_ and in the broker's held_bytes).
   struct open_transaction {
     std::vector<stomp::frame> frames;
-    std::size_t bytes = 0;
+    held_bytes::claim held;
   };
 
   // A journaled SEND on its way to the store: what its RECEIPT (or ERROR) needs.
@@ -225,10 +226,15 @@ class session : public std::enable_shared_from_this<session>,
   void handle_begin(const stomp::frame_view& f);
   void handle_end_transaction(const stomp::frame_view& f, bool commit);
   void handle_disconnect(const stomp::frame_view& f);
-  // Stops reading while journaled SENDs over the budgets wait for the journal; resumes once
-  // they are back under (on_stored, or a retry timer when only the total is over).
-  bool over_store_budget() const;
-  void resume_after_store();
+  // Push-back: after a SEND (or a transaction's frame) that leaves this connection's
+  // journaled SENDs not yet stored over limits.max_pending_store_bytes, or a broker-wide
+  // total over its limit (max_pending_store_bytes_total, max_held_bytes_total), nothing more
+  // is read from it until they are back under: resume_reading, from on_stored or a retry
+  // timer. Its outbox keeps being written meanwhile.
+  bool over_budget() const;
+  void pause_if_over_budget();
+  void look_again_later();
+  void resume_reading();
 
   // --- subscriptions.cpp ---
   void handle_subscribe(const stomp::frame_view& f);
@@ -283,14 +289,16 @@ class session : public std::enable_shared_from_this<session>,
   auth::permissions permissions_;  // what user_ may subscribe and send to
   std::optional<boost::asio::steady_timer> expiry_timer_;  // only for expiring tokens
   fifo<pending_store> stores_;  // journaled SENDs not yet stored, oldest first
-  // Their bytes: over limits.max_pending_store_bytes (or the broker-wide total over its
-  // limit) reading stops until the journal catches up (store_paused_).
+  // Their bytes: over limits.max_pending_store_bytes reading stops until the journal catches
+  // up (paused_).
   std::size_t pending_store_bytes_ = 0;
-  bool store_paused_ = false;
+  bool paused_ = false;  // pushed back (over_budget): reading waits for resume_reading
+  std::uint8_t pause_retries_ = 0;
+  std::chrono::steady_clock::time_point paused_since_;
   // While paused no read is pending, and pending operations are a session's only owners:
   // this keeps it alive until it resumes or closes.
   std::shared_ptr<session> paused_self_;
-  std::optional<boost::asio::steady_timer> store_retry_;  // paused by the total alone
+  std::optional<boost::asio::steady_timer> pause_retry_;  // paused by a broker-wide total
   // Live messages waiting behind replays, counted with the outbox's live bytes against
   // limits.max_queued_bytes.
   std::size_t pending_live_bytes_ = 0;

@@ -136,7 +136,8 @@ void session::on_replay(std::uint64_t key, storage::replay_result&& r) {
     return send_error_and_close(close_reason::protocol_error, "history unavailable", r.ec.message(),
                                 sub.replay_receipt);
   }
-  for (const auto& rec : r.records) deliver(sub, make_stored_message(rec, true), false, true);
+  for (const auto& rec : r.records)
+    deliver(sub, make_stored_message(ctx_.held, rec, true), false, true);
   if (sub.replay_receipt) {
     auto count = fmt::format("{}", r.records.size());
     auto head = fmt::format("{}", r.head_seq);

@@ -251,6 +251,7 @@ int cmd_stats(const context& ctx) {
                                                     a::human_rate(f64(s, "rate_out")))},
                        {"journal", a::human_bytes(u64(s, "journal_bytes"))},
                        {"memory (RSS)", a::human_bytes(u64(s, "rss_bytes"))},
+                       {"messages held", a::human_bytes(u64(s, "held_bytes"))},
                    }));
   return exit_ok;
 }

@@ -52,6 +52,10 @@ class shared_message {
   std::string_view tail(version v) const noexcept;
 
   std::size_t body_size() const noexcept { return body_size_; }
+  // Bytes held: the tails built (usually one).
+  std::size_t size() const noexcept {
+    return tails_[0].size() + tails_[1].size() + tails_[2].size();
+  }
 
  private:
   // Escaping differs between versions only when a value contains CR, LF, ':' or '\'; when

@@ -24,7 +24,7 @@ import unittest
 import uuid
 
 from history_support import Stomp, describe, seq_of
-from stompd_harness import Broker, scaled
+from stompd_harness import Broker, asan_small_quarantine, rss_mib, scaled
 
 SEED = int(os.environ.get("STOMPD_E2E_SEED") or time.time_ns() % 1_000_000)
 HOST = "127.0.0.1"
@@ -34,11 +34,7 @@ MIB = 1024 * 1024
 # (a Release one at about 10), plus up to 16 + 8 per reader MiB of SQLite page cache as the
 # journal fills; the limits below let one attacker hold a few MiB at most.
 RSS_LIMIT_MIB = int(os.environ.get("STOMPD_E2E_RSS_LIMIT_MIB") or 200)
-# ASan keeps freed memory in a quarantine of up to 256 MiB before reusing it, which makes RSS
-# climb with traffic and hides a real leak; a small one makes RSS mean something.
-# (Options given later in ASAN_OPTIONS win, so this goes first.)
-BROKER_ENV = {"ASAN_OPTIONS": ":".join(
-    filter(None, ["quarantine_size_mb=16", os.environ.get("ASAN_OPTIONS", "")]))}
+BROKER_ENV = asan_small_quarantine()
 
 LIMITS = {
     "max_frame_bytes": 256 * 1024,
@@ -50,14 +46,6 @@ LIMITS = {
     "connect_timeout_ms": 1000,
     "max_connections": 5000,
 }
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 def send_quietly(sock, data):
@@ -621,6 +609,10 @@ class DescriptorExhaustion(unittest.TestCase):
         for s in served[-4:]:
             s.close()
         self.assertTrue(self.connected(waiting, scaled(5)), self.broker.log()[-3000:])
+        # Logged as the accept succeeds; the line reaches us through the stderr reader thread.
+        deadline = time.monotonic() + scaled(5)
+        while "accept recovered" not in self.broker.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.assertIn("accept recovered", self.broker.log())
         code, graceful = self.broker.stop()
         self.assertEqual((code, graceful), (0, True), self.broker.log()[-3000:])
