@@ -4,6 +4,7 @@
 #include "temp_dir.hpp"
 #include "test_config.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -929,6 +930,53 @@ TEST(BrokerShutdownTest, StopClosesSessionsGracefully) {
   auto c = stomp_client::tcp(server.tcp_port());
   c.connect();
   server.stop();
+  EXPECT_TRUE(c.wait_closed());
+}
+
+// Issue 13 item 3: a journaled SEND's RECEIPT waits for the commit, so the RECEIPT of a frame
+// after it (here every kind that can ask for one) arrived first. Clients use receipts as
+// barriers: they must come in the order of the frames that asked for them.
+TEST_F(BrokerTest, ReceiptsArriveInTheOrderOfTheFramesThatAskedForThem) {
+  auto c = connected_tcp();
+  auto r = [](int i) { return stomp::header{"receipt", fmt::format("r{}", i)}; };
+  const std::string room = "/topic/order.room";
+  c.send(stomp::frame(command::subscribe, {{"destination", room}, {"id", "a"}, r(1)}));
+  c.send(send_frame(room, "stored", {r(2)}));
+  c.send(stomp::frame(command::unsubscribe, {{"id", "a"}, r(3)}));
+  c.send(send_frame(room, "stored too", {r(4)}));
+  c.send(stomp::frame(command::begin, {{"transaction", "t"}, r(5)}));
+  c.send(send_frame(room, "in the transaction", {{"transaction", "t"}, r(6)}));
+  c.send(stomp::frame(command::commit, {{"transaction", "t"}, r(7)}));
+  c.send(stomp::frame(command::subscribe,
+                      {{"destination", room}, {"id", "b"}, {"x-replay", "after:0"}, r(8)}));
+  c.send(send_frame("/topic/order.live", "another room", {r(9)}));
+  c.send(stomp::frame(command::subscribe,
+                      {{"destination", room}, {"id", "c"}, {"x-replay", "after:0"}, r(10)}));
+  c.send(stomp::frame(command::unsubscribe, {{"id", "c"}, r(11)}));  // perhaps before its history
+  c.send(stomp::frame(command::disconnect, {r(12)}));
+  std::vector<std::string> receipts;
+  std::vector<std::string> to_b;  // the room's history, replayed or live (if not yet stored)
+  bool r8_seen = false;
+  while (auto f = c.receive()) {
+    ASSERT_NE(f->command, command::error) << f->body;
+    if (f->command == command::message && f->header("subscription") == "b") {
+      to_b.push_back(f->body);
+      continue;
+    }
+    if (f->command != command::receipt) continue;
+    receipts.push_back(std::string(*f->header("receipt-id")));
+    if (receipts.back() == "r2") {
+      EXPECT_EQ(f->header("x-seq"), "1");
+    }
+    if (receipts.back() == "r8") {
+      r8_seen = true;
+      EXPECT_TRUE(f->header("x-replay-count").has_value());
+    }
+  }
+  EXPECT_TRUE(r8_seen);
+  EXPECT_EQ(receipts, (std::vector<std::string>{"r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8",
+                                                "r9", "r10", "r11", "r12"}));
+  EXPECT_EQ(to_b, (std::vector<std::string>{"stored", "stored too", "in the transaction"}));
   EXPECT_TRUE(c.wait_closed());
 }
 

@@ -4,6 +4,10 @@
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
 
+#include <array>
+#include <span>
+#include <utility>
+
 // SEND and what follows it: the publish path, RECEIPTs (after the store for journaled
 // destinations), transactions, and DISCONNECT's receipt.
 
@@ -41,9 +45,9 @@ bool session::publish(const stomp::frame_view& f, std::string_view destination,
     case publisher::status::storing: {
       auto bytes = publisher::store_bytes(r);
       pending_store_bytes_ += bytes;
-      stores_.push_back(pending_store{ticket,
-                                      receipt ? std::optional<std::string>(*receipt) : std::nullopt,
-                                      std::string(destination), bytes});
+      std::optional<receipt_order::ticket> held;
+      if (receipt) held = receipts_.hold(*receipt);
+      stores_.push_back(pending_store{ticket, held, std::string(destination), bytes});
       // Push back: read nothing more from this producer until the journal has caught up.
       pause_if_over_budget();
       return true;
@@ -70,7 +74,9 @@ bool session::publish(const stomp::frame_view& f, std::string_view destination,
 
 bool session::over_budget() const {
   const auto& limits = ctx_.settings.limits;
+  // Receipts waiting behind one that waits are what this client's own frames made us hold.
   return pending_store_bytes_ > limits.max_pending_store_bytes ||
+         receipts_.bytes() > limits.max_queued_bytes ||
          ctx_.publishing->pending_bytes() > limits.max_pending_store_bytes_total ||
          ctx_.held.over();
 }
@@ -136,42 +142,64 @@ void session::on_stored(std::uint64_t ticket, const storage::append_result& r) {
   if (r.ec) {
     log_error("session={} journal append failed destination={}: {}", id_, done.destination,
               r.ec.message());
-    return send_error_and_close(close_reason::protocol_error, "message not stored",
-                                fmt::format("the journal could not store the message to '{}': {}",
-                                            done.destination, r.ec.message()),
-                                done.receipt);
+    return send_error_and_close(
+        close_reason::protocol_error, "message not stored",
+        fmt::format("the journal could not store the message to '{}': {}", done.destination,
+                    r.ec.message()),
+        done.receipt ? std::optional<std::string_view>(receipts_.id(*done.receipt)) : std::nullopt);
   }
-  if (done.receipt) {
-    auto seq = fmt::format("{}", r.seq);
-    const header_view h[] = {{"receipt-id", *done.receipt}, {"x-seq", seq}};
-    enqueue_frame(command::receipt, h);
-  }
+  if (done.receipt) complete_receipt(*done.receipt, {{"x-seq", fmt::format("{}", r.seq)}});
   resume_reading();
 }
 
 void session::receipt_after_stored(std::optional<std::string_view> receipt,
                                    std::function<void()> then) {
-  if (stores_.empty()) {
+  if (stores_.empty() && receipts_.empty()) {
     send_receipt(receipt);
     if (then) then();
     return;
   }
+  std::optional<receipt_order::ticket> held;
+  if (receipt) held = receipts_.hold(*receipt);
+  // `then` (DISCONNECT's close) once our receipt, and every one before it, is sent.
+  auto stored = [this, held, then = std::move(then)]() mutable {
+    if (held) complete_receipt(*held);
+    if (!then) return;
+    if (receipts_.empty() || closing_)
+      then();
+    else
+      after_receipts_ = std::move(then);
+  };
+  if (stores_.empty()) return stored();
   // A strong reference: after DISCONNECT nothing else may be keeping this session alive.
-  ctx_.publishing->when_stored(
-      worker_.index,
-      [self = shared_from_this(), r = receipt ? std::optional<std::string>(*receipt) : std::nullopt,
-       then = std::move(then)] {
-        self->send_receipt(r ? std::optional<std::string_view>(*r) : std::nullopt);
-        if (then) then();
-      });
+  ctx_.publishing->when_stored(worker_.index, [self = shared_from_this(),
+                                               stored = std::move(stored)]() mutable { stored(); });
 }
 
 void session::send_receipt(const stomp::frame_view& f) { send_receipt(f.header("receipt")); }
 
 void session::send_receipt(std::optional<std::string_view> receipt) {
   if (!receipt || closing_) return;
+  if (!receipts_.empty()) {
+    receipts_.add(*receipt);
+    pause_if_over_budget();
+    return;
+  }
   const header_view h[] = {{"receipt-id", *receipt}};
   enqueue_frame(command::receipt, h);
+}
+
+void session::complete_receipt(receipt_order::ticket t, std::vector<receipt_order::header> extra) {
+  receipts_.complete(t, std::move(extra));
+  if (closing_) return;
+  receipts_.drain([this](std::string_view id, const std::vector<receipt_order::header>& more) {
+    std::array<header_view, 4> h{{{"receipt-id", id}}};
+    std::size_t n = 1;
+    for (const auto& e : more)
+      if (n < h.size()) h[n++] = {e.name, e.value};
+    enqueue_frame(command::receipt, std::span(h.data(), n));
+  });
+  if (receipts_.empty() && after_receipts_) std::exchange(after_receipts_, nullptr)();
 }
 
 // A SEND, ACK or NACK inside a transaction: checked now, applied at COMMIT.

@@ -11,8 +11,10 @@
 #include "routing/router.hpp"
 #include "session/fifo.hpp"
 #include "session/outbox.hpp"
+#include "session/receipts.hpp"
 #include "session/token_bucket.hpp"
 #include "stomp/frame.hpp"
+#include "stomp/negotiate.hpp"
 #include "stomp/parser.hpp"
 
 #include <boost/asio/buffer.hpp>
@@ -21,6 +23,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -152,7 +155,7 @@ class session : public std::enable_shared_from_this<session>,
     // or below this is already delivered and is dropped.
     std::uint64_t last_seq = 0;
     storage::replay_request replay;
-    std::optional<std::string> replay_receipt;
+    std::optional<receipt_order::ticket> replay_receipt;  // held until the history is sent
     std::vector<message_ptr> pending;
     std::size_t pending_bytes = 0;  // of `pending`, part of the session's pending_live_bytes_
   };
@@ -167,7 +170,7 @@ class session : public std::enable_shared_from_this<session>,
   // A journaled SEND on its way to the store: what its RECEIPT (or ERROR) needs.
   struct pending_store {
     std::uint64_t ticket = 0;
-    std::optional<std::string> receipt;
+    std::optional<receipt_order::ticket> receipt;  // held until stored
     std::string destination;
     std::size_t bytes = 0;  // counted in pending_store_bytes_
   };
@@ -222,6 +225,8 @@ class session : public std::enable_shared_from_this<session>,
   void receipt_after_stored(std::optional<std::string_view> receipt, std::function<void()> then);
   void send_receipt(const stomp::frame_view& f);
   void send_receipt(std::optional<std::string_view> receipt);
+  // Lets a held receipt go (receipts_), with the extra headers, and what waited behind it.
+  void complete_receipt(receipt_order::ticket t, std::vector<receipt_order::header> extra = {});
   void handle_transactional(const stomp::frame_view& f, std::string_view transaction);
   void handle_begin(const stomp::frame_view& f);
   void handle_end_transaction(const stomp::frame_view& f, bool commit);
@@ -288,7 +293,9 @@ class session : public std::enable_shared_from_this<session>,
   std::string user_;               // the authenticated principal
   auth::permissions permissions_;  // what user_ may subscribe and send to
   std::optional<boost::asio::steady_timer> expiry_timer_;  // only for expiring tokens
-  fifo<pending_store> stores_;  // journaled SENDs not yet stored, oldest first
+  fifo<pending_store> stores_;            // journaled SENDs not yet stored, oldest first
+  receipt_order receipts_;                // RECEIPTs waiting for one asked for before them
+  std::function<void()> after_receipts_;  // DISCONNECT: closes once receipts_ is sent
   // Their bytes: over limits.max_pending_store_bytes reading stops until the journal catches
   // up (paused_).
   std::size_t pending_store_bytes_ = 0;
@@ -309,7 +316,8 @@ class session : public std::enable_shared_from_this<session>,
   bool ready_ = false;  // transport handshake done: frames may be written
   std::chrono::steady_clock::time_point last_read_;
   std::chrono::steady_clock::time_point last_write_;
-  std::chrono::milliseconds send_every_{0};    // negotiated; 0: no heart-beats sent
+  stomp::heart_beat heart_beat_offer_;         // what CONNECTED says (handle_connect)
+  std::chrono::milliseconds send_every_{0};    // our offer, when agreed; 0: none sent
   std::chrono::milliseconds expect_every_{0};  // negotiated; 0: silence allowed
 
   // The write deadline (watch_write).

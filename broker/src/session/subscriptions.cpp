@@ -102,7 +102,7 @@ void session::handle_subscribe(const stomp::frame_view& f) {
   // live and waits in `pending`; on_replay() drops what the read already returned.
   stored.replaying = true;
   stored.replay = std::move(*replay);
-  if (auto r = f.header("receipt")) stored.replay_receipt = std::string(*r);
+  if (auto r = f.header("receipt")) stored.replay_receipt = receipts_.hold(*r);
   replay_queue_.push_back(key);
   start_next_replay();
 }
@@ -133,20 +133,18 @@ void session::on_replay(std::uint64_t key, storage::replay_result&& r) {
   auto& sub = it->second;
   if (r.ec) {
     log_error("session={} replay failed destination={}: {}", id_, sub.destination, r.ec.message());
-    return send_error_and_close(close_reason::protocol_error, "history unavailable", r.ec.message(),
-                                sub.replay_receipt);
+    return send_error_and_close(
+        close_reason::protocol_error, "history unavailable", r.ec.message(),
+        sub.replay_receipt ? std::optional<std::string_view>(receipts_.id(*sub.replay_receipt))
+                           : std::nullopt);
   }
   for (const auto& rec : r.records)
     deliver(sub, make_stored_message(ctx_.held, rec, true), false, true);
-  if (sub.replay_receipt) {
-    auto count = fmt::format("{}", r.records.size());
-    auto head = fmt::format("{}", r.head_seq);
-    const header_view h[] = {{"receipt-id", *sub.replay_receipt},
-                             {"x-replay-count", count},
-                             {"x-head-seq", head},
-                             {"x-replay-complete", r.complete ? "true" : "false"}};
-    enqueue_frame(command::receipt, h);
-  }
+  if (sub.replay_receipt)
+    complete_receipt(*std::exchange(sub.replay_receipt, std::nullopt),
+                     {{"x-replay-count", fmt::format("{}", r.records.size())},
+                      {"x-head-seq", fmt::format("{}", r.head_seq)},
+                      {"x-replay-complete", r.complete ? "true" : "false"}});
   // Live messages that arrived meanwhile, and any still on their way, that the read already
   // returned are dropped (last_seq), so history and live meet with no gap and no duplicate:
   // every commit after the read began is published after we subscribed, so it comes live.
@@ -178,6 +176,9 @@ void session::handle_unsubscribe(const stomp::frame_view& f) {
   subscription_keys_.erase(k);
   auto it = subscriptions_.find(key);
   pending_live_bytes_ -= it->second.pending_bytes;
+  // Left before its history came: the SUBSCRIBE's receipt goes now, without replay headers,
+  // or every receipt after it would wait for ever.
+  if (auto held = std::exchange(it->second.replay_receipt, std::nullopt)) complete_receipt(*held);
   if (it->second.is_queue) {
     end_queue_subscription(it->second, true);
   } else {
