@@ -52,4 +52,14 @@ heart_beat_intervals negotiate_heart_beat(heart_beat ours, heart_beat theirs) no
   return {interval(ours.send_ms, theirs.receive_ms), interval(ours.receive_ms, theirs.send_ms)};
 }
 
+heart_beat answer_heart_beat(heart_beat theirs, heart_beat preferred, std::uint64_t floor_ms,
+                             std::uint64_t ceiling_ms) noexcept {
+  auto offer = [&](std::uint64_t asked, std::uint64_t ours) -> std::uint64_t {
+    if (ours == 0) return 0;
+    if (asked == 0) return ours;
+    return std::clamp(asked, floor_ms, std::max(floor_ms, ceiling_ms));
+  };
+  return {offer(theirs.receive_ms, preferred.send_ms), offer(theirs.send_ms, preferred.receive_ms)};
+}
+
 }  // namespace stomp

@@ -47,6 +47,8 @@ constexpr std::string_view all_keys[] = {
     "auth.max_passcode_checks_per_address",
     "auth.users",
     "auth.rules",
+    "heartbeat.min_interval_ms",
+    "heartbeat.max_interval_ms",
     "heartbeat.send_interval_ms",
     "heartbeat.receive_interval_ms",
     "heartbeat.grace_factor",
@@ -126,6 +128,9 @@ void expect_same_settings(const config& a, const config& b) {
   EXPECT_EQ(a.admin.allowed_origins, b.admin.allowed_origins);
   EXPECT_EQ(a.admin.allowed_hosts, b.admin.allowed_hosts);
   EXPECT_EQ(a.auth.max_passcode_checks_per_address, b.auth.max_passcode_checks_per_address);
+  EXPECT_EQ(a.auth.users.size(), b.auth.users.size());
+  EXPECT_EQ(a.heartbeat.min_interval, b.heartbeat.min_interval);
+  EXPECT_EQ(a.heartbeat.max_interval, b.heartbeat.max_interval);
   EXPECT_EQ(a.heartbeat.send_interval, b.heartbeat.send_interval);
   EXPECT_EQ(a.heartbeat.receive_interval, b.heartbeat.receive_interval);
   EXPECT_EQ(a.heartbeat.grace_factor, b.heartbeat.grace_factor);
@@ -236,11 +241,23 @@ TEST(ConfigTest, DocumentOfOnlyCommentsKeepsDefaults) {
   expect_same_settings(*result.value, config{});
 }
 
-TEST(ConfigTest, ShippedConfigLoadsAndEqualsTheDefaults) {
+// The one exception: the development guest user (issue 13), as RabbitMQ ships one.
+TEST(ConfigTest, ShippedConfigLoadsAndEqualsTheDefaultsBesidesTheGuestUser) {
   config_result result = load_config(shipped_config);
   for (const config_error& e : result.errors) ADD_FAILURE() << to_string(e);
   ASSERT_TRUE(result.value.has_value());
-  expect_same_settings(*result.value, config{});
+  ASSERT_EQ(result.value->auth.users.size(), 1u);
+  EXPECT_EQ(result.value->auth.users[0].name, "guest");
+  EXPECT_TRUE(result.value->auth.users[0].passcode.starts_with("pbkdf2-sha256$"));
+  config expected;
+  expected.auth.users = result.value->auth.users;
+  expect_same_settings(*result.value, expected);
+}
+
+TEST(ConfigTest, HeartBeatFloorAboveTheCeilingIsRefused) {
+  EXPECT_EQ(
+      only_error("heartbeat: {min_interval_ms: 5000, max_interval_ms: 1000}\n"),
+      "test.yaml: heartbeat.min_interval_ms (5000) is above heartbeat.max_interval_ms (1000)");
 }
 
 TEST(ConfigTest, ShippedConfigListsEveryKey) {
@@ -270,7 +287,7 @@ TEST(ConfigTest, ReadsEveryKey) {
   config_result result = parse(R"(
 tcp: {enabled: false, host: 0.0.0.0, port: 1}
 websocket: {enabled: false, host: "::", port: 2, path: /stomp, max_message_bytes: 3}
-heartbeat: {send_interval_ms: 0, receive_interval_ms: 5, grace_factor: 1.5}
+heartbeat: {min_interval_ms: 3, max_interval_ms: 4, send_interval_ms: 0, receive_interval_ms: 5, grace_factor: 1.5}
 limits:
   max_frame_bytes: 11
   max_header_count: 12
@@ -309,6 +326,8 @@ server_name: "stompd/test"
   EXPECT_EQ(c.websocket.max_message_bytes, 3u);
   EXPECT_EQ(c.heartbeat.send_interval, 0ms);
   EXPECT_EQ(c.heartbeat.receive_interval, 5ms);
+  EXPECT_EQ(c.heartbeat.min_interval, 3ms);
+  EXPECT_EQ(c.heartbeat.max_interval, 4ms);
   EXPECT_EQ(c.heartbeat.grace_factor, 1.5);
   EXPECT_EQ(c.limits.frame.max_frame_bytes, 11u);
   EXPECT_EQ(c.limits.frame.max_header_count, 12u);

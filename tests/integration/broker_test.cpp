@@ -484,12 +484,66 @@ TEST_F(BrokerTest, TcpAndWebSocketClientsShareTopics) {
 class BrokerHeartbeatTest : public BrokerTest {
   void SetUp() override {
     auto c = test_config();
+    c.heartbeat.min_interval = 100ms;
     c.heartbeat.send_interval = 100ms;
     c.heartbeat.receive_interval = 100ms;
     c.heartbeat.grace_factor = 2.0;
     start(c);
   }
 };
+
+// Issue 13 item 1: CONNECTED offered the configured 10 s whatever the client asked, so a
+// client asking for 500 ms got heart-beats every 10 s and was dropped only after 20 s.
+class BrokerHeartbeatHonourTest : public BrokerTest {
+  void SetUp() override {
+    auto c = test_config();  // the 10 s offers, within a 300 ms floor and a 700 ms ceiling
+    c.heartbeat.min_interval = 300ms;
+    c.heartbeat.max_interval = 700ms;
+    start(c);
+  }
+};
+
+TEST_F(BrokerHeartbeatHonourTest, BrokerSendsAtTheIntervalTheClientAsksFor) {
+  auto c = tcp();
+  auto connected = c.connect({{"heart-beat", "0,500"}});
+  EXPECT_EQ(connected.header("heart-beat"), "500,10000");
+  EXPECT_FALSE(c.receive(1'300ms));  // only heart-beats arrive meanwhile
+  EXPECT_GE(c.heartbeats(), 2u);
+}
+
+TEST_F(BrokerHeartbeatHonourTest, SilentClientIsClosedAfterItsOwnIntervalTimesGrace) {
+  auto c = tcp();
+  auto connected = c.connect({{"heart-beat", "500,0"}});
+  EXPECT_EQ(connected.header("heart-beat"), "10000,500");
+  auto start = std::chrono::steady_clock::now();
+  auto e = c.receive(4s);
+  ASSERT_TRUE(e) << "not closed within 4 s of silence";
+  EXPECT_EQ(e->command, command::error);
+  EXPECT_EQ(e->header("message"), "heart-beat timeout");
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 900ms);
+  EXPECT_TRUE(c.wait_closed());
+}
+
+TEST_F(BrokerHeartbeatHonourTest, IntervalsBelowTheFloorAreRaisedToIt) {
+  auto c = tcp();
+  auto connected = c.connect({{"heart-beat", "10,10"}});
+  EXPECT_EQ(connected.header("heart-beat"), "300,300");
+  for (int i = 0; i < 6; ++i) {  // 1.2 s, our heart-beats keeping it open
+    EXPECT_FALSE(c.receive(200ms));
+    c.send_raw("\n");
+  }
+  EXPECT_GE(c.heartbeats(), 2u);
+  EXPECT_LE(c.heartbeats(), 6u);  // every 300 ms, not every 10 ms
+  c.send_with_receipt(send_frame("/topic/alive", "x"));
+}
+
+TEST_F(BrokerHeartbeatHonourTest, AboveTheCeilingTheBrokerSendsAtTheCeiling) {
+  auto c = tcp();
+  auto connected = c.connect({{"heart-beat", "0,5000"}});
+  EXPECT_EQ(connected.header("heart-beat"), "700,10000");
+  EXPECT_FALSE(c.receive(1'600ms));
+  EXPECT_GE(c.heartbeats(), 2u);  // every 700 ms, not every 5 s
+}
 
 TEST_F(BrokerHeartbeatTest, BrokerSendsHeartBeatsOnTime) {
   auto c = tcp();

@@ -390,10 +390,54 @@ TEST_F(SecurityTest, PasscodeChecksInFlightAreBoundedPerAddress) {
   EXPECT_EQ(refused->header("message"), "access refused");
   auto ok = first.receive(10s);
   ASSERT_TRUE(ok);
-  EXPECT_EQ(ok->command, command::connected);
+  EXPECT_EQ(ok->command, command::connected)
+      << ok->header("message").value_or("") << ": " << ok->body;
   // The place is given back once the check is done.
   auto third = stomp_client::tcp(server_->tcp_port());
   third.connect({{"login", "council"}, {"passcode", "pw"}});
+}
+
+// Issue 13 item 2: with anonymous access on, `login:nobody passcode:wrong` got CONNECTED.
+// Every client's test suite expects a refusal; only a CONNECT presenting nothing is anonymous.
+TEST_F(SecurityTest, CredentialsThatDoNotVerifyAreRefusedEvenWithAnonymousAccess) {
+  auto c = settings();
+  ASSERT_TRUE(c.auth.anonymous);
+  c.auth.users.push_back(
+      {"guest", broker::auth::hash_passcode("guest", broker::auth::min_passcode_iterations), {}});
+  start(c);
+  const auto port = server_->tcp_port();
+  for (std::vector<stomp::header> creds :
+       std::vector<std::vector<stomp::header>>{{{"login", "nobody"}, {"passcode", "wrong"}},
+                                               {{"login", "guest"}, {"passcode", "wrong"}},
+                                               {{"login", "guest"}},
+                                               {{"passcode", "guest"}},
+                                               {{"Authorization", "Bearer a.b.c"}}}) {
+    auto client = stomp_client::tcp(port);
+    client.send(connect_frame(creds));
+    auto r = client.receive(10s);
+    ASSERT_TRUE(r) << creds[0].name;
+    EXPECT_EQ(r->command, command::error) << creds[0].name << ":" << creds[0].value;
+    EXPECT_EQ(r->header("message"), "access refused");
+    EXPECT_TRUE(client.wait_closed());
+  }
+  auto guest = stomp_client::tcp(port);
+  guest.connect({{"login", "guest"}, {"passcode", "guest"}});
+  EXPECT_EQ(try_frame(guest, command::send, "/topic/open"), "RECEIPT");
+  auto anonymous = stomp_client::tcp(port);
+  anonymous.connect();
+  auto empty = stomp_client::tcp(port);  // `login:` and `passcode:` with nothing: no credentials
+  empty.connect({{"login", ""}, {"passcode", ""}});
+}
+
+// Without static users there is no login to check a passcode against: refused by name.
+TEST_F(SecurityTest, ALoginIsRefusedWhenThereAreNoStaticUsers) {
+  start(settings());
+  auto client = stomp_client::tcp(server_->tcp_port());
+  client.send(connect_frame({{"login", "nobody"}, {"passcode", "wrong"}}));
+  auto r = client.receive();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->command, command::error);
+  EXPECT_EQ(r->header("message"), "access refused");
 }
 
 }  // namespace

@@ -59,4 +59,52 @@ TEST(NegotiateHeartBeatTest, ZeroOnEitherSideTurnsThatDirectionOff) {
   EXPECT_EQ(agreed.expect_every_ms, 0u);  // we expect none
 }
 
+// The server prefers 10 s both ways, never goes below 1 s nor offers above 60 s.
+constexpr heart_beat preferred{10'000, 10'000};
+
+TEST(AnswerHeartBeatTest, OffersTheClientsOwnIntervalsSoTheyAreTheOnesAgreed) {
+  heart_beat client{1'000, 1'500};  // sends every 1 s, wants to hear every 1.5 s
+  auto offer = stomp::answer_heart_beat(client, preferred, 1'000, 60'000);
+  EXPECT_EQ(offer.send_ms, 1'500u);
+  EXPECT_EQ(offer.receive_ms, 1'000u);
+  auto agreed = stomp::negotiate_heart_beat(offer, client);
+  EXPECT_EQ(agreed.send_every_ms, 1'500u);
+  EXPECT_EQ(agreed.expect_every_ms, 1'000u);
+}
+
+TEST(AnswerHeartBeatTest, TheFloorRaisesIntervalsShorterThanIt) {
+  heart_beat client{10, 50};
+  auto offer = stomp::answer_heart_beat(client, preferred, 1'000, 60'000);
+  auto agreed = stomp::negotiate_heart_beat(offer, client);
+  EXPECT_EQ(agreed.send_every_ms, 1'000u);
+  EXPECT_EQ(agreed.expect_every_ms, 1'000u);
+}
+
+TEST(AnswerHeartBeatTest, AboveTheCeilingTheServerSendsMoreOftenAndTheClientIsTakenAtItsWord) {
+  heart_beat client{120'000, 300'000};
+  auto offer = stomp::answer_heart_beat(client, preferred, 1'000, 60'000);
+  EXPECT_EQ(offer.send_ms, 60'000u);
+  EXPECT_EQ(offer.receive_ms, 60'000u);
+  auto agreed = stomp::negotiate_heart_beat(offer, client);
+  // What each side computes from the headers; the session sends at the offer (more often).
+  EXPECT_EQ(agreed.send_every_ms, 300'000u);
+  EXPECT_EQ(agreed.expect_every_ms, 120'000u);
+}
+
+TEST(AnswerHeartBeatTest, NoPreferenceFromTheClientGetsThePreferredOfferAndNoHeartBeats) {
+  auto offer = stomp::answer_heart_beat(heart_beat{0, 0}, preferred, 1'000, 60'000);
+  EXPECT_EQ(offer.send_ms, 10'000u);
+  EXPECT_EQ(offer.receive_ms, 10'000u);
+  auto agreed = stomp::negotiate_heart_beat(offer, heart_beat{0, 0});
+  EXPECT_EQ(agreed.send_every_ms, 0u);
+  EXPECT_EQ(agreed.expect_every_ms, 0u);
+}
+
+TEST(AnswerHeartBeatTest, AServerThatNeverSendsOrNeverExpectsSaysSoWhateverTheClientAsks) {
+  auto offer =
+      stomp::answer_heart_beat(heart_beat{1'000, 1'000}, heart_beat{0, 10'000}, 1'000, 60'000);
+  EXPECT_EQ(offer.send_ms, 0u);
+  EXPECT_EQ(offer.receive_ms, 1'000u);
+}
+
 }  // namespace

@@ -124,11 +124,18 @@ struct config {
   };
 
   struct heartbeat_settings {
-    // What CONNECTED offers: the server can send every send_interval and wants to hear from
-    // the client every receive_interval (STOMP 1.2, "Heart-beating"). Zero disables.
+    // The broker honours the intervals a client asks for in CONNECT's heart-beat, held within
+    // [min_interval, max_interval]: a client asking for 1 s gets heart-beats every 1 s and is
+    // expected to send every 1 s. Above max_interval the broker sends at max_interval (more
+    // often than asked, which keeps proxies and NATs from dropping the connection) and takes
+    // the client at its word for what it sends (STOMP 1.2, "Heart-beating").
+    std::chrono::milliseconds min_interval{1'000};
+    std::chrono::milliseconds max_interval{60'000};
+    // What CONNECTED offers in a direction the client asks for none (so none are agreed);
+    // zero turns that direction off whatever the client asks.
     std::chrono::milliseconds send_interval{10'000};
     std::chrono::milliseconds receive_interval{10'000};
-    // A connection silent for receive interval × grace_factor is closed.
+    // A connection silent for its agreed interval × grace_factor is closed.
     double grace_factor = 2.0;
   };
 

@@ -18,31 +18,32 @@ bool looks_like_jwt(std::string_view s) { return std::count(s.begin(), s.end(), 
 credential_choice choose_credential(const connect_credentials& c, bool jwt_enabled,
                                     const user_table& static_users, bool anonymous_allowed) {
   using kind = credential_choice::kind;
-  const bool static_login = c.login && static_users.contains(*c.login);
+  auto given = [](std::optional<std::string_view> h) { return h && !h->empty(); };
+  const bool static_login = given(c.login) && static_users.contains(*c.login);
 
   std::string_view token;
   if (c.authorization && c.authorization->starts_with(bearer_prefix))
     token = c.authorization->substr(bearer_prefix.size());
   else if (!c.transport_token.empty())
     token = c.transport_token;
-  else if (c.passcode && looks_like_jwt(*c.passcode) && !static_login)
+  else if (jwt_enabled && given(c.passcode) && looks_like_jwt(*c.passcode) && !static_login)
     token = *c.passcode;
 
-  if (jwt_enabled && !token.empty()) return {.what = kind::token, .token = std::string(token)};
-  if (static_login)
-    return {.what = kind::passcode,
-            .login = std::string(*c.login),
-            .passcode = std::string(c.passcode.value_or(""))};
-  if (c.login && static_users.size() != 0)
-    return {.what = kind::passcode,
-            .login = std::string(*c.login),
-            .passcode = std::string(c.passcode.value_or("")),
-            .unknown_login = true,
-            .anonymous_fallback = anonymous_allowed};
+  if (!token.empty()) {
+    if (jwt_enabled) return {.what = kind::token, .token = std::string(token)};
+    return {.what = kind::refused, .reason = "a bearer token, and auth.jwt is not enabled"};
+  }
+  if (given(c.login)) {
+    if (static_login || static_users.size() != 0)
+      return {.what = kind::passcode,
+              .login = std::string(*c.login),
+              .passcode = std::string(c.passcode.value_or("")),
+              .unknown_login = !static_login};
+    return {.what = kind::refused, .reason = fmt::format("unknown user '{}'", *c.login)};
+  }
+  if (given(c.passcode)) return {.what = kind::refused, .reason = "a passcode without a login"};
   if (anonymous_allowed) return {.what = kind::anonymous};
-  return {.what = kind::refused,
-          .reason = c.login ? fmt::format("unknown user '{}'", *c.login)
-                            : std::string("no credentials and anonymous access is off")};
+  return {.what = kind::refused, .reason = "no credentials and anonymous access is off"};
 }
 
 }  // namespace broker::auth

@@ -33,27 +33,25 @@ struct credential_choice {
   std::string login = {};     // kind::passcode: as presented, a static user's name or not
   std::string passcode = {};  // kind::passcode: as presented; empty when the header is absent
   // kind::passcode: the login names no static user, so the check runs against a decoy and
-  // fails; then the CONNECT is accepted as anonymous when `anonymous_fallback`, else refused.
+  // fails, then the CONNECT is refused: timing does not tell which logins exist.
   bool unknown_login = false;
-  bool anonymous_fallback = false;
-  // kind::refused: "unknown user '<login>'" or "no credentials and anonymous access is off",
-  // for the log line; the client is only told "access refused".
+  // kind::refused: what is wrong, for the log line ("unknown user 'x'", "no credentials and
+  // anonymous access is off"); the client is only told "access refused".
   std::string reason = {};
 };
 
-// The first that applies:
-//  1. a bearer token, when `jwt_enabled`: CONNECT's `Authorization: Bearer <token>`, else the
-//     transport's token, else a passcode that looks like a JWT (three dot-separated parts)
-//     unless the login names a static user. An `Authorization: Bearer ` with nothing after it
-//     offers no token and hides the other two sources.
-//  2. a static user's login with its passcode. A login that names a static user never falls
-//     back to anonymous access, whatever its passcode.
-//  3. when there are static users, any other login too (`unknown_login`): it costs the same
-//     check as a real one, so timing does not tell which logins exist, and then falls back
-//     to anonymous access when `anonymous_allowed` (`anonymous_fallback`), else is refused.
-//  4. anonymous, when `anonymous_allowed` (no login, or no static users to check it against).
-//  5. refused.
-// Without `jwt_enabled` every token is ignored, so the choice goes on to 2.
+// Credentials that are presented are checked, and refused when they don't verify, whatever
+// `anonymous_allowed` says; only a CONNECT presenting none is anonymous. The first that applies:
+//  1. a bearer token: CONNECT's `Authorization: Bearer <token>`, else the transport's token,
+//     verified when `jwt_enabled`, else refused; with `jwt_enabled`, also a passcode that
+//     looks like a JWT (three dot-separated parts) unless the login names a static user. An
+//     `Authorization: Bearer ` with nothing after it offers no token and hides the others.
+//  2. a static user's login with its passcode.
+//  3. any other login: when there are static users it costs the same check as a real one
+//     (`unknown_login`), so timing does not tell which logins exist; either way it is refused.
+//  4. a passcode without a login: refused.
+//  5. nothing (an empty login or passcode counts as none): anonymous when `anonymous_allowed`,
+//     else refused.
 credential_choice choose_credential(const connect_credentials& c, bool jwt_enabled,
                                     const user_table& static_users, bool anonymous_allowed);
 

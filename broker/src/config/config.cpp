@@ -353,6 +353,8 @@ std::vector<entry> schema(config& c) {
        }},
       {"heartbeat",
        {
+           {"min_interval_ms", read_ms(c.heartbeat.min_interval, 1)},
+           {"max_interval_ms", read_ms(c.heartbeat.max_interval, 1)},
            {"send_interval_ms", read_ms(c.heartbeat.send_interval, 0)},  // 0: never sends
            {"receive_interval_ms", read_ms(c.heartbeat.receive_interval, 0)},
            {"grace_factor", read_double(c.heartbeat.grace_factor, 1.0, max_grace_factor)},
@@ -527,6 +529,9 @@ void check_consistency(const config& c, std::string_view file, std::vector<confi
     fail("auth.jwt.algorithm HS256 needs auth.jwt.secret");
   if (jwt.enabled && jwt.algorithm != "HS256" && jwt.public_key_file.empty())
     fail(fmt::format("auth.jwt.algorithm {} needs auth.jwt.public_key_file", jwt.algorithm));
+  if (c.heartbeat.min_interval > c.heartbeat.max_interval)
+    fail(fmt::format("heartbeat.min_interval_ms ({}) is above heartbeat.max_interval_ms ({})",
+                     c.heartbeat.min_interval.count(), c.heartbeat.max_interval.count()));
   if (!c.auth.anonymous && c.auth.users.empty() && !jwt.enabled)
     fail(
         "auth.anonymous is false but there are no auth.users and auth.jwt is off: nobody could "

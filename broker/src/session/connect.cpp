@@ -43,11 +43,17 @@ void session::handle_connect(const stomp::frame_view& f) {
                           &f);
   version_ = *v;
   parser_.set_version(version_);
+  // The client's own intervals, within the configured floor and ceiling. Above the ceiling
+  // the offer still wins on our side: sending more often than asked is allowed, and keeps
+  // proxies from dropping the connection.
   const auto& hb = ctx_.settings.heartbeat;
-  const stomp::heart_beat ours{static_cast<std::uint64_t>(hb.send_interval.count()),
-                               static_cast<std::uint64_t>(hb.receive_interval.count())};
-  auto agreed = stomp::negotiate_heart_beat(ours, *theirs);
-  send_every_ = std::chrono::milliseconds(agreed.send_every_ms);
+  auto ms = [](std::chrono::milliseconds d) { return static_cast<std::uint64_t>(d.count()); };
+  heart_beat_offer_ =
+      stomp::answer_heart_beat(*theirs, {ms(hb.send_interval), ms(hb.receive_interval)},
+                               ms(hb.min_interval), ms(hb.max_interval));
+  auto agreed = stomp::negotiate_heart_beat(heart_beat_offer_, *theirs);
+  send_every_ =
+      std::chrono::milliseconds(agreed.send_every_ms == 0 ? 0 : heart_beat_offer_.send_ms);
   expect_every_ = std::chrono::milliseconds(agreed.expect_every_ms);
   authenticate(f);
 }
@@ -82,7 +88,7 @@ void session::authenticate(const stomp::frame_view& f) {
   if (!sec.begin_passcode_check(address, &why)) return refuse_access(why);
   // PBKDF2 takes a good fraction of a second of CPU: off the event loop, and frames after
   // CONNECT wait until it is done. A login naming no static user costs the same check (against
-  // a decoy) before it is refused or falls back to anonymous, so timing says nothing.
+  // a decoy) before it is refused, so timing says nothing.
   authenticating_ = true;
   boost::asio::post(sec.verifier, [self = shared_from_this(), &io = worker_.io,
                                    address = std::move(address),
@@ -95,9 +101,6 @@ void session::authenticate(const stomp::frame_view& f) {
       if (self->closing_) return;
       if (p) {
         self->accept(std::move(*p));
-      } else if (choice.unknown_login && choice.anonymous_fallback) {
-        self->accept(auth::principal{.user = std::string(auth::anonymous_name),
-                                     .kind = auth::principal_kind::anonymous});
       } else {
         return self->refuse_access(choice.unknown_login
                                        ? fmt::format("unknown user '{}'", choice.login)
@@ -135,11 +138,7 @@ void session::accept(auth::principal p) {
                                  "the access token has expired");
     });
   }
-  const auto& hb = ctx_.settings.heartbeat;
-  auto sx = static_cast<std::uint64_t>(hb.send_interval.count());
-  auto sy = static_cast<std::uint64_t>(hb.receive_interval.count());
-
-  auto heart_beat = fmt::format("{},{}", sx, sy);
+  auto heart_beat = fmt::format("{},{}", heart_beat_offer_.send_ms, heart_beat_offer_.receive_ms);
   auto session_id = fmt::format("{}", id_);
   const header_view h[] = {{"version", stomp::to_string(version_)},
                            {"heart-beat", heart_beat},
@@ -150,6 +149,9 @@ void session::accept(auth::principal p) {
       "session={} peer={} user={} connected version={} heartbeat_send_ms={} "
       "heartbeat_expect_ms={}",
       id_, peer_, user_, stomp::to_string(version_), send_every_.count(), expect_every_.count());
+  // Nothing was read while the passcode was checked: that silence was ours, not the client's
+  // (a relay heart-beating every 200 ms would otherwise time out right after CONNECTED).
+  last_read_ = std::chrono::steady_clock::now();
   timer_.cancel();  // ends the connect timeout; arm_timer() takes over
   arm_timer();
 }

@@ -35,4 +35,15 @@ struct heart_beat_intervals {
 };
 heart_beat_intervals negotiate_heart_beat(heart_beat ours, heart_beat theirs) noexcept;
 
+// What a server offers in CONNECTED so that the client's own intervals are the ones agreed:
+// it can send every `theirs.receive_ms` and wants to hear every `theirs.send_ms`, each held
+// within [floor_ms, ceiling_ms]. Where the client says 0 (none) the server's `preferred`
+// value is offered (nothing is agreed that way, as the client asked); a `preferred` 0 means
+// the server never sends, or never expects, heart-beats, whatever the client asks.
+// negotiate_heart_beat(offer, theirs) then gives the intervals both sides compute: a floor
+// raises them, while a client interval above the ceiling still wins on its side (the spec
+// takes the larger), the server only sending more often than asked.
+heart_beat answer_heart_beat(heart_beat theirs, heart_beat preferred, std::uint64_t floor_ms,
+                             std::uint64_t ceiling_ms) noexcept;
+
 }  // namespace stomp

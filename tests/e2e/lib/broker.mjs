@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 // Deadlines scale with STOMPD_E2E_TIME_SCALE (e.g. 3 under a slow sanitizer build on a busy
 // machine); the defaults already leave room for ASan.
@@ -26,6 +27,16 @@ const live = new Set();
 process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
 });
+
+// The shipped development config, and its guest user (passcode "guest"), which Spring's
+// broker relay and most client examples log in as by default.
+export const shippedConfig = path.resolve(path.dirname(fileURLToPath(import.meta.url)),
+                                          '../../../conf/stompd.yaml');
+export const guestUser = (() => {
+  const m = /- name: guest\n\s+passcode: (\S+)/.exec(fs.readFileSync(shippedConfig, 'utf8'));
+  if (!m) throw new Error(`${shippedConfig} has no guest user`);
+  return { name: 'guest', passcode: m[1], roles: [] };
+})();
 
 export function brokerBinary() {
   const bin = process.env.STOMPD_BIN;
@@ -122,11 +133,13 @@ export class Broker {
 
 // Starts stompd and resolves once both listeners are up.
 //   config:  object written as the --config YAML file (heartbeat, limits, ...)
+//   configFile: a YAML file to use as it is instead (shippedConfig); ports and data come
+//            from the flags either way
 //   tcp, ws, admin: "HOST:PORT" (default 127.0.0.1:0)
 //   dataDir: reuse a data directory (restart tests); a fresh one otherwise
 //   logLevel: --log-level (default info)
 export async function startBroker({
-  config, tcp = '127.0.0.1:0', ws = '127.0.0.1:0', admin = '127.0.0.1:0', dataDir,
+  config, configFile, tcp = '127.0.0.1:0', ws = '127.0.0.1:0', admin = '127.0.0.1:0', dataDir,
   logLevel = 'info',
 } = {}) {
   const bin = brokerBinary();
@@ -135,6 +148,7 @@ export async function startBroker({
   fs.mkdirSync(data, { recursive: true });
   // The admin listener too gets a free port, so brokers of parallel tests never collide.
   const args = ['--tcp', tcp, '--ws', ws, '--admin', admin, '--data', data, '--log-level', logLevel];
+  if (configFile) args.push('--config', configFile);
   if (config) {
     const file = path.join(dir, `config-${process.pid}-${Date.now()}.yaml`);
     fs.writeFileSync(file, toYaml(config));

@@ -85,6 +85,11 @@ def to_yaml(obj, indent=""):
     return out
 
 
+# The development config scripts/run uses, with its guest/guest user.
+SHIPPED_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..",
+                              "conf", "stompd.yaml")
+
+
 class Broker:
     """One stompd process: Broker.start(config={...}), .tcp_port, .ws_port, .stop()."""
 
@@ -110,8 +115,10 @@ class Broker:
 
     @classmethod
     def start(cls, config=None, tcp="127.0.0.1:0", ws="127.0.0.1:0", data_dir=None,
-              log_level="info", admin="127.0.0.1:0", env=None, preexec_fn=None):
-        """data_dir: reuse the data directory of an earlier broker (restart tests); its parent
+              log_level="info", admin="127.0.0.1:0", env=None, preexec_fn=None,
+              config_file=None):
+        """config_file: a YAML file used as it is instead of `config` (SHIPPED_CONFIG); the
+        flags set ports and data either way. data_dir: reuse the data directory of an earlier broker (restart tests); its parent
         is the work directory, removed by cleanup() once, after the last restart.
         log_level: --log-level. env: variables added to (or replacing) the inherited ones.
         preexec_fn: run in the child before stompd starts (e.g. to lower its rlimits)."""
@@ -126,6 +133,8 @@ class Broker:
         # The admin listener gets a free port too, so parallel tests never collide.
         args = [binary, "--tcp", tcp, "--ws", ws, "--admin", admin, "--data", data,
                 "--log-level", log_level]
+        if config_file:
+            args += ["--config", config_file]
         if config:
             path = os.path.join(workdir, "stompd.yaml")
             with open(path, "w") as f:

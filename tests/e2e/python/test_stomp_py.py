@@ -14,17 +14,19 @@ except ImportError as e:  # a clear message instead of a bare traceback
                       "test) and run with /usr/bin/python3") from e
 
 from stomp_py_support import Collector
-from stompd_harness import Broker, RawStomp, scaled, unique
+from stompd_harness import SHIPPED_CONFIG, Broker, RawStomp, scaled, unique
 
 
 class BrokerTestCase(unittest.TestCase):
-    """One broker per test class; CONFIG, if set, goes into its --config file."""
+    """One broker per test class; CONFIG, if set, goes into its --config file, or CONFIG_FILE
+    is used as it is."""
 
     CONFIG = None
+    CONFIG_FILE = None
 
     @classmethod
     def setUpClass(cls):
-        cls.broker = Broker.start(config=cls.CONFIG)
+        cls.broker = Broker.start(config=cls.CONFIG, config_file=cls.CONFIG_FILE)
 
     @classmethod
     def tearDownClass(cls):
@@ -45,12 +47,12 @@ class BrokerTestCase(unittest.TestCase):
             except Exception:
                 pass
 
-    def connect(self, heartbeats=(0, 0), **kwargs):
+    def connect(self, heartbeats=(0, 0), username=None, passcode=None, **kwargs):
         conn = stomp.Connection12([("127.0.0.1", self.broker.tcp_port)], heartbeats=heartbeats,
                                 timeout=scaled(5), **kwargs)
         listener = Collector()
         conn.set_listener("collector", listener)
-        conn.connect(wait=True)
+        conn.connect(username, passcode, wait=True)
         self.connections.append(conn)
         return conn, listener
 
@@ -368,8 +370,8 @@ class TransactionTest(BrokerTestCase):
 
 class HeartbeatTest(BrokerTestCase):
     INTERVAL_MS = 200
-    CONFIG = {"heartbeat": {"send_interval_ms": INTERVAL_MS, "receive_interval_ms": INTERVAL_MS,
-                            "grace_factor": 2.0}}
+    # The default 10 s offers: the client's own 200 ms is honoured, above a 100 ms floor.
+    CONFIG = {"heartbeat": {"min_interval_ms": 100, "grace_factor": 2.0}}
 
     def test_stomp_py_heartbeats_keep_the_connection_alive(self):
         # heart_beat_receive_scale 2.0 instead of stomp.py's 1.5 leaves room for a busy
@@ -422,6 +424,36 @@ class HeartbeatTest(BrokerTestCase):
             self.assertEqual((command, headers.get("receipt-id")), ("RECEIPT", "bye"))
         finally:
             raw.close()
+
+
+class ShippedConfigTest(BrokerTestCase):
+    """Issue 13: with the shipped development config (anonymous access on), wrong credentials
+    got CONNECTED; and stomp.py's examples log in as guest/guest, as with RabbitMQ."""
+    CONFIG_FILE = SHIPPED_CONFIG
+
+    def test_guest_guest_connects_out_of_the_box(self):
+        conn, listener = self.connect(username="guest", passcode="guest")
+        dest = unique("/topic/py.guest")
+        self.subscribe_confirmed(conn, listener, dest, "s")
+        conn.send(dest, "hello")
+        self.assertEqual(listener.message().body, "hello")
+
+    def test_credentials_that_do_not_verify_are_refused(self):
+        for login, passcode in (("nobody", "wrong"), ("guest", "wrong")):
+            raw = RawStomp(self.broker.tcp_port)
+            try:
+                raw.send_frame("CONNECT", [("accept-version", "1.2"), ("host", "localhost"),
+                                           ("login", login), ("passcode", passcode)])
+                command, headers, _ = raw.read_frame()
+                self.assertEqual((command, headers.get("message")), ("ERROR", "access refused"),
+                                 f"{login}/{passcode}")
+                self.assertIsNotNone(raw.wait_closed(scaled(5)), "the connection stayed open")
+            finally:
+                raw.close()
+
+    def test_no_credentials_is_anonymous(self):
+        conn, _ = self.connect()
+        self.assertTrue(conn.is_connected())
 
 
 class LimitsTest(BrokerTestCase):

@@ -26,7 +26,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { scaled, startBroker } from '../lib/broker.mjs';
+import { guestUser, scaled, shippedConfig, startBroker } from '../lib/broker.mjs';
 import { RelayTcpConnection } from './spring-clients.mjs';
 import { getHeartbeat, NativeHeaders, stompEncode } from './spring-codec.mjs';
 
@@ -69,7 +69,8 @@ describe('Spring broker relay over TCP', () => {
     return c;
   };
 
-  before(async () => { broker = await startBroker(); });
+  // The shipped config as it is: the relay's default guest/guest login works out of the box.
+  before(async () => { broker = await startBroker({ configFile: shippedConfig }); });
   after(async () => {
     for (const c of conns) c.close();
     const exit = await broker.dispose();
@@ -201,7 +202,8 @@ describe('Spring broker relay heart-beats', () => {
 
   before(async () => {
     broker = await startBroker({
-      config: { heartbeat: { send_interval_ms: intervalMs, receive_interval_ms: intervalMs, grace_factor: 2.0 } },
+      // The relay's own 200 ms intervals are honoured once the floor allows them.
+      config: { auth: { users: [guestUser] }, heartbeat: { min_interval_ms: 100, grace_factor: 2.0 } },
     });
   });
   after(async () => {

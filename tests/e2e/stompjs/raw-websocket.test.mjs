@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { scaled, startBroker } from '../lib/broker.mjs';
+import { scaled, shippedConfig, startBroker } from '../lib/broker.mjs';
 import { encodeFrame, RawWsClient } from '../lib/stomp-raw.mjs';
 
 const T = { timeout: scaled(30_000) };
@@ -20,7 +20,8 @@ describe('raw WebSocket', () => {
     return c;
   };
 
-  before(async () => { broker = await startBroker(); });
+  // The shipped config: the defaults plus the guest/guest user a 1.0 client logs in as below.
+  before(async () => { broker = await startBroker({ configFile: shippedConfig }); });
   after(async () => {
     for (const c of sockets) c.close();
     const exit = await broker.dispose();
