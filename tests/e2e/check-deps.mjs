@@ -12,7 +12,7 @@ const major = Number(process.versions.node.split('.')[0]);
 if (major < 18) problems.push(`Node.js ${process.versions.node} is too old: the tests need 18 or newer`);
 
 const lock = JSON.parse(fs.readFileSync(path.join(here, 'package-lock.json'), 'utf8'));
-for (const name of ['@stomp/stompjs', 'ws']) {
+for (const name of ['@stomp/stompjs', 'ws', 'puppeteer-core']) {
   const want = lock.packages[`node_modules/${name}`]?.version;
   const file = path.join(here, 'node_modules', name, 'package.json');
   if (!fs.existsSync(file)) {
