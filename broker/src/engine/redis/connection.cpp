@@ -1,0 +1,233 @@
+#include "engine/redis/connection.hpp"
+
+#include <boost/asio/post.hpp>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <utility>
+
+// hiredis does the protocol and keeps the socket; Asio tells it when the socket is readable
+// or writable. hiredis asks for that through its ev hooks (addRead, addWrite, ...), which
+// only set flags and start an async_wait on a stream_descriptor watching hiredis's fd. That
+// descriptor is released, never closed, when hiredis lets go of the connection (its cleanup
+// hook), because hiredis closes the fd itself.
+
+namespace net = boost::asio;
+
+namespace broker::redis {
+
+namespace {
+
+class redis_category final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "redis"; }
+  std::string message(int ev) const override {
+    switch (static_cast<errc>(ev)) {
+      case errc::not_connected:
+        return "not connected to Redis";
+      case errc::connect_failed:
+        return "cannot connect to Redis";
+      case errc::timed_out:
+        return "connecting to Redis timed out";
+      case errc::connection_lost:
+        return "the connection to Redis was lost";
+      case errc::closed:
+        return "the connection to Redis was closed";
+    }
+    return "unknown Redis error";
+  }
+};
+
+reply copy_reply(const redisReply& r) {
+  reply out;
+  switch (r.type) {
+    case REDIS_REPLY_STRING:
+      out.kind = reply::type::string;
+      break;
+    case REDIS_REPLY_STATUS:
+      out.kind = reply::type::status;
+      break;
+    case REDIS_REPLY_ERROR:
+      out.kind = reply::type::error;
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.kind = reply::type::integer;
+      out.integer = r.integer;
+      return out;
+    case REDIS_REPLY_ARRAY:
+      out.kind = reply::type::array;
+      out.elements.reserve(r.elements);
+      for (std::size_t i = 0; i < r.elements; ++i)
+        out.elements.push_back(copy_reply(*r.element[i]));
+      return out;
+    default:  // REDIS_REPLY_NIL
+      return out;
+  }
+  out.str.assign(r.str, r.len);
+  return out;
+}
+
+}  // namespace
+
+const boost::system::error_category& category() noexcept {
+  static const redis_category c;
+  return c;
+}
+
+// hiredis's C callbacks: `data` (of the context, or of its ev hooks) is the connection.
+struct connection::hooks {
+  static connection& of(const redisAsyncContext* ac) { return *static_cast<connection*>(ac->data); }
+  static connection& of(void* data) { return *static_cast<connection*>(data); }
+
+  static void add_read(void* data) {
+    of(data).want_read_ = true;
+    of(data).wait_readable();
+  }
+  static void del_read(void* data) { of(data).want_read_ = false; }
+  static void add_write(void* data) {
+    of(data).want_write_ = true;
+    of(data).wait_writable();
+  }
+  static void del_write(void* data) { of(data).want_write_ = false; }
+  // hiredis is done with the connection and will close the fd (and free the context).
+  static void cleanup(void* data) {
+    auto& c = of(data);
+    c.release_descriptor();
+    c.ac_ = nullptr;
+    c.connected_ = false;
+  }
+
+  static void on_connect(const redisAsyncContext* ac, int status) {
+    if (status == REDIS_OK) return of(ac).finish_connect({}, {});
+    // hiredis disconnects and frees the context once this returns.
+    of(ac).finish_connect(errc::connect_failed, ac->errstr ? ac->errstr : "");
+  }
+  static void on_disconnect(const redisAsyncContext* ac, int /*status*/) {
+    auto& c = of(ac);
+    c.connected_ = false;
+    if (ac->errstr != nullptr && ac->err != 0) c.error_text_ = ac->errstr;
+    if (c.closing_ || !c.on_lost_) return;
+    net::post(c.io_, [lost = std::exchange(c.on_lost_, nullptr)] { lost(errc::connection_lost); });
+  }
+  // hiredis passes no reply for commands still pending when the connection ends.
+  static void on_reply(redisAsyncContext* ac, void* r, void* privdata) {
+    std::unique_ptr<reply_handler> handler(static_cast<reply_handler*>(privdata));
+    auto& c = of(ac);
+    --c.pending_;
+    if (r == nullptr)
+      return c.deliver(std::move(*handler), c.closing_ ? errc::closed : errc::connection_lost, {});
+    c.deliver(std::move(*handler), {}, copy_reply(*static_cast<redisReply*>(r)));
+  }
+};
+
+connection::connection(net::io_context& io) : io_(io), connect_timer_(io) {}
+
+connection::~connection() {
+  closing_ = true;
+  if (ac_ != nullptr) redisAsyncFree(ac_);  // pending handlers get `closed`, posted
+}
+
+void connection::connect(const std::string& host, std::uint16_t port,
+                         std::chrono::milliseconds timeout, done_handler done) {
+  connect_done_ = std::move(done);
+  ac_ = redisAsyncConnect(host.c_str(), port);
+  if (ac_ == nullptr) return finish_connect(errc::connect_failed, "out of memory");
+  if (ac_->err != 0) {
+    std::string why = ac_->errstr;
+    redisAsyncFree(std::exchange(ac_, nullptr));  // nothing is attached yet
+    return finish_connect(errc::connect_failed, why);
+  }
+  ac_->data = this;
+  ac_->ev.data = this;
+  ac_->ev.addRead = &hooks::add_read;
+  ac_->ev.delRead = &hooks::del_read;
+  ac_->ev.addWrite = &hooks::add_write;
+  ac_->ev.delWrite = &hooks::del_write;
+  ac_->ev.cleanup = &hooks::cleanup;
+  redisAsyncSetConnectCallback(ac_, &hooks::on_connect);
+  redisAsyncSetDisconnectCallback(ac_, &hooks::on_disconnect);
+  socket_.emplace(io_, ac_->c.fd);
+  // The non-blocking connect(2) is done when the socket turns writable.
+  want_write_ = true;
+  wait_writable();
+  connect_timer_.expires_after(timeout);
+  connect_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->connected_ || self->ac_ == nullptr) return;
+    self->finish_connect(errc::timed_out, {});
+    self->closing_ = true;
+    redisAsyncFree(self->ac_);
+  });
+}
+
+void connection::finish_connect(boost::system::error_code ec, std::string why) {
+  connect_timer_.cancel();
+  if (ec) error_text_ = why.empty() ? ec.message() : std::move(why);
+  connected_ = !ec;
+  if (ec) closing_ = true;  // the end that follows is ours to report, not "lost"
+  if (!connect_done_) return;
+  net::post(io_, [done = std::exchange(connect_done_, nullptr), ec] { done(ec); });
+}
+
+void connection::command(const std::vector<std::string>& args, reply_handler handler) {
+  if (ac_ == nullptr || !connected_) return deliver(std::move(handler), errc::not_connected, {});
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lengths;
+  argv.reserve(args.size());
+  lengths.reserve(args.size());
+  for (const auto& a : args) {
+    argv.push_back(a.data());
+    lengths.push_back(a.size());
+  }
+  auto owned = std::make_unique<reply_handler>(std::move(handler));
+  if (redisAsyncCommandArgv(ac_, &hooks::on_reply, owned.get(), static_cast<int>(args.size()),
+                            argv.data(), lengths.data()) != REDIS_OK)
+    return deliver(std::move(*owned), errc::not_connected, {});
+  owned.release();  // hiredis holds it until hooks::on_reply
+  ++pending_;
+}
+
+void connection::close() {
+  closing_ = true;
+  connect_timer_.cancel();
+  if (connect_done_) finish_connect(errc::closed, {});
+  if (ac_ != nullptr) redisAsyncFree(ac_);  // calls hooks::cleanup: ac_ is null after it
+}
+
+void connection::wait_readable() {
+  if (read_waiting_ || !want_read_ || !socket_) return;
+  read_waiting_ = true;
+  socket_->async_wait(net::posix::descriptor_base::wait_read,
+                      [self = shared_from_this()](boost::system::error_code ec) {
+                        self->read_waiting_ = false;
+                        if (ec || self->ac_ == nullptr || !self->want_read_) return;
+                        redisAsyncHandleRead(self->ac_);
+                        self->wait_readable();
+                      });
+}
+
+void connection::wait_writable() {
+  if (write_waiting_ || !want_write_ || !socket_) return;
+  write_waiting_ = true;
+  socket_->async_wait(net::posix::descriptor_base::wait_write,
+                      [self = shared_from_this()](boost::system::error_code ec) {
+                        self->write_waiting_ = false;
+                        if (ec || self->ac_ == nullptr || !self->want_write_) return;
+                        redisAsyncHandleWrite(self->ac_);
+                        self->wait_writable();
+                      });
+}
+
+void connection::release_descriptor() {
+  if (!socket_) return;
+  socket_->release();  // cancels the waits; hiredis closes the fd
+  socket_.reset();
+}
+
+void connection::deliver(reply_handler handler, boost::system::error_code ec, reply r) {
+  net::post(io_, [handler = std::move(handler), ec, r = std::move(r)]() mutable {
+    handler(ec, std::move(r));
+  });
+}
+
+}  // namespace broker::redis

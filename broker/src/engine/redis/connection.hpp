@@ -1,0 +1,105 @@
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct redisAsyncContext;  // hiredis, known only to connection.cpp
+
+// A connection to one Redis server for the Redis engine: hiredis's asynchronous API driven
+// by one worker's io_context. Nothing of hiredis appears outside connection.cpp.
+namespace broker::redis {
+
+enum class errc {
+  not_connected = 1,  // a command before connect() succeeded, or after the connection ended
+  connect_failed,     // refused, unreachable, or the address could not be used
+  timed_out,          // connect() took longer than its timeout
+  connection_lost,    // the server closed the connection, or it broke, with commands pending
+  closed,             // close() was called with commands pending
+};
+const boost::system::error_category& category() noexcept;
+inline boost::system::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), category()};
+}
+
+// One reply, copied out of hiredis's own (which hiredis frees once its callback returns).
+struct reply {
+  enum class type { nil, integer, string, status, error, array };
+  type kind = type::nil;
+  long long integer = 0;
+  std::string str;              // string, status and error replies; binary-safe
+  std::vector<reply> elements;  // array replies
+
+  bool is_error() const noexcept { return kind == type::error; }
+};
+
+// Commands are pipelined: each is written as soon as the socket takes it, and replies come
+// back in the order the commands were made. Every handler runs on the io_context (posted, never
+// from inside hiredis), once. Not thread-safe: use it on its io_context's thread only.
+class connection : public std::enable_shared_from_this<connection> {
+ public:
+  using reply_handler = std::function<void(boost::system::error_code, reply)>;
+  using done_handler = std::function<void(boost::system::error_code)>;
+
+  static std::shared_ptr<connection> create(boost::asio::io_context& io) {
+    return std::shared_ptr<connection>(new connection(io));
+  }
+  ~connection();
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  // Connects to host:port (an IP address; hiredis resolves nothing asynchronously). `done`
+  // gets connect_failed, timed_out or success. Once only.
+  void connect(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout,
+               done_handler done);
+  // Sends one command, its arguments binary-safe. The handler gets the reply (a Redis error
+  // reply is a reply, with kind error), or not_connected / connection_lost / closed.
+  void command(const std::vector<std::string>& args, reply_handler handler);
+  // Called once when the connection ends by itself (the server went away), not after close().
+  void on_lost(done_handler handler) { on_lost_ = std::move(handler); }
+  // Ends the connection now: pending commands get `closed`.
+  void close();
+
+  bool connected() const noexcept { return connected_; }
+  std::size_t pending() const noexcept { return pending_; }
+  // hiredis's words for why the connection could not be made or ended ("Connection refused").
+  const std::string& error_text() const noexcept { return error_text_; }
+
+ private:
+  explicit connection(boost::asio::io_context& io);
+
+  struct hooks;  // hiredis's callbacks, in connection.cpp
+  void wait_readable();
+  void wait_writable();
+  void finish_connect(boost::system::error_code ec, std::string why);
+  void release_descriptor();
+  void deliver(reply_handler handler, boost::system::error_code ec, reply r);
+
+  boost::asio::io_context& io_;
+  redisAsyncContext* ac_ = nullptr;  // null before connect() and once hiredis let go of it
+  std::optional<boost::asio::posix::stream_descriptor> socket_;  // watches hiredis's fd
+  boost::asio::steady_timer connect_timer_;
+  done_handler connect_done_;
+  done_handler on_lost_;
+  bool want_read_ = false, want_write_ = false;        // what hiredis asked for
+  bool read_waiting_ = false, write_waiting_ = false;  // async_wait in flight
+  bool connected_ = false;
+  bool closing_ = false;  // close() or a failed connect: the end is ours, not "lost"
+  std::size_t pending_ = 0;
+  std::string error_text_;
+};
+
+}  // namespace broker::redis
+
+template <>
+struct boost::system::is_error_code_enum<broker::redis::errc> : std::true_type {};
