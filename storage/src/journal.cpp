@@ -2,6 +2,7 @@
 
 #include "schema.hpp"
 #include "sqlite.hpp"
+#include "storage/header_codec.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -43,32 +44,6 @@ std::int64_t to_sql(std::uint64_t v) {
 std::uint64_t from_sql(std::int64_t v) { return v < 0 ? 0 : static_cast<std::uint64_t>(v); }
 
 status closed_status() { return {make_error_code(errc::closed), "the journal is shutting down"}; }
-
-// Headers are stored as name\0value\0name\0value\0...: neither part may hold a NUL (the
-// record's contract; STOMP forbids NUL in headers anyway).
-void encode_headers(const std::vector<std::pair<std::string, std::string>>& headers,
-                    std::string& out) {
-  out.clear();
-  for (const auto& [name, value] : headers) {
-    assert(name.find('\0') == std::string::npos && value.find('\0') == std::string::npos);
-    out.append(name).push_back('\0');
-    out.append(value).push_back('\0');
-  }
-}
-
-std::vector<std::pair<std::string, std::string>> decode_headers(std::string_view blob) {
-  std::vector<std::pair<std::string, std::string>> headers;
-  while (!blob.empty()) {
-    const auto name_end = blob.find('\0');
-    if (name_end == std::string_view::npos) break;  // not our encoding: keep what parsed
-    const auto name = blob.substr(0, name_end);
-    blob.remove_prefix(name_end + 1);
-    const auto value_end = std::min(blob.find('\0'), blob.size());
-    headers.emplace_back(name, blob.substr(0, value_end));
-    blob.remove_prefix(std::min(value_end + 1, blob.size()));
-  }
-  return headers;
-}
 
 struct string_hash {
   using is_transparent = void;
