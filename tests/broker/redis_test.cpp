@@ -1,21 +1,26 @@
 #include "engine/redis/connection.hpp"
+#include "engine/redis/stream_store.hpp"
 #include "redis_server.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
 
-// The Redis engine's client against a real redis-server of the test's own.
+// The Redis engine's client and its history store against a real redis-server of the
+// test's own.
 
 namespace {
 
 using broker::redis::connection;
 using broker::redis::errc;
 using broker::redis::reply;
+using broker::redis::stream_store;
 using namespace std::chrono_literals;
 
 class RedisConnectionTest : public ::testing::Test {
@@ -144,6 +149,156 @@ TEST_F(RedisConnectionTest, AConnectionCanBeMadeAgainAfterARestart) {
   auto second = connected();
   EXPECT_EQ(call(*second, {"PING"}).str, "PONG");
   second->close();
+}
+
+class RedisStreamStoreTest : public RedisConnectionTest {
+ protected:
+  void SetUp() override {
+    c_ = connected();
+    std::optional<boost::system::error_code> loaded;
+    store_.load(*c_, [&](boost::system::error_code ec, std::string why) {
+      EXPECT_FALSE(ec) << why;
+      loaded = ec;
+    });
+    run_until([&] { return loaded.has_value(); });
+  }
+  void TearDown() override { c_->close(); }
+
+  stream_store::appended append(connection& c, std::string body, std::string_view epoch = "e1",
+                                std::uint64_t max_messages = 0) {
+    std::optional<stream_store::appended> a;
+    store_.append(c, record(std::move(body)), max_messages, epoch,
+                  [&](stream_store::appended got) { a = std::move(got); });
+    run_until([&] { return a.has_value(); });
+    EXPECT_FALSE(a->ec) << a->ec.message() << ": " << a->error;
+    return *a;
+  }
+  stream_store::history read_after(std::uint64_t after, std::size_t limit = 100'000) {
+    std::optional<stream_store::history> h;
+    store_.read_after(*c_, room, after, limit,
+                      [&](stream_store::history got) { h = std::move(got); });
+    run_until([&] { return h.has_value(); });
+    EXPECT_FALSE(h->ec) << h->ec.message() << ": " << h->error;
+    return *h;
+  }
+  static storage::record record(std::string body) {
+    return {.destination = std::string(room),
+            .headers = {{"content-type", "text/plain"}, {"x-from", "alice"}},
+            .body = std::move(body)};
+  }
+
+  static constexpr std::string_view room = "/topic/lost-item.42.room.7";
+  stream_store store_{"stompd:"};
+  std::shared_ptr<connection> c_;
+};
+
+TEST_F(RedisStreamStoreTest, KeysOfADestinationShareAHashTag) {
+  EXPECT_EQ(store_.log_key(room), "{stompd:/topic/lost-item.42.room.7}:log");
+  EXPECT_EQ(store_.meta_key(room), "{stompd:/topic/lost-item.42.room.7}:meta");
+  EXPECT_EQ(store_.channel(room), "{stompd:/topic/lost-item.42.room.7}:new");
+}
+
+// Two nodes appending at once: every x-seq given once, consecutive, each node's in order.
+TEST_F(RedisStreamStoreTest, AppendsFromTwoConnectionsGetEveryXSeqOnce) {
+  auto other = connected();
+  constexpr int per_connection = 500;
+  std::vector<std::uint64_t> mine, theirs;
+  for (int i = 0; i < per_connection; ++i) {
+    store_.append(*c_, record(fmt::format("a{}", i)), 0, "e1",
+                  [&](stream_store::appended a) { mine.push_back(a.seq); });
+    store_.append(*other, record(fmt::format("b{}", i)), 0, "e1",
+                  [&](stream_store::appended a) { theirs.push_back(a.seq); });
+  }
+  run_until([&] { return mine.size() + theirs.size() == 2 * per_connection; });
+  EXPECT_TRUE(std::is_sorted(mine.begin(), mine.end()));
+  EXPECT_TRUE(std::is_sorted(theirs.begin(), theirs.end()));
+  std::vector<std::uint64_t> all = mine;
+  all.insert(all.end(), theirs.begin(), theirs.end());
+  std::sort(all.begin(), all.end());
+  for (std::size_t i = 0; i < all.size(); ++i) ASSERT_EQ(all[i], i + 1);
+  auto h = read_after(0);
+  ASSERT_EQ(h.records.size(), 2u * per_connection);
+  EXPECT_EQ(h.head_seq, 2u * per_connection);
+  for (std::size_t i = 0; i < h.records.size(); ++i) ASSERT_EQ(h.records[i].seq, i + 1);
+  other->close();
+}
+
+TEST_F(RedisStreamStoreTest, AMessageComesBackAsItWasStored) {
+  const std::string body("binary\0body\r\n", 13);
+  auto a = append(*c_, body);
+  EXPECT_EQ(a.seq, 1u);
+  EXPECT_EQ(a.epoch, "e1");
+  auto h = read_after(0);
+  ASSERT_EQ(h.records.size(), 1u);
+  const auto& r = h.records[0];
+  EXPECT_EQ(r.destination, room);
+  EXPECT_EQ(r.seq, 1u);
+  EXPECT_EQ(r.timestamp_ms, a.timestamp_ms);
+  EXPECT_EQ(r.body, body);
+  EXPECT_EQ(r.headers, record("").headers);
+  EXPECT_EQ(h.epoch, "e1");
+}
+
+TEST_F(RedisStreamStoreTest, TimestampsAreRedisClockAndNeverDecrease) {
+  const auto before = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  std::int64_t last = 0;
+  for (int i = 0; i < 50; ++i) {
+    auto a = append(*c_, "x");
+    EXPECT_GE(a.timestamp_ms, last);
+    last = a.timestamp_ms;
+  }
+  EXPECT_GE(last, before - 1'000);  // same machine: Redis's clock is ours
+}
+
+TEST_F(RedisStreamStoreTest, ReadAfterIsExclusiveAndCountedAndSaysTheHead) {
+  for (int i = 1; i <= 10; ++i) append(*c_, fmt::format("m{}", i));
+  auto h = read_after(5, 2);
+  ASSERT_EQ(h.records.size(), 2u);
+  EXPECT_EQ(h.records[0].seq, 6u);
+  EXPECT_EQ(h.records[1].body, "m7");
+  EXPECT_EQ(h.head_seq, 10u);
+  EXPECT_TRUE(read_after(10).records.empty());
+}
+
+TEST_F(RedisStreamStoreTest, TrimmingKeepsTheNewestAndTheSequenceGoesOn) {
+  for (int i = 1; i <= 10; ++i) append(*c_, fmt::format("m{}", i), "e1", 3);
+  auto h = read_after(0);
+  ASSERT_EQ(h.records.size(), 3u);
+  EXPECT_EQ(h.records[0].seq, 8u);
+  EXPECT_EQ(h.head_seq, 10u);
+}
+
+// A destination's epoch is its first append's; after Redis lost the data (here FLUSHALL), the
+// next append starts a new epoch instead of giving out x-seq 1 again under the old one.
+TEST_F(RedisStreamStoreTest, AnEpochLastsUntilTheDataIsLost) {
+  EXPECT_EQ(append(*c_, "a", "e1").epoch, "e1");
+  auto b = append(*c_, "b", "e2");
+  EXPECT_EQ(b.epoch, "e1");
+  EXPECT_EQ(b.seq, 2u);
+  call(*c_, {"FLUSHALL"});
+  store_.load(*c_, [](boost::system::error_code, std::string) {});  // FLUSHALL keeps functions
+  auto c = append(*c_, "c", "e3");
+  EXPECT_EQ(c.epoch, "e3");
+  EXPECT_EQ(c.seq, 1u);
+}
+
+TEST_F(RedisStreamStoreTest, AStreamWithoutItsMetaContinuesItsSequenceInANewEpoch) {
+  for (int i = 0; i < 3; ++i) append(*c_, "x", "e1");
+  call(*c_, {"DEL", store_.meta_key(room)});
+  auto a = append(*c_, "y", "e2");
+  EXPECT_EQ(a.seq, 4u);
+  EXPECT_EQ(a.epoch, "e2");
+}
+
+TEST_F(RedisStreamStoreTest, WithoutTheLibraryAnAppendFailsNamingIt) {
+  call(*c_, {"FUNCTION", "FLUSH"});
+  std::optional<stream_store::appended> a;
+  store_.append(*c_, record("x"), 0, "e1", [&](stream_store::appended got) { a = std::move(got); });
+  run_until([&] { return a.has_value(); });
+  EXPECT_EQ(a->ec, errc::server_error);
+  EXPECT_NE(a->error.find("stompd_append"), std::string::npos) << a->error;
 }
 
 }  // namespace

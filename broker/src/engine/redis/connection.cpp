@@ -33,6 +33,10 @@ class redis_category final : public boost::system::error_category {
         return "the connection to Redis was lost";
       case errc::closed:
         return "the connection to Redis was closed";
+      case errc::server_error:
+        return "Redis answered with an error";
+      case errc::bad_reply:
+        return "Redis answered with an unexpected reply";
     }
     return "unknown Redis error";
   }

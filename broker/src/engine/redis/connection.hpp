@@ -26,6 +26,8 @@ enum class errc {
   timed_out,          // connect() took longer than its timeout
   connection_lost,    // the server closed the connection, or it broke, with commands pending
   closed,             // close() was called with commands pending
+  server_error,       // Redis answered a command with an error reply
+  bad_reply,          // a reply of a shape the caller did not expect
 };
 const boost::system::error_category& category() noexcept;
 inline boost::system::error_code make_error_code(errc e) noexcept {

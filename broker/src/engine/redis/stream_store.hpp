@@ -1,0 +1,68 @@
+#pragma once
+
+#include "engine/redis/connection.hpp"
+#include "storage/journal.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace broker::redis {
+
+// A destination's history in Redis and the sequence that numbers it:
+//   {<prefix><destination>}:log   a stream, one entry per message, entry id "<x-seq>-0",
+//                                 fields t (Unix ms by Redis's clock), h (headers), b (body)
+//   {<prefix><destination>}:meta  a hash: seq (the last x-seq given), epoch, ts (newest t)
+// The braces make one hash slot of a destination's keys, so Redis Cluster (or a primary per
+// slot range) keeps a destination in one place without a key change.
+//
+// Appending is one server-side function (library "stompd", loaded by load()): it gives the
+// next x-seq, stores the entry, trims to max_messages and announces the message on the
+// destination's channel, atomically, so no two nodes give out the same x-seq and nothing is
+// announced that is not stored. A destination without a meta hash starts a new epoch (the one
+// the caller proposes): sequences are never reused across a loss of Redis's data.
+class stream_store {
+ public:
+  struct appended {
+    boost::system::error_code ec;  // server_error: `error` says what Redis said
+    std::string error;
+    std::uint64_t seq = 0;
+    std::int64_t timestamp_ms = 0;
+    std::string epoch;
+  };
+  struct history {
+    boost::system::error_code ec;
+    std::string error;
+    std::vector<storage::record> records;  // oldest first
+    std::uint64_t head_seq = 0;            // the last x-seq given when read; 0: none yet
+    std::string epoch;                     // "" when the destination has no history
+  };
+  using append_handler = std::function<void(appended)>;
+  using history_handler = std::function<void(history)>;
+
+  explicit stream_store(std::string key_prefix) : prefix_(std::move(key_prefix)) {}
+
+  // Loads (or replaces) the function library in the Redis that `c` talks to.
+  void load(connection& c, std::function<void(boost::system::error_code, std::string)> done) const;
+  // Stores `r` (destination, headers, body; seq and timestamp are Redis's to give).
+  // max_messages: the stream is trimmed to this many; 0: no limit.
+  void append(connection& c, const storage::record& r, std::uint64_t max_messages,
+              std::string_view new_epoch, append_handler done) const;
+  // Up to `limit` messages after x-seq `after`, oldest first, with the head and epoch read
+  // in the same step.
+  void read_after(connection& c, std::string_view destination, std::uint64_t after,
+                  std::size_t limit, history_handler done) const;
+
+  std::string log_key(std::string_view destination) const;
+  std::string meta_key(std::string_view destination) const;
+  // Where appends are announced: "<seq> <timestamp_ms> <epoch> <header bytes>\n" then the
+  // encoded headers (storage/header_codec.hpp), then the body.
+  std::string channel(std::string_view destination) const;
+
+ private:
+  std::string prefix_;
+};
+
+}  // namespace broker::redis
