@@ -301,4 +301,65 @@ TEST_F(RedisStreamStoreTest, WithoutTheLibraryAnAppendFailsNamingIt) {
   EXPECT_NE(a->error.find("stompd_append"), std::string::npos) << a->error;
 }
 
+TEST_F(RedisStreamStoreTest, EveryAppendIsAnnouncedWithTheWholeMessage) {
+  auto listener = connected();
+  std::vector<std::string> heard;
+  std::optional<boost::system::error_code> subscribed;
+  const auto channel = store_.channel(room);
+  listener->subscribe(
+      channel, [&](std::string payload) { heard.push_back(std::move(payload)); },
+      [&](boost::system::error_code ec) { subscribed = ec; });
+  run_until([&] { return subscribed.has_value(); });
+  ASSERT_FALSE(*subscribed) << subscribed->message();
+  std::vector<stream_store::appended> appended;
+  for (int i = 1; i <= 3; ++i) appended.push_back(append(*c_, fmt::format("m{}", i)));
+  run_until([&] { return heard.size() == 3; });
+  for (int i = 0; i < 3; ++i) {
+    auto a = stream_store::parse_announcement(heard[i]);
+    ASSERT_TRUE(a) << heard[i];
+    EXPECT_EQ(a->record.seq, appended[i].seq);
+    EXPECT_EQ(a->record.timestamp_ms, appended[i].timestamp_ms);
+    EXPECT_EQ(a->record.body, fmt::format("m{}", i + 1));
+    EXPECT_EQ(a->record.headers, record("").headers);
+    EXPECT_EQ(a->epoch, "e1");
+  }
+  // Subscribed once at a time; after the unsubscribe is confirmed nothing more arrives.
+  std::optional<boost::system::error_code> again;
+  listener->subscribe(
+      channel, [](std::string) {}, [&](auto ec) { again = ec; });
+  run_until([&] { return again.has_value(); });
+  EXPECT_EQ(*again, errc::already_subscribed);
+  listener->unsubscribe(channel);
+  run_until([&] { return !listener->subscribed(channel); });
+  append(*c_, "unheard");
+  run_for(100ms);
+  EXPECT_EQ(heard.size(), 3u);
+  listener->close();
+}
+
+TEST_F(RedisStreamStoreTest, AnnouncementsThatAreNotOursAreRejected) {
+  for (std::string_view bad :
+       {"", "1 2 e1 0", "x 2 e1 0\n", "1 2  0\n", "1 2 e1 9\nab", "1 2 e1 0 extra\n"})
+    EXPECT_FALSE(stream_store::parse_announcement(bad)) << bad;
+  auto a = stream_store::parse_announcement(std::string("7 1700000000000 e9 4\nk\0v\0body", 29));
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->record.seq, 7u);
+  EXPECT_EQ(a->record.body, "body");
+  ASSERT_EQ(a->record.headers.size(), 1u);
+  EXPECT_EQ(a->record.headers[0].first, "k");
+}
+
+TEST_F(RedisConnectionTest, ASubscriptionEndsWithItsConnection) {
+  auto c = connected();
+  std::optional<boost::system::error_code> subscribed, lost;
+  c->on_lost([&](auto ec) { lost = ec; });
+  c->subscribe(
+      "ch", [](std::string) {}, [&](auto ec) { subscribed = ec; });
+  run_until([&] { return subscribed.has_value(); });
+  ASSERT_FALSE(*subscribed);
+  redis_.kill();
+  run_until([&] { return lost.has_value(); });
+  EXPECT_FALSE(c->subscribed("ch"));
+}
+
 }  // namespace

@@ -37,6 +37,8 @@ class redis_category final : public boost::system::error_category {
         return "Redis answered with an error";
       case errc::bad_reply:
         return "Redis answered with an unexpected reply";
+      case errc::already_subscribed:
+        return "already subscribed to that channel";
     }
     return "unknown Redis error";
   }
@@ -122,6 +124,41 @@ struct connection::hooks {
       return c.deliver(std::move(*handler), c.closing_ ? errc::closed : errc::connection_lost, {});
     c.deliver(std::move(*handler), {}, copy_reply(*static_cast<redisReply*>(r)));
   }
+  // Every reply about one subscribed channel: ["subscribe", ch, n], ["message", ch, payload],
+  // ["unsubscribe", ch, n]; none when the connection ends.
+  static void on_subscription(redisAsyncContext* ac, void* r, void* privdata) {
+    auto& c = of(ac);
+    auto* sub = static_cast<subscription*>(privdata);
+    auto* rep = static_cast<redisReply*>(r);
+    auto forget = [&] {
+      if (sub->subscribed)
+        net::post(c.io_, [done = std::exchange(sub->subscribed, nullptr),
+                          ec = c.closing_ ? errc::closed : errc::connection_lost] { done(ec); });
+      c.channels_.erase(sub->channel);  // frees *sub
+    };
+    if (rep == nullptr) return forget();
+    if (rep->type == REDIS_REPLY_ERROR) {  // refused (e.g. by an ACL)
+      if (sub->subscribed) {
+        net::post(c.io_,
+                  [done = std::exchange(sub->subscribed, nullptr)] { done(errc::server_error); });
+      }
+      return;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3) return;
+    const std::string_view kind(rep->element[0]->str, rep->element[0]->len);
+    if (kind == "message") {
+      if (sub->leaving) return;  // unsubscribe() was called: no more
+      const auto& payload = *rep->element[2];
+      net::post(c.io_, [on = sub->on_message, p = std::string(payload.str, payload.len)]() mutable {
+        on(std::move(p));
+      });
+    } else if (kind == "subscribe") {
+      if (sub->subscribed)
+        net::post(c.io_, [done = std::exchange(sub->subscribed, nullptr)] { done({}); });
+    } else if (kind == "unsubscribe") {
+      forget();
+    }
+  }
 };
 
 connection::connection(net::io_context& io) : io_(io), connect_timer_(io) {}
@@ -189,6 +226,34 @@ void connection::command(const std::vector<std::string>& args, reply_handler han
     return deliver(std::move(*owned), errc::not_connected, {});
   owned.release();  // hiredis holds it until hooks::on_reply
   ++pending_;
+}
+
+void connection::subscribe(const std::string& channel, message_handler on_message,
+                           done_handler subscribed) {
+  auto fail = [&](errc e) { net::post(io_, [done = std::move(subscribed), e] { done(e); }); };
+  if (ac_ == nullptr || !connected_) return fail(errc::not_connected);
+  if (channels_.contains(channel)) return fail(errc::already_subscribed);
+  auto& sub = channels_[channel];
+  sub = std::make_unique<subscription>(
+      subscription{channel, std::move(on_message), std::move(subscribed), false});
+  const char* argv[] = {"SUBSCRIBE", channel.data()};
+  const std::size_t lengths[] = {9, channel.size()};
+  if (redisAsyncCommandArgv(ac_, &hooks::on_subscription, sub.get(), 2, argv, lengths) !=
+      REDIS_OK) {
+    auto done = std::move(sub->subscribed);
+    channels_.erase(channel);
+    net::post(io_, [done = std::move(done)] { done(errc::not_connected); });
+  }
+}
+
+void connection::unsubscribe(const std::string& channel) {
+  auto it = channels_.find(channel);
+  if (it == channels_.end() || it->second->leaving || ac_ == nullptr) return;
+  it->second->leaving = true;
+  const char* argv[] = {"UNSUBSCRIBE", channel.data()};
+  const std::size_t lengths[] = {11, channel.size()};
+  // The reply comes to the channel's own callback (hooks::on_subscription), not to this one.
+  redisAsyncCommandArgv(ac_, nullptr, nullptr, 2, argv, lengths);
 }
 
 void connection::close() {

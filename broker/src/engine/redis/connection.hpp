@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 struct redisAsyncContext;  // hiredis, known only to connection.cpp
@@ -21,13 +22,14 @@ struct redisAsyncContext;  // hiredis, known only to connection.cpp
 namespace broker::redis {
 
 enum class errc {
-  not_connected = 1,  // a command before connect() succeeded, or after the connection ended
-  connect_failed,     // refused, unreachable, or the address could not be used
-  timed_out,          // connect() took longer than its timeout
-  connection_lost,    // the server closed the connection, or it broke, with commands pending
-  closed,             // close() was called with commands pending
-  server_error,       // Redis answered a command with an error reply
-  bad_reply,          // a reply of a shape the caller did not expect
+  not_connected = 1,   // a command before connect() succeeded, or after the connection ended
+  connect_failed,      // refused, unreachable, or the address could not be used
+  timed_out,           // connect() took longer than its timeout
+  connection_lost,     // the server closed the connection, or it broke, with commands pending
+  closed,              // close() was called with commands pending
+  server_error,        // Redis answered a command with an error reply
+  bad_reply,           // a reply of a shape the caller did not expect
+  already_subscribed,  // subscribe() to a channel this connection has (or is leaving)
 };
 const boost::system::error_category& category() noexcept;
 inline boost::system::error_code make_error_code(errc e) noexcept {
@@ -52,6 +54,7 @@ class connection : public std::enable_shared_from_this<connection> {
  public:
   using reply_handler = std::function<void(boost::system::error_code, reply)>;
   using done_handler = std::function<void(boost::system::error_code)>;
+  using message_handler = std::function<void(std::string payload)>;
 
   static std::shared_ptr<connection> create(boost::asio::io_context& io) {
     return std::shared_ptr<connection>(new connection(io));
@@ -67,6 +70,15 @@ class connection : public std::enable_shared_from_this<connection> {
   // Sends one command, its arguments binary-safe. The handler gets the reply (a Redis error
   // reply is a reply, with kind error), or not_connected / connection_lost / closed.
   void command(const std::vector<std::string>& args, reply_handler handler);
+  // Pub/sub (a connection that subscribes does nothing else, as Redis requires): every
+  // message published on `channel` goes to `on_message`, in order, until unsubscribe() or
+  // the end of the connection; `subscribed` gets success once Redis confirmed, or the error.
+  // A channel is subscribed once at a time: again before its unsubscribe is confirmed gets
+  // already_subscribed (hiredis 0.14 would drop the new subscription with the old one).
+  void subscribe(const std::string& channel, message_handler on_message, done_handler subscribed);
+  void unsubscribe(const std::string& channel);
+  bool subscribed(const std::string& channel) const { return channels_.contains(channel); }
+
   // Called once when the connection ends by itself (the server went away), not after close().
   void on_lost(done_handler handler) { on_lost_ = std::move(handler); }
   // Ends the connection now: pending commands get `closed`.
@@ -81,6 +93,12 @@ class connection : public std::enable_shared_from_this<connection> {
   explicit connection(boost::asio::io_context& io);
 
   struct hooks;  // hiredis's callbacks, in connection.cpp
+  struct subscription {
+    std::string channel;
+    message_handler on_message;
+    done_handler subscribed;  // until Redis confirms
+    bool leaving = false;     // UNSUBSCRIBE sent, not yet confirmed
+  };
   void wait_readable();
   void wait_writable();
   void finish_connect(boost::system::error_code ec, std::string why);
@@ -99,6 +117,9 @@ class connection : public std::enable_shared_from_this<connection> {
   bool closing_ = false;  // close() or a failed connect: the end is ours, not "lost"
   std::size_t pending_ = 0;
   std::string error_text_;
+  // What hiredis's subscription callbacks point at; erased once Redis confirmed the
+  // UNSUBSCRIBE or the connection ended.
+  std::unordered_map<std::string, std::unique_ptr<subscription>> channels_;
 };
 
 }  // namespace broker::redis

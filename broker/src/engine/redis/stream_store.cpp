@@ -76,8 +76,7 @@ bool to_u64(std::string_view s, std::uint64_t& out) {
 // A Redis error reply, or the transport's error, as what the caller gets; `function` names
 // what was called ("stompd_append: ERR Function not found").
 template <typename Result>
-bool failed(boost::system::error_code ec, const reply& r, std::string_view function,
-            Result& out) {
+bool failed(boost::system::error_code ec, const reply& r, std::string_view function, Result& out) {
   if (ec) {
     out.ec = ec;
     return true;
@@ -125,6 +124,32 @@ std::string stream_store::meta_key(std::string_view destination) const {
 }
 std::string stream_store::channel(std::string_view destination) const {
   return fmt::format("{{{}{}}}:new", prefix_, destination);
+}
+
+std::optional<stream_store::announcement> stream_store::parse_announcement(
+    std::string_view payload) {
+  // "<seq> <timestamp_ms> <epoch> <header bytes>\n" <headers> <body>
+  const auto eol = payload.find('\n');
+  if (eol == std::string_view::npos) return std::nullopt;
+  std::string_view head = payload.substr(0, eol);
+  std::string_view fields[4];
+  for (auto& f : fields) {
+    const auto sp = head.find(' ');
+    f = head.substr(0, sp);
+    head = sp == std::string_view::npos ? std::string_view{} : head.substr(sp + 1);
+  }
+  announcement a;
+  std::uint64_t ts = 0, header_bytes = 0;
+  if (!head.empty() || !to_u64(fields[0], a.record.seq) || !to_u64(fields[1], ts) ||
+      fields[2].empty() || !to_u64(fields[3], header_bytes))
+    return std::nullopt;
+  const auto rest = payload.substr(eol + 1);
+  if (header_bytes > rest.size()) return std::nullopt;
+  a.record.timestamp_ms = static_cast<std::int64_t>(ts);
+  a.epoch = std::string(fields[2]);
+  a.record.headers = storage::decode_headers(rest.substr(0, header_bytes));
+  a.record.body = std::string(rest.substr(header_bytes));
+  return a;
 }
 
 void stream_store::load(connection& c,

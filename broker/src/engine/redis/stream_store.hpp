@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,6 +61,13 @@ class stream_store {
   // Where appends are announced: "<seq> <timestamp_ms> <epoch> <header bytes>\n" then the
   // encoded headers (storage/header_codec.hpp), then the body.
   std::string channel(std::string_view destination) const;
+  // An announcement read back (what a subscriber to channel() receives), or nullopt when the
+  // payload is not one.
+  struct announcement {
+    storage::record record;  // destination left empty: the channel says which
+    std::string epoch;
+  };
+  static std::optional<announcement> parse_announcement(std::string_view payload);
 
  private:
   std::string prefix_;
