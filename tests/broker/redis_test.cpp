@@ -1,4 +1,5 @@
 #include "engine/redis/connection.hpp"
+#include "engine/redis/ordered_feed.hpp"
 #include "engine/redis/stream_store.hpp"
 #include "redis_server.hpp"
 
@@ -19,6 +20,7 @@ namespace {
 
 using broker::redis::connection;
 using broker::redis::errc;
+using broker::redis::ordered_feed;
 using broker::redis::reply;
 using broker::redis::stream_store;
 using namespace std::chrono_literals;
@@ -360,6 +362,121 @@ TEST_F(RedisConnectionTest, ASubscriptionEndsWithItsConnection) {
   redis_.kill();
   run_until([&] { return lost.has_value(); });
   EXPECT_FALSE(c->subscribed("ch"));
+}
+
+// The feed against the real stream: announcements as stompd_append published them, some of
+// them withheld (pub/sub is at most once), fills read with stream_store::read_after.
+class RedisOrderedFeedTest : public RedisStreamStoreTest {
+ protected:
+  void SetUp() override {
+    RedisStreamStoreTest::SetUp();
+    listener_ = connected();
+    std::optional<boost::system::error_code> subscribed;
+    listener_->subscribe(
+        store_.channel(room),
+        [this](std::string payload) {
+          heard_.push_back(*stream_store::parse_announcement(payload));
+        },
+        [&](auto ec) { subscribed = ec; });
+    run_until([&] { return subscribed.has_value(); });
+  }
+  void TearDown() override {
+    listener_->close();
+    RedisStreamStoreTest::TearDown();
+  }
+  std::unique_ptr<ordered_feed> feed(std::uint64_t delivered = 0, std::string epoch = "",
+                                     std::size_t page = 1000) {
+    return std::make_unique<ordered_feed>(
+        delivered, std::move(epoch),
+        [this](storage::record&& r, const std::string& e) {
+          got_.push_back(fmt::format("{}:{}:{}", e, r.seq, r.body));
+        },
+        [this](std::uint64_t after, std::size_t count,
+               std::function<void(stream_store::history)> done) {
+          ++fills_;
+          store_.read_after(*fill_with_, room, after, count, std::move(done));
+        },
+        page);
+  }
+  // Appends `n` messages m<first>.. and waits until all are heard.
+  void publish(int first, int n, std::string_view epoch = "e1", std::uint64_t max = 0) {
+    const auto before = heard_.size();
+    for (int i = first; i < first + n; ++i) append(*c_, fmt::format("m{}", i), epoch, max);
+    run_until([&] { return heard_.size() == before + static_cast<std::size_t>(n); });
+  }
+  static std::vector<std::string> expected(int first, int last, std::string_view epoch = "e1") {
+    std::vector<std::string> v;
+    for (int i = first; i <= last; ++i) v.push_back(fmt::format("{}:{}:m{}", epoch, i, i));
+    return v;
+  }
+
+  std::shared_ptr<connection> listener_;
+  connection* fill_with_ = nullptr;
+  std::vector<stream_store::announcement> heard_;
+  std::vector<std::string> got_;
+  int fills_ = 0;
+};
+
+TEST_F(RedisOrderedFeedTest, MissedAnnouncementsAreReadFromTheStreamInOrder) {
+  fill_with_ = c_.get();
+  auto f = feed();
+  publish(1, 30);
+  for (auto& a : heard_) {
+    if (a.record.seq % 3 == 0) continue;               // lost
+    if (a.record.seq % 5 == 0) f->on_announcement(a);  // and some twice
+    f->on_announcement(a);
+  }
+  run_until([&] { return !f->filling() && f->delivered() == 29; });
+  EXPECT_EQ(got_, expected(1, 29));  // 30 was lost with nothing after it to tell
+  EXPECT_GT(fills_, 0);
+}
+
+TEST_F(RedisOrderedFeedTest, CatchUpReadsWhatNoAnnouncementShowedInPages) {
+  fill_with_ = c_.get();
+  auto f = feed(0, "", 4);
+  publish(1, 10);  // every announcement lost: a reconnect
+  f->catch_up(10, "e1");
+  run_until([&] { return f->delivered() == 10 && !f->filling(); });
+  EXPECT_EQ(got_, expected(1, 10));
+  EXPECT_EQ(fills_, 3);  // 4 + 4 + 2
+}
+
+TEST_F(RedisOrderedFeedTest, WhatRetentionTrimmedBeforeItWasReadIsSkipped) {
+  fill_with_ = c_.get();
+  auto f = feed();
+  publish(1, 10, "e1", 3);  // the stream keeps 8, 9, 10
+  f->on_announcement(heard_.back());
+  run_until([&] { return f->delivered() == 10 && !f->filling(); });
+  EXPECT_EQ(got_, expected(8, 10));
+}
+
+TEST_F(RedisOrderedFeedTest, ANewEpochStartsTheCountAgain) {
+  fill_with_ = c_.get();
+  auto f = feed();
+  publish(1, 3);
+  for (auto& a : heard_) f->on_announcement(a);
+  call(*c_, {"FLUSHALL"});  // Redis lost everything; the functions stay
+  publish(1, 2, "e2");
+  f->on_announcement(heard_[4]);  // seq 2 of e2: seq 1 is read from the stream
+  run_until([&] { return f->epoch() == "e2" && f->delivered() == 2 && !f->filling(); });
+  auto want = expected(1, 3);
+  for (auto& s : expected(1, 2, "e2")) want.push_back(s);
+  EXPECT_EQ(got_, want);
+}
+
+TEST_F(RedisOrderedFeedTest, AFailedFillIsTriedAgainByTheNextAnnouncement) {
+  auto gone = connected();
+  gone->close();
+  fill_with_ = gone.get();
+  auto f = feed();
+  publish(1, 4);
+  f->on_announcement(heard_[2]);  // 3: 1 and 2 must be read, and Redis is "unreachable"
+  run_until([&] { return f->failed_fills() == 1; });
+  EXPECT_TRUE(got_.empty());
+  fill_with_ = c_.get();
+  f->on_announcement(heard_[3]);
+  run_until([&] { return f->delivered() == 4 && !f->filling(); });
+  EXPECT_EQ(got_, expected(1, 4));
 }
 
 }  // namespace
