@@ -199,7 +199,11 @@ void session::complete_receipt(receipt_order::ticket t, std::vector<receipt_orde
       if (n < h.size()) h[n++] = {e.name, e.value};
     enqueue_frame(command::receipt, std::span(h.data(), n));
   });
-  if (receipts_.empty() && after_receipts_) std::exchange(after_receipts_, nullptr)();
+  // Posted: we may be inside on_replay or on_stored, which must not see the close (it
+  // releases the subscriptions they are using). Found by the session fuzzer.
+  if (receipts_.empty() && after_receipts_)
+    net::post(worker_.io, [self = shared_from_this(),
+                           then = std::exchange(after_receipts_, nullptr)] { then(); });
 }
 
 // A SEND, ACK or NACK inside a transaction: checked now, applied at COMMIT.
