@@ -144,6 +144,7 @@ struct journal::impl {
 
   journal_options opts_;
   std::string path_;
+  std::string epoch_;  // journal_info's, read once at open
 
   detail::db_ptr db_;  // the write connection; writer thread only once it started
   statement begin_, commit_, rollback_, insert_dest_, insert_message_, update_last_seq_,
@@ -226,6 +227,12 @@ journal::impl::impl(journal_options o) : opts_(std::move(o)), path_(opts_.path.s
                              "UPDATE destinations SET purged_seq = max(purged_seq, ?1), "
                              "purged_ms = max(purged_ms, ?2) WHERE id = ?3");
   load_destinations();
+  {
+    statement epoch(db, "SELECT value FROM journal_info WHERE name = 'epoch'");
+    if (epoch.step() != SQLITE_ROW)
+      throw journal_error(make_error_code(errc::corrupt), "journal " + path_ + " has no epoch");
+    epoch_ = std::string(epoch.column_blob(0));
+  }
 
   for (std::size_t i = 0; i < opts_.readers; ++i) {
     readers_.push_back(std::make_unique<reader>(detail::open_reader(opts_.path)));
@@ -436,7 +443,7 @@ void journal::impl::commit_batch(std::deque<write_task>& tasks, std::size_t n) {
     auto& a = std::get<append_task>(tasks[i]);
     if (ec) a.r.seq = 0, a.r.timestamp_ms = 0;
     a.dest = nullptr;  // may be gone after a rollback
-    if (a.done) a.done(append_result{ec, a.r.seq, a.r.timestamp_ms}, a.r);
+    if (a.done) a.done(append_result{ec, a.r.seq, a.r.timestamp_ms, epoch_}, a.r);
   }
   if (opts_.on_batch_done) opts_.on_batch_done();
   if (opts_.on_commit && !ec)
@@ -743,7 +750,7 @@ void journal::append(record r, append_callback done) {
   write_task task{append_task{std::move(r), std::move(done)}};
   if (impl_->submit_write(task)) return;
   auto& a = std::get<append_task>(task);
-  if (a.done) a.done(append_result{make_error_code(errc::closed)}, a.r);
+  if (a.done) a.done(append_result{make_error_code(errc::closed), 0, 0, {}}, a.r);
 }
 
 void journal::flush(std::function<void()> done) {
@@ -767,7 +774,13 @@ void journal::replay(replay_request request, std::function<void(replay_result&&)
                       done = std::move(done)](impl::reader* rd) mutable {
     replay_result res;
     if (rd != nullptr) {
+      using kind = replay_request::kind;
+      const bool other_epoch = !req.epoch.empty() && req.epoch != im->epoch_ &&
+                               (req.mode == kind::after || req.mode == kind::page);
+      if (other_epoch) req.value = 0;
       res = im->run_replay(*rd, req);
+      if (other_epoch) res.complete = false;
+      res.epoch = im->epoch_;
     } else {
       res.ec = make_error_code(errc::closed);
       res.complete = false;
@@ -775,6 +788,8 @@ void journal::replay(replay_request request, std::function<void(replay_result&&)
     if (done) done(std::move(res));
   });
 }
+
+const std::string& journal::epoch() const noexcept { return impl_->epoch_; }
 
 std::uint64_t journal::head_seq(std::string_view destination) const {
   std::lock_guard lk(impl_->heads_mu_);

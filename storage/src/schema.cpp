@@ -139,7 +139,19 @@ status create_v1(sqlite3* db) {
                      "create schema version 1");
 }
 
-constexpr std::array<migration, schema_version> migrations = {create_v1};
+status add_epoch_v2(sqlite3* db) {
+  // The journal's epoch, one value for the file's life, which every MESSAGE and RECEIPT
+  // carries as x-epoch: a new file (a lost or replaced data directory) gets a new one, so a
+  // client holding x-seq values of the old file can tell they number other messages.
+  // Twelve hex digits, 48 random bits.
+  return exec_status(db, R"sql(
+    CREATE TABLE journal_info (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO journal_info (name, value) VALUES ('epoch', lower(hex(randomblob(6))));
+  )sql",
+                     "add the journal's epoch (schema version 2)");
+}
+
+constexpr std::array<migration, schema_version> migrations = {create_v1, add_epoch_v2};
 
 void migrate(const std::string& path, sqlite3* db) {
   exec(path, db, "BEGIN IMMEDIATE");

@@ -51,7 +51,7 @@ TEST(HeldBytesTest, StoredMessagesCountToo) {
   r.destination = "/topic/a";
   r.seq = 7;
   r.body = std::string(500, 'y');
-  auto m = broker::make_stored_message(held, r, true);
+  auto m = broker::make_stored_message(held, r, "3f2a9c01d4e7", true);
   EXPECT_GT(held.bytes(), 500u);
   m.reset();
   EXPECT_EQ(held.bytes(), 0u);

@@ -60,11 +60,14 @@ class HistoryTest : public ::testing::Test {
   std::pair<std::vector<stomp::frame>, stomp::frame> replay(stomp_client& c,
                                                             std::string_view destination,
                                                             std::string_view spec,
-                                                            std::string id = "s") {
-    c.send(stomp::frame(command::subscribe, {{"destination", std::string(destination)},
-                                             {"id", id},
-                                             {"x-replay", std::string(spec)},
-                                             {"receipt", "sub-" + id}}));
+                                                            std::string id = "s",
+                                                            std::vector<stomp::header> extra = {}) {
+    stomp::frame sub(command::subscribe, {{"destination", std::string(destination)},
+                                          {"id", id},
+                                          {"x-replay", std::string(spec)},
+                                          {"receipt", "sub-" + id}});
+    for (auto& h : extra) sub.headers.push_back(std::move(h));
+    c.send(sub);
     std::vector<stomp::frame> got;
     for (;;) {
       auto f = c.receive();
@@ -309,6 +312,52 @@ TEST_F(HistoryTest, UnjournaledTopicsCarryNoSequence) {
   auto m = sub.receive();
   ASSERT_TRUE(m);
   EXPECT_FALSE(m->header("x-seq").has_value());
+}
+
+// Issue 14: x-epoch names what numbers the x-seqs: the journal file's, on every stored
+// MESSAGE and RECEIPT, the same across a restart.
+TEST_F(HistoryTest, MessagesAndReceiptsCarryTheJournalsEpochAcrossARestart) {
+  const std::string room = "/topic/room.epoch";
+  auto sub = client();
+  sub.subscribe(room, "s");
+  auto send_one = [&] {
+    auto c = client();
+    c.send(stomp::frame(command::send, {{"destination", room}, {"receipt", "r"}}, "hi"));
+    auto r = c.receive();
+    EXPECT_TRUE(r && r->command == command::receipt);
+    return r ? std::string(r->header("x-epoch").value_or("")) : std::string();
+  };
+  const auto epoch = send_one();
+  EXPECT_EQ(epoch.size(), 12u) << epoch;
+  auto live = sub.receive();
+  ASSERT_TRUE(live);
+  EXPECT_EQ(live->header("x-epoch"), epoch);
+  auto c = client();
+  auto [messages, receipt] = replay(c, room, "last:1");
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(messages[0].header("x-epoch"), epoch);
+  EXPECT_EQ(receipt.header("x-epoch"), epoch);
+  server_->stop();
+  server_.reset();
+  start();
+  EXPECT_EQ(send_one(), epoch);
+}
+
+// A client resuming with after:S of another epoch (a lost or replaced data directory) gets
+// the history from the start and x-replay-complete: false, not the messages after some
+// unrelated S.
+TEST_F(HistoryTest, ResumingAfterASeqOfAnotherEpochGetsEverythingAndIsIncomplete) {
+  publish("/topic/room", 3);
+  auto c = client();
+  auto [other, other_receipt] =
+      replay(c, "/topic/room", "after:2", "a", {{"x-epoch", "0123456789ab"}});
+  EXPECT_EQ(other.size(), 3u);
+  EXPECT_EQ(other_receipt.header("x-replay-complete"), "false");
+  const std::string epoch(other_receipt.header("x-epoch").value_or(""));
+  auto [same, same_receipt] = replay(c, "/topic/room", "after:2", "b", {{"x-epoch", epoch}});
+  ASSERT_EQ(same.size(), 1u);
+  EXPECT_EQ(same[0].header("x-seq"), "3");
+  EXPECT_EQ(same_receipt.header("x-replay-complete"), "true");
 }
 
 TEST_F(HistoryTest, RestartKeepsHistoryAndContinuesTheSequence) {

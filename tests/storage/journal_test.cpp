@@ -336,6 +336,57 @@ TEST_F(JournalTest, ReplayAfterReturnsTheMessagesAfterTheSeq) {
   EXPECT_TRUE(all.complete);
 }
 
+// Issue 14: x-epoch. A journal file's epoch lasts as long as the file; a new file has
+// another, so x-seq values of the old file are known to number other messages.
+TEST_F(JournalTest, TheEpochIsMadeWithTheFileAndKeptForItsLife) {
+  std::string epoch;
+  {
+    auto j = open();
+    epoch = j->epoch();
+    EXPECT_EQ(epoch.size(), 12u);
+    EXPECT_EQ(epoch.find_first_not_of("0123456789abcdef"), std::string::npos) << epoch;
+    EXPECT_EQ(append_sync(*j, make_record("/topic/a")).epoch, epoch);
+    EXPECT_EQ(replay_sync(*j, after("/topic/a", 0)).epoch, epoch);
+  }
+  EXPECT_EQ(open()->epoch(), epoch);
+  fs::remove(db_path());
+  fs::remove(db_path().string() + "-wal");
+  fs::remove(db_path().string() + "-shm");
+  EXPECT_NE(open()->epoch(), epoch);
+}
+
+TEST_F(JournalTest, AVersion1JournalGetsAnEpochWhenMigratedAndKeepsItsMessages) {
+  append_many(*open(), "/topic/a", 2);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(db_path().c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE journal_info; PRAGMA user_version = 1;", nullptr, nullptr,
+                         nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto j = open();
+  EXPECT_EQ(j->epoch().size(), 12u);
+  EXPECT_EQ(seqs(replay_sync(*j, after("/topic/a", 0))), range(1, 2));
+  EXPECT_EQ(append_sync(*j, make_record("/topic/a")).seq, 3u);
+}
+
+TEST_F(JournalTest, ReplayAfterASeqOfAnotherEpochReadsFromTheStartAndIsIncomplete) {
+  auto j = open();
+  append_many(*j, "/topic/a", 5);
+  auto req = after("/topic/a", 3);
+  req.epoch = "0123456789ab";  // a file that is gone
+  const auto other = replay_sync(*j, req);
+  EXPECT_EQ(seqs(other), range(1, 5));
+  EXPECT_FALSE(other.complete);
+  req.epoch = j->epoch();
+  const auto same = replay_sync(*j, req);
+  EXPECT_EQ(seqs(same), range(4, 5));
+  EXPECT_TRUE(same.complete);
+  // last:N does not depend on what the client numbered before.
+  auto newest = last("/topic/a", 2);
+  newest.epoch = "0123456789ab";
+  EXPECT_EQ(seqs(replay_sync(*j, newest)), range(4, 5));
+}
+
 TEST_F(JournalTest, ReplayAfterCutByMaxMessagesKeepsTheNewestAndIsIncomplete) {
   auto j = open();
   append_many(*j, "/topic/a", 10);
@@ -808,7 +859,7 @@ TEST_F(JournalTest, RefusesANewerSchemaNamingBothVersions) {
   const std::string what = e.what();
   EXPECT_NE(what.find(path.string()), std::string::npos) << what;
   EXPECT_NE(what.find("schema version 999"), std::string::npos) << what;
-  EXPECT_NE(what.find("version 1 "), std::string::npos) << what;
+  EXPECT_NE(what.find("version 2 "), std::string::npos) << what;
   EXPECT_EQ(read_file(path), before);
 }
 
@@ -832,7 +883,7 @@ TEST_F(JournalTest, MigratesAnEmptyFileToTheCurrentSchema) {
   }
   const auto file = read_file(db_path());
   ASSERT_GE(file.size(), 100u);
-  EXPECT_EQ(header_u32(file, 60), 1u);           // PRAGMA user_version
+  EXPECT_EQ(header_u32(file, 60), 2u);           // PRAGMA user_version
   EXPECT_EQ(header_u32(file, 68), 0x53544d44u);  // PRAGMA application_id, "STMD"
   EXPECT_EQ(append_sync(*open(), make_record("/topic/a")).seq, 2u);
 }

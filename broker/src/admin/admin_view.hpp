@@ -66,6 +66,7 @@ struct history_page {
   std::vector<stored_message> messages;
   std::uint64_t head_seq = 0;
   bool complete = true;
+  std::string epoch;  // what numbers the seqs (x-epoch)
 };
 
 struct broker_stats {
@@ -111,6 +112,7 @@ struct publish_result {
   std::string error;      // when not 200
   std::uint64_t seq = 0;  // journaled destinations
   std::string message_id;
+  std::string epoch;  // with seq
 };
 
 // The broker as the admin listener sees it. Implemented by the server; thread-safe; calls

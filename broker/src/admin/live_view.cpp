@@ -208,6 +208,7 @@ std::optional<admin::history_page> live_view::history(std::string_view name, std
   admin::history_page page;
   page.head_seq = r.head_seq;
   page.complete = r.complete;
+  page.epoch = std::move(r.epoch);
   for (auto& rec : r.records)
     page.messages.push_back(
         {rec.seq, rec.timestamp_ms, std::move(rec.headers), std::move(rec.body)});
@@ -279,16 +280,16 @@ void live_view::publish(std::string destination,
                                   done = std::move(done)]() mutable {
     if (auto problem = destination_problem(destination, ctx_.settings.limits.max_destination_bytes);
         !problem.empty())
-      return done({400, std::move(problem), 0, {}});
+      return done({400, std::move(problem), 0, {}, {}});
     if (who &&
         !ctx_.security->authorizer.permissions_for(*who).allows(auth::action::send, destination))
       return done(
-          {403, fmt::format("user '{}' may not send to '{}'", who->user, destination), 0, {}});
+          {403, fmt::format("user '{}' may not send to '{}'", who->user, destination), 0, {}, {}});
     bump(ctx_.workers[0]->stats.messages_in);  // counted like a SEND (we are on its thread)
     ctx_.publishing->publish_from_admin(
         0, std::move(destination), std::move(headers), std::move(body),
         [done = std::move(done)](publisher::admin_result r) {
-          done({r.status, std::move(r.error), r.seq, std::move(r.message_id)});
+          done({r.status, std::move(r.error), r.seq, std::move(r.message_id), std::move(r.epoch)});
         });
   });
 }

@@ -310,6 +310,7 @@ std::optional<response> routes::get_history(const call& c) {
   return json_response(http::status::ok, json::object{{"destination", c.param},
                                                       {"messages", std::move(messages)},
                                                       {"head_seq", page->head_seq},
+                                                      {"epoch", page->epoch},
                                                       {"complete", page->complete}});
 }
 
@@ -422,7 +423,10 @@ void routes::on_published(std::uint64_t id, publish_result r) {
   response res;
   if (r.http_status == 200) {
     json::object o{{"message-id", r.message_id}};
-    if (r.seq != 0) o["x-seq"] = r.seq;
+    if (r.seq != 0) {
+      o["x-seq"] = r.seq;
+      o["x-epoch"] = r.epoch;
+    }
     res = json_response(http::status::ok, o);
   } else {
     auto status = static_cast<http::status>(r.http_status);

@@ -126,7 +126,7 @@ bool history::append(std::size_t w, std::string destination, header_list headers
     if (is_new) admitted_new(stored.destination);
     // Handed to the workers with the rest of the batch in on_batch_done, after every
     // callback of the batch ran: receipts and deliveries both follow the commit.
-    if (!result.ec) batch_.push_back(make_stored_message(held_, stored, false));
+    if (!result.ec) batch_.push_back(make_stored_message(held_, stored, result.epoch, false));
     if (w >= completions_.size()) completions_.resize(w + 1);
     completions_[w].push_back({std::move(done), result});
   });

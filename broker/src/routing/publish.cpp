@@ -48,9 +48,9 @@ std::string destination_problem(std::string_view d, std::size_t max_bytes) {
 }
 
 bool is_reserved_header(std::string_view name) noexcept {
-  static constexpr std::array<std::string_view, 10> reserved = {
-      "destination",  "receipt", "transaction", "content-length", "message-id",
-      "subscription", "ack",     "redelivered", "x-seq",          "x-replayed"};
+  static constexpr std::array<std::string_view, 11> reserved = {
+      "destination", "receipt",     "transaction", "content-length", "message-id", "subscription",
+      "ack",         "redelivered", "x-seq",       "x-epoch",        "x-replayed"};
   return std::find(reserved.begin(), reserved.end(), name) != reserved.end();
 }
 
@@ -79,13 +79,15 @@ message_ptr make_live_message(held_bytes& budget, std::string_view destination,
                                          std::move(encoded), text);
 }
 
-message_ptr make_stored_message(held_bytes& budget, const storage::record& r, bool replayed) {
+message_ptr make_stored_message(held_bytes& budget, const storage::record& r,
+                                std::string_view epoch, bool replayed) {
   auto seq = fmt::format("{}", r.seq);
   std::vector<stomp::header_view> headers;
-  headers.reserve(r.headers.size() + 4);
+  headers.reserve(r.headers.size() + 5);
   headers.push_back({"destination", r.destination});
   headers.push_back({"message-id", seq});
   headers.push_back({"x-seq", seq});
+  headers.push_back({"x-epoch", epoch});
   if (replayed) headers.push_back({"x-replayed", "true"});
   for (const auto& [name, value] : r.headers) headers.push_back({name, value});
   stomp::shared_message encoded(headers, r.body);
@@ -205,11 +207,12 @@ void publisher::publish_from_admin(std::size_t w, std::string destination,
                              "limits.max_held_bytes_total ({}); retry later",
                              held_.bytes(), held_.limit()),
                  0,
+                 {},
                  {}});
   auto n = admin_messages_.fetch_add(1, std::memory_order_relaxed) + 1;
   auto listener = std::make_shared<callback_listener>([done](const storage::append_result& r) {
-    if (r.ec) return done({503, r.ec.message(), 0, {}});
-    done({200, {}, r.seq, fmt::format("{}", r.seq)});
+    if (r.ec) return done({503, r.ec.message(), 0, {}, {}});
+    done({200, {}, r.seq, fmt::format("{}", r.seq), r.epoch});
   });
   request r{destination, views, body, "admin", n};
   listener->self = listener;
@@ -219,12 +222,12 @@ void publisher::publish_from_admin(std::size_t w, std::string destination,
     case status::storing:
       return;  // the listener answers
     case status::queue_full:
-      return done({503, fmt::format("queue '{}' is full", destination), 0, {}});
+      return done({503, fmt::format("queue '{}' is full", destination), 0, {}, {}});
     case status::too_many_queues:
     case status::too_many_journaled:
-      return done({503, limit_refusal(outcome, destination).detail, 0, {}});
+      return done({503, limit_refusal(outcome, destination).detail, 0, {}, {}});
     case status::routed:
-      return done({200, {}, 0, fmt::format("admin-{}", n)});
+      return done({200, {}, 0, fmt::format("admin-{}", n), {}});
   }
 }
 

@@ -46,9 +46,10 @@ header_views passable_headers(std::span<const stomp::header_view> headers);
 message_ptr make_live_message(held_bytes& budget, std::string_view destination,
                               std::string message_id, std::span<const stomp::header_view> passed,
                               std::string_view body);
-// The MESSAGE for a stored record: message-id and x-seq from its seq, and x-replayed:true
-// when it is being replayed rather than delivered live.
-message_ptr make_stored_message(held_bytes& budget, const storage::record& r, bool replayed);
+// The MESSAGE for a stored record: message-id and x-seq from its seq, x-epoch (what numbers
+// it), and x-replayed:true when it is being replayed rather than delivered live.
+message_ptr make_stored_message(held_bytes& budget, const storage::record& r,
+                                std::string_view epoch, bool replayed);
 
 // x-replay: "last:N", "after:SEQ" or "since:UNIX_MS", decimal; nullopt when malformed.
 std::optional<storage::replay_request> parse_replay(std::string_view value);
@@ -128,6 +129,7 @@ class publisher {
     std::string error;
     std::uint64_t seq = 0;
     std::string message_id;
+    std::string epoch;  // with seq
   };
   void publish_from_admin(std::size_t w, std::string destination,
                           std::vector<std::pair<std::string, std::string>> headers,

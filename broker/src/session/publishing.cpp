@@ -148,7 +148,8 @@ void session::on_stored(std::uint64_t ticket, const storage::append_result& r) {
                     r.ec.message()),
         done.receipt ? std::optional<std::string_view>(receipts_.id(*done.receipt)) : std::nullopt);
   }
-  if (done.receipt) complete_receipt(*done.receipt, {{"x-seq", fmt::format("{}", r.seq)}});
+  if (done.receipt)
+    complete_receipt(*done.receipt, {{"x-seq", fmt::format("{}", r.seq)}, {"x-epoch", r.epoch}});
   resume_reading();
 }
 
@@ -193,7 +194,7 @@ void session::complete_receipt(receipt_order::ticket t, std::vector<receipt_orde
   receipts_.complete(t, std::move(extra));
   if (closing_) return;
   receipts_.drain([this](std::string_view id, const std::vector<receipt_order::header>& more) {
-    std::array<header_view, 4> h{{{"receipt-id", id}}};
+    std::array<header_view, 6> h{{{"receipt-id", id}}};
     std::size_t n = 1;
     for (const auto& e : more)
       if (n < h.size()) h[n++] = {e.name, e.value};

@@ -68,6 +68,8 @@ void session::handle_subscribe(const stomp::frame_view& f) {
           &f);
     if (auto problem = ctx_.publishing->replay_problem(*dest); !problem.empty())
       return protocol_error("history not kept", problem, &f);
+    // The epoch the client's after:SEQ was seen in: another one numbers other messages.
+    if (auto e = f.header("x-epoch")) replay->epoch = std::string(*e);
   }
 
   auto key = next_key_++;
@@ -139,12 +141,13 @@ void session::on_replay(std::uint64_t key, storage::replay_result&& r) {
                            : std::nullopt);
   }
   for (const auto& rec : r.records)
-    deliver(sub, make_stored_message(ctx_.held, rec, true), false, true);
+    deliver(sub, make_stored_message(ctx_.held, rec, r.epoch, true), false, true);
   if (sub.replay_receipt)
     complete_receipt(*std::exchange(sub.replay_receipt, std::nullopt),
                      {{"x-replay-count", fmt::format("{}", r.records.size())},
                       {"x-head-seq", fmt::format("{}", r.head_seq)},
-                      {"x-replay-complete", r.complete ? "true" : "false"}});
+                      {"x-replay-complete", r.complete ? "true" : "false"},
+                      {"x-epoch", r.epoch}});
   // Live messages that arrived meanwhile, and any still on their way, that the read already
   // returned are dropped (last_seq), so history and live meet with no gap and no duplicate:
   // every commit after the read began is published after we subscribed, so it comes live.

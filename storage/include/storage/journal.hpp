@@ -89,6 +89,7 @@ struct append_result {
   std::error_code ec;  // empty: committed durably (per durability mode)
   std::uint64_t seq = 0;
   std::int64_t timestamp_ms = 0;
+  std::string epoch;  // what numbers `seq` (journal::epoch)
 };
 
 struct replay_request {
@@ -98,12 +99,17 @@ struct replay_request {
   std::string destination;
   kind mode = kind::last;
   std::uint64_t value = 0;  // last: N; after: seq S (exclusive); since: T in ms (inclusive)
+  // after and page: the epoch `value` was seen in, when the client said. Another epoch's seq
+  // numbers other messages: then everything is read as after 0, and the result is not
+  // complete (what the client had may be gone).
+  std::string epoch;
   std::size_t max_messages = 10'000;        // cap; the newest messages are kept when cut
   std::size_t max_bytes = 8 * 1024 * 1024;  // cap on the summed body + encoded header bytes
 };
 
 struct replay_result {
   std::error_code ec;
+  std::string epoch;            // the journal's (journal::epoch)
   std::vector<record> records;  // oldest first, consecutive seqs, the last one is head_seq
   std::uint64_t head_seq = 0;   // the destination's latest committed seq when read; 0: none
   // False when a message the request asked for is no longer stored (retention, purge) or
@@ -156,6 +162,9 @@ class journal {
   // Reads history on a reader thread, in one read transaction (a consistent snapshot);
   // `done` runs there (on the calling thread, with errc::closed, once the readers stopped).
   void replay(replay_request request, std::function<void(replay_result&&)> done);
+
+  // The journal's epoch (x-epoch): made when the file was, the same for its life.
+  const std::string& epoch() const noexcept;
 
   // The latest assigned seq of a destination (committed or about to be); 0 when none.
   std::uint64_t head_seq(std::string_view destination) const;
