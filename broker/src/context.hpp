@@ -44,6 +44,9 @@ struct broker_context {
   held_bytes held;
   std::atomic<std::uint64_t> slow_consumer_closes{0};
   const std::string server_header;  // CONNECTED's `server`: "stompd/0.1.0"
+  // settings.node_name, or <hostname>:<port>: set by server::start once listening, before any
+  // worker or the admin listener runs, and not changed after.
+  std::string node_name;
   router topics;
   queue_registry queues;
   connection_limiter connections;  // sessions give their slots back when freed

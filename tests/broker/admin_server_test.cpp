@@ -122,8 +122,10 @@ class fake_view final : public admin::broker_view {
     if (!name.starts_with("/topic/")) return std::nullopt;
     return 5;
   }
+  const std::string& node_name() const override { return node_; }
   admin::broker_stats stats() override {
     admin::broker_stats s;
+    s.node = node_;
     s.uptime_seconds = 3;
     s.connections = 2;
     return s;
@@ -203,6 +205,7 @@ class fake_view final : public admin::broker_view {
   std::tuple<std::uint64_t, std::size_t, std::optional<std::size_t>> history_args_;
   std::vector<publish_call> published_;
   std::function<void(admin::publish_result)> pending_;
+  std::string node_ = "node-a:61613";
 };
 
 constexpr std::string_view token = "s3cret-admin-token";

@@ -86,6 +86,7 @@ constexpr std::string_view all_keys[] = {
     "log_level",
     "data_dir",
     "server_name",
+    "node_name",
 };
 
 // `key: value` as YAML, nested when the key is dotted ("tcp.port" -> "tcp:\n  port: 1\n").
@@ -165,6 +166,7 @@ void expect_same_settings(const config& a, const config& b) {
   EXPECT_EQ(a.log_level, b.log_level);
   EXPECT_EQ(a.data_dir, b.data_dir);
   EXPECT_EQ(a.server_name, b.server_name);
+  EXPECT_EQ(a.node_name, b.node_name);
 }
 
 const std::filesystem::path shipped_config =
@@ -312,6 +314,7 @@ threads: 4
 log_level: debug
 data_dir: /var/lib/stompd
 server_name: "stompd/test"
+node_name: "node-b"
 )");
   for (const config_error& e : result.errors) ADD_FAILURE() << to_string(e);
   ASSERT_TRUE(result.value.has_value());
@@ -352,6 +355,7 @@ server_name: "stompd/test"
   EXPECT_EQ(c.log_level, log_level::debug);
   EXPECT_EQ(c.data_dir, "/var/lib/stompd");
   EXPECT_EQ(c.server_name, "stompd/test");
+  EXPECT_EQ(c.node_name, "node-b");
 }
 
 TEST(ConfigTest, UnsetKeysKeepTheBaseValues) {

@@ -236,6 +236,9 @@ struct config {
   std::filesystem::path data_dir = "./data";
   // Written into CONNECTED's `server` header.
   std::string server_name = "stompd";
+  // This node's name in logs, the admin API and /metrics, so several nodes can be told
+  // apart; "" means <hostname>:<port of the first listener>, settled once listening.
+  std::string node_name;
 };
 
 // A config file problem, with where it is: "conf/stompd.yaml:12: limits.max_queued_bytes:

@@ -145,7 +145,8 @@ json::object to_json(const stored_message& m) {
 }
 
 json::object to_json(const broker_stats& s) {
-  return {{"uptime_seconds", std::round(s.uptime_seconds * 1000) / 1000},
+  return {{"node", s.node},
+          {"uptime_seconds", std::round(s.uptime_seconds * 1000) / 1000},
           {"connections", s.connections},
           {"destinations", s.destinations},
           {"messages_in", s.messages_in},
@@ -264,6 +265,8 @@ class exposition {
 
 std::string render_prometheus(const metrics& m, const broker_stats& s) {
   exposition e;
+  e.family("node_info", "gauge", "This node's name (node_name), as a label; always 1.");
+  e.labelled("node_info", "node", s.node, 1);
   e.gauge("uptime_seconds", "Seconds since the broker started.", s.uptime_seconds);
   e.by_label("connections", "gauge", "Open client connections, by transport.", "transport",
              m.connections_by_transport);

@@ -70,6 +70,7 @@ struct history_page {
 };
 
 struct broker_stats {
+  std::string node;  // node_name
   double uptime_seconds = 0;
   std::size_t connections = 0;
   std::size_t destinations = 0;
@@ -139,6 +140,8 @@ class broker_view {
   virtual std::optional<std::uint64_t> purge(std::string_view name) = 0;
 
   virtual broker_stats stats() = 0;
+  // This node's name (config node_name, or <hostname>:<port>).
+  virtual const std::string& node_name() const = 0;
   virtual metrics collect_metrics() = 0;
   // True once listeners are up and the journal is open.
   virtual bool ready() = 0;

@@ -223,6 +223,7 @@ std::optional<std::uint64_t> live_view::purge(std::string_view name) {
 
 admin::broker_stats live_view::stats() {
   admin::broker_stats s;
+  s.node = ctx_.node_name;
   s.uptime_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx_.started).count();
   s.connections = ctx_.connections.active();

@@ -33,6 +33,7 @@ class live_view final : public admin::broker_view {
                                              std::optional<std::size_t> last) override;
   std::optional<std::uint64_t> purge(std::string_view name) override;
   admin::broker_stats stats() override;
+  const std::string& node_name() const override { return ctx_.node_name; }
   admin::metrics collect_metrics() override;
   bool ready() override { return ready_; }
   void publish(std::string destination, std::vector<std::pair<std::string, std::string>> headers,

@@ -332,8 +332,9 @@ std::optional<response> routes::list_connections(const call& c) {
   json::array list;
   list.reserve(all.size());
   for (const auto& info : all) list.emplace_back(to_json(info));
-  return json_response(http::status::ok,
-                       json::object{{"connections", std::move(list)}, {"total", all.size()}});
+  return json_response(http::status::ok, json::object{{"node", view_.node_name()},
+                                                      {"connections", std::move(list)},
+                                                      {"total", all.size()}});
 }
 
 std::optional<response> routes::get_connection(const call& c) {

@@ -411,6 +411,7 @@ std::vector<entry> schema(config& c) {
       {"log_level", read_log_level(c.log_level)},
       {"data_dir", read_path(c.data_dir)},
       {"server_name", read_string(c.server_name)},
+      {"node_name", read_string(c.node_name, any_string)},  // "": <hostname>:<port>
   };
 }
 

@@ -8,6 +8,7 @@
 #include "net/transport.hpp"
 #include "session/session.hpp"
 
+#include <boost/asio/ip/host_name.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -230,6 +231,13 @@ void server::start() {
     m.ws_listener->open(cfg.websocket);
   }
   m.started = true;
+  // Before anything that reads it runs: the workers and the admin listener start below.
+  m.ctx.node_name = cfg.node_name;
+  if (m.ctx.node_name.empty()) {
+    const auto port = m.tcp_listener ? m.tcp_listener->port
+                                     : (m.ws_listener ? m.ws_listener->port : std::uint16_t{0});
+    m.ctx.node_name = fmt::format("{}:{}", boost::asio::ip::host_name(), port);
+  }
   if (m.tcp_listener) {
     log_info("listening transport={} address={}:{}", m.tcp_listener->name, cfg.tcp.host,
              m.tcp_listener->port);
@@ -261,7 +269,8 @@ void server::start() {
     log_info("listening transport=admin address={}:{}", cfg.admin.host, m.admin->port());
   }
   m.view.set_ready(true);
-  log_info("started version={} threads={}", STOMPD_VERSION, m.ctx.workers.size());
+  log_info("started version={} threads={} node={}", STOMPD_VERSION, m.ctx.workers.size(),
+           m.ctx.node_name);
 }
 
 // The order is what keeps shutdown free of use-after-free (broker_context says what each

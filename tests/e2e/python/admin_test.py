@@ -567,10 +567,17 @@ class AdminApiTest(AdminCase):
     def test_stats(self):
         self.stomp()
         s = self.get_json("/api/stats")
-        for key in ["uptime_seconds", "connections", "destinations", "messages_in",
+        for key in ["node", "uptime_seconds", "connections", "destinations", "messages_in",
                     "messages_out", "rate_in", "rate_out", "journal_bytes", "rss_bytes",
                     "held_bytes"]:
             self.assertIn(key, s)
+        # node_name unset: <hostname>:<TCP port>, the same in every place that names the node.
+        node = f"{socket.gethostname()}:{self.broker.tcp_port}"
+        self.assertEqual(s["node"], node)
+        self.assertEqual(self.get_json("/api/connections")["node"], node)
+        metrics = self.api("GET", "/metrics", token=None).body
+        self.assertIn(f'stompd_node_info{{node="{node}"}} 1\n', metrics)
+        self.assertIn(f"node={node}", self.broker.log())
         self.assertGreaterEqual(s["connections"], 1)
         self.assertGreater(s["rss_bytes"], 0)
         out, _ = self.ctl("stats")
