@@ -86,15 +86,15 @@ struct connection::hooks {
   static connection& of(void* data) { return *static_cast<connection*>(data); }
 
   static void add_read(void* data) {
-    of(data).want_read_ = true;
+    of(data).read_.wanted = true;
     of(data).wait_readable();
   }
-  static void del_read(void* data) { of(data).want_read_ = false; }
+  static void del_read(void* data) { of(data).read_.wanted = false; }
   static void add_write(void* data) {
-    of(data).want_write_ = true;
+    of(data).write_.wanted = true;
     of(data).wait_writable();
   }
-  static void del_write(void* data) { of(data).want_write_ = false; }
+  static void del_write(void* data) { of(data).write_.wanted = false; }
   // hiredis is done with the connection and will close the fd (and free the context).
   static void cleanup(void* data) {
     auto& c = of(data);
@@ -189,7 +189,7 @@ void connection::connect(const std::string& host, std::uint16_t port,
   redisAsyncSetDisconnectCallback(ac_, &hooks::on_disconnect);
   socket_.emplace(io_, ac_->c.fd);
   // The non-blocking connect(2) is done when the socket turns writable.
-  want_write_ = true;
+  write_.wanted = true;
   wait_writable();
   connect_timer_.expires_after(timeout);
   connect_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
@@ -263,28 +263,26 @@ void connection::close() {
   if (ac_ != nullptr) redisAsyncFree(ac_);  // calls hooks::cleanup: ac_ is null after it
 }
 
-void connection::wait_readable() {
-  if (read_waiting_ || !want_read_ || !socket_) return;
-  read_waiting_ = true;
-  socket_->async_wait(net::posix::descriptor_base::wait_read,
-                      [self = shared_from_this()](boost::system::error_code ec) {
-                        self->read_waiting_ = false;
-                        if (ec || self->ac_ == nullptr || !self->want_read_) return;
-                        redisAsyncHandleRead(self->ac_);
-                        self->wait_readable();
+// Waits until the socket is ready one way, lets hiredis handle it, and waits again while
+// hiredis still wants it (`d` is a member of *self, alive as long as the handler).
+void connection::wait(direction& d, net::posix::descriptor_base::wait_type type,
+                      void (*handle)(redisAsyncContext*)) {
+  if (d.waiting || !d.wanted || !socket_) return;
+  d.waiting = true;
+  socket_->async_wait(type,
+                      [self = shared_from_this(), &d, type, handle](boost::system::error_code ec) {
+                        d.waiting = false;
+                        if (ec || self->ac_ == nullptr || !d.wanted) return;
+                        handle(self->ac_);
+                        self->wait(d, type, handle);
                       });
 }
 
+void connection::wait_readable() {
+  wait(read_, net::posix::descriptor_base::wait_read, &redisAsyncHandleRead);
+}
 void connection::wait_writable() {
-  if (write_waiting_ || !want_write_ || !socket_) return;
-  write_waiting_ = true;
-  socket_->async_wait(net::posix::descriptor_base::wait_write,
-                      [self = shared_from_this()](boost::system::error_code ec) {
-                        self->write_waiting_ = false;
-                        if (ec || self->ac_ == nullptr || !self->want_write_) return;
-                        redisAsyncHandleWrite(self->ac_);
-                        self->wait_writable();
-                      });
+  wait(write_, net::posix::descriptor_base::wait_write, &redisAsyncHandleWrite);
 }
 
 void connection::release_descriptor() {

@@ -99,6 +99,14 @@ class connection : public std::enable_shared_from_this<connection> {
     done_handler subscribed;  // until Redis confirms
     bool leaving = false;     // UNSUBSCRIBE sent, not yet confirmed
   };
+  // One way of the socket: whether hiredis wants to know it is ready, and whether an
+  // async_wait for it is in flight.
+  struct direction {
+    bool wanted = false;
+    bool waiting = false;
+  };
+  void wait(direction& d, boost::asio::posix::descriptor_base::wait_type type,
+            void (*handle)(redisAsyncContext*));
   void wait_readable();
   void wait_writable();
   void finish_connect(boost::system::error_code ec, std::string why);
@@ -111,8 +119,7 @@ class connection : public std::enable_shared_from_this<connection> {
   boost::asio::steady_timer connect_timer_;
   done_handler connect_done_;
   done_handler on_lost_;
-  bool want_read_ = false, want_write_ = false;        // what hiredis asked for
-  bool read_waiting_ = false, write_waiting_ = false;  // async_wait in flight
+  direction read_, write_;
   bool connected_ = false;
   bool closing_ = false;  // close() or a failed connect: the end is ours, not "lost"
   std::size_t pending_ = 0;
