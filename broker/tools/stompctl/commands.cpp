@@ -242,6 +242,7 @@ int cmd_stats(const context& ctx) {
   const auto& s = v->get_object();
   namespace a = broker::admin;
   fmt::print("{}", key_values({
+                       {"node", str(s, "node")},
                        {"uptime", a::human_duration(f64(s, "uptime_seconds"))},
                        {"connections", fmt::format("{}", u64(s, "connections"))},
                        {"destinations", fmt::format("{}", u64(s, "destinations"))},

@@ -582,9 +582,11 @@ class AdminApiTest(AdminCase):
         self.assertGreater(s["rss_bytes"], 0)
         out, _ = self.ctl("stats")
         keys = [line.split("  ")[0] for line in out.splitlines()]
-        self.assertEqual(keys, ["uptime", "connections", "destinations", "messages in",
-                                "messages out", "journal", "memory (RSS)", "messages held"])
+        self.assertEqual(keys, ["node", "uptime", "connections", "destinations",
+                                "messages in", "messages out", "journal", "memory (RSS)",
+                                "messages held"])
         self.assertRegex(out, r"(?m)^memory \(RSS\)\s+\d+(\.\d)? [KMG]iB$")
+        self.assertRegex(out, rf"(?m)^node\s+{re.escape(node)}$")
         out, _ = self.ctl("stats", "--json")
         self.assertIn("uptime_seconds", json.loads(out))
 
