@@ -142,11 +142,10 @@ void session::on_stored(std::uint64_t ticket, const storage::append_result& r) {
   if (r.ec) {
     log_error("session={} journal append failed destination={}: {}", id_, done.destination,
               r.ec.message());
-    return send_error_and_close(
-        close_reason::protocol_error, "message not stored",
-        fmt::format("the journal could not store the message to '{}': {}", done.destination,
-                    r.ec.message()),
-        done.receipt ? std::optional<std::string_view>(receipts_.id(*done.receipt)) : std::nullopt);
+    return send_error_and_close(close_reason::protocol_error, "message not stored",
+                                fmt::format("the journal could not store the message to '{}': {}",
+                                            done.destination, r.ec.message()),
+                                receipts_.id(done.receipt));
   }
   if (done.receipt)
     complete_receipt(*done.receipt, {{"x-seq", fmt::format("{}", r.seq)}, {"x-epoch", r.epoch}});

@@ -5,6 +5,7 @@
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -52,6 +53,11 @@ class receipt_order {
   }
   // The receipt-id a held receipt answers (an ERROR in its place carries it).
   const std::string& id(ticket t) const { return entries_[index(t)].id; }
+  // The same for a receipt that may not have been asked for (an ERROR's receipt-id).
+  std::optional<std::string_view> id(std::optional<ticket> t) const {
+    if (!t) return std::nullopt;
+    return id(*t);
+  }
 
   // Calls send(id, extra) for every receipt at the head that may go, oldest first.
   template <typename Send>

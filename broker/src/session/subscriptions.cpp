@@ -135,10 +135,8 @@ void session::on_replay(std::uint64_t key, storage::replay_result&& r) {
   auto& sub = it->second;
   if (r.ec) {
     log_error("session={} replay failed destination={}: {}", id_, sub.destination, r.ec.message());
-    return send_error_and_close(
-        close_reason::protocol_error, "history unavailable", r.ec.message(),
-        sub.replay_receipt ? std::optional<std::string_view>(receipts_.id(*sub.replay_receipt))
-                           : std::nullopt);
+    return send_error_and_close(close_reason::protocol_error, "history unavailable", r.ec.message(),
+                                receipts_.id(sub.replay_receipt));
   }
   for (const auto& rec : r.records)
     deliver(sub, make_stored_message(ctx_.held, rec, r.epoch, true), false, true);
