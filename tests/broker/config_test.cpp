@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -82,6 +83,12 @@ constexpr std::string_view all_keys[] = {
     "journal.default_max_messages",
     "journal.default_max_age_ms",
     "journal.destinations",
+    "cluster.redis.addresses",
+    "cluster.redis.password_file",
+    "cluster.redis.db",
+    "cluster.redis.key_prefix",
+    "cluster.redis.connect_timeout_ms",
+    "cluster.redis.command_timeout_ms",
     "threads",
     "log_level",
     "data_dir",
@@ -90,10 +97,12 @@ constexpr std::string_view all_keys[] = {
 };
 
 // `key: value` as YAML, nested when the key is dotted ("tcp.port" -> "tcp:\n  port: 1\n").
-std::string yaml_for(std::string_view dotted, std::string_view value) {
+std::string yaml_for(std::string_view dotted, std::string_view value, std::size_t depth = 0) {
+  const std::string indent(2 * depth, ' ');
   auto dot = dotted.find('.');
-  if (dot == std::string_view::npos) return fmt::format("{}: {}\n", dotted, value);
-  return fmt::format("{}:\n  {}: {}\n", dotted.substr(0, dot), dotted.substr(dot + 1), value);
+  if (dot == std::string_view::npos) return fmt::format("{}{}: {}\n", indent, dotted, value);
+  return fmt::format("{}{}:\n", indent, dotted.substr(0, dot)) +
+         yaml_for(dotted.substr(dot + 1), value, depth + 1);
 }
 
 config_result parse(std::string_view yaml) { return parse_config(yaml, "test.yaml"); }
@@ -265,21 +274,25 @@ TEST(ConfigTest, HeartBeatFloorAboveTheCeilingIsRefused) {
 TEST(ConfigTest, ShippedConfigListsEveryKey) {
   std::string text = "\n" + read_file(shipped_config);
   for (std::string_view key : all_keys) {
-    auto dot = key.find('.');
-    std::size_t at = std::string::npos;
-    if (dot == std::string_view::npos) {
-      at = text.find(fmt::format("\n{}:", key));
-    } else {
-      // The nested key must come after its section's line and before the next top-level
-      // line (comments and blank lines don't end a section).
-      std::size_t section = text.find(fmt::format("\n{}:", key.substr(0, dot)));
-      std::size_t next_section = section;
-      do {
-        next_section = text.find('\n', next_section + 1);
-      } while (next_section != std::string::npos && next_section + 1 < text.size() &&
-               std::string_view(" #\n").find(text[next_section + 1]) != std::string_view::npos);
-      at = text.find(fmt::format("\n  {}:", key.substr(dot + 1)), section);
-      if (section == std::string::npos || at > next_section) at = std::string::npos;
+    // Each part of a dotted key must come after its parent's line, indented two more, before
+    // a line indented less (comments and blank lines don't end a section).
+    std::size_t at = 0;
+    std::size_t depth = 0;
+    for (std::string_view rest = key; at != std::string::npos; ++depth) {
+      const auto dot = rest.find('.');
+      const std::string line =
+          fmt::format("\n{}{}:", std::string(2 * depth, ' '), rest.substr(0, dot));
+      const std::size_t found = text.find(line, at);
+      for (std::size_t nl = text.find('\n', at + 1); found != std::string::npos && nl < found;
+           nl = text.find('\n', nl + 1)) {
+        const std::size_t indent = text.find_first_not_of(' ', nl + 1) - nl - 1;
+        const char first = text[nl + 1 + indent];
+        if (depth > 0 && first != '#' && first != '\n' && indent < 2 * depth)
+          at = std::string::npos;
+      }
+      if (at != std::string::npos) at = found;
+      if (dot == std::string_view::npos) break;
+      rest = rest.substr(dot + 1);
     }
     EXPECT_NE(at, std::string::npos) << key << " is missing from " << shipped_config;
   }
@@ -398,11 +411,51 @@ TEST(ConfigTest, AcceptsWholeNumberGraceFactor) {
 TEST(ConfigTest, EveryKeyRejectsAValueOfTheWrongTypeNamingTheFullKey) {
   for (std::string_view key : all_keys) {
     std::string error = only_error(yaml_for(key, "{a: 1}"));
-    int line = key.find('.') == std::string_view::npos ? 1 : 2;
+    const auto line = 1 + std::count(key.begin(), key.end(), '.');
     EXPECT_EQ(error.substr(0, error.find(" expected")),
               fmt::format("test.yaml:{}: {}:", line, key));
     EXPECT_NE(error.find("got a mapping"), std::string::npos) << error;
   }
+}
+
+TEST(ConfigTest, ReadsTheClusterSettings) {
+  config_result result = parse(R"(
+cluster:
+  redis:
+    addresses: ["127.0.0.1:6379", "[::1]:6380"]
+    password_file: /etc/stompd/redis.pass
+    db: 3
+    key_prefix: "app:"
+    connect_timeout_ms: 100
+    command_timeout_ms: 200
+)");
+  for (const config_error& e : result.errors) ADD_FAILURE() << to_string(e);
+  ASSERT_TRUE(result.value.has_value());
+  const auto& r = result.value->cluster.redis;
+  ASSERT_EQ(r.addresses.size(), 2u);
+  EXPECT_EQ(r.addresses[0].host, "127.0.0.1");
+  EXPECT_EQ(r.addresses[0].port, 6379);
+  EXPECT_EQ(r.addresses[1].host, "::1");
+  EXPECT_EQ(r.addresses[1].port, 6380);
+  EXPECT_EQ(r.password_file, "/etc/stompd/redis.pass");
+  EXPECT_EQ(r.db, 3u);
+  EXPECT_EQ(r.key_prefix, "app:");
+  EXPECT_EQ(r.connect_timeout.count(), 100);
+  EXPECT_EQ(r.command_timeout.count(), 200);
+  EXPECT_TRUE(result.value->cluster.enabled());
+  EXPECT_FALSE(config{}.cluster.enabled());  // one node, SQLite, unless Redis is named
+}
+
+TEST(ConfigTest, ARedisAddressMustBeAnIpAddressAndAPort) {
+  EXPECT_EQ(only_error("cluster: {redis: {addresses: [\"redis.local:6379\"]}}\n"),
+            "test.yaml:1: cluster.redis.addresses: expected an IP address as HOST, got "
+            "'redis.local'");
+  EXPECT_EQ(only_error("cluster: {redis: {addresses: [\"127.0.0.1\"]}}\n"),
+            "test.yaml:1: cluster.redis.addresses: expected HOST:PORT, got '127.0.0.1'");
+  EXPECT_EQ(only_error("cluster: {redis: {addresses: [\"127.0.0.1:0\"]}}\n"),
+            "test.yaml:1: cluster.redis.addresses: port must be between 1 and 65535, got '0'");
+  EXPECT_EQ(only_error("cluster: {redis: {db: 16}}\n"),
+            "test.yaml:1: cluster.redis.db: must be between 0 and 15, got 16");
 }
 
 TEST(ConfigTest, ReadsJournalDestinationRulesInOrder) {

@@ -114,6 +114,19 @@ TEST_F(OptionsTest, FlagsOverrideTheConfigFile) {
   EXPECT_EQ(s.settings.data_dir, "/b");
 }
 
+TEST_F(OptionsTest, RedisFlagNamesThePrimariesAndOverridesTheFile) {
+  write("stompd.yaml", "cluster: {redis: {addresses: [\"10.0.0.1:6379\"]}}\n");
+  startup s = run({"-c", "stompd.yaml", "--redis", "127.0.0.1:7000,127.0.0.1:7001"});
+  ASSERT_EQ(s.what, startup::action::run);
+  const auto& a = s.settings.cluster.redis.addresses;
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(a[0].host, "127.0.0.1");
+  EXPECT_EQ(a[0].port, 7000);
+  EXPECT_EQ(a[1].port, 7001);
+  EXPECT_EQ(only_error({"--redis", "127.0.0.1:7000,nope"}),
+            "--redis: expected HOST:PORT, got 'nope'");
+}
+
 TEST_F(OptionsTest, TcpFlagAcceptsAddressWithEphemeralPort) {
   startup s = run({"--tcp", "127.0.0.1:0"});
   ASSERT_EQ(s.what, startup::action::run);

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 // The Redis engine's client and its history store against a real redis-server of the
@@ -183,6 +184,28 @@ class RedisStreamStoreTest : public RedisConnectionTest {
     EXPECT_FALSE(h->ec) << h->ec.message() << ": " << h->error;
     return *h;
   }
+  stream_store::history replay(storage::replay_request::kind mode, std::uint64_t value,
+                               std::size_t max_messages = 10'000,
+                               std::size_t max_bytes = 8 * 1024 * 1024, std::string epoch = "",
+                               std::string_view destination = room) {
+    storage::replay_request r;
+    r.destination = std::string(destination);
+    r.mode = mode;
+    r.value = value;
+    r.max_messages = max_messages;
+    r.max_bytes = max_bytes;
+    r.epoch = std::move(epoch);
+    std::optional<stream_store::history> h;
+    store_.replay(*c_, r, [&](stream_store::history got) { h = std::move(got); });
+    run_until([&] { return h.has_value(); });
+    EXPECT_FALSE(h->ec) << h->ec.message() << ": " << h->error;
+    return *h;
+  }
+  static std::vector<std::uint64_t> seqs(const stream_store::history& h) {
+    std::vector<std::uint64_t> out;
+    for (const auto& r : h.records) out.push_back(r.seq);
+    return out;
+  }
   static storage::record record(std::string body) {
     return {.destination = std::string(room),
             .headers = {{"content-type", "text/plain"}, {"x-from", "alice"}},
@@ -262,6 +285,114 @@ TEST_F(RedisStreamStoreTest, ReadAfterIsExclusiveAndCountedAndSaysTheHead) {
   EXPECT_EQ(h.records[1].body, "m7");
   EXPECT_EQ(h.head_seq, 10u);
   EXPECT_TRUE(read_after(10).records.empty());
+}
+
+using kind = storage::replay_request::kind;
+using seq_list = std::vector<std::uint64_t>;
+
+// The same answers as the SQLite journal's read (storage's replay tests): the newest kept
+// under a cap, complete only when nothing asked for is missing.
+TEST_F(RedisStreamStoreTest, ReplayLastKeepsTheNewestAndSaysWhetherItIsAll) {
+  for (int i = 1; i <= 10; ++i) append(*c_, fmt::format("m{}", i));
+  auto h = replay(kind::last, 3);
+  EXPECT_EQ(seqs(h), (seq_list{8, 9, 10}));
+  EXPECT_TRUE(h.complete);
+  EXPECT_EQ(h.head_seq, 10u);
+  EXPECT_EQ(h.epoch, "e1");
+  EXPECT_EQ(h.records[0].body, "m8");
+  EXPECT_EQ(replay(kind::last, 50).records.size(), 10u);
+  EXPECT_TRUE(replay(kind::last, 50).complete);  // fewer than asked is all there is
+  auto capped = replay(kind::last, 6, 4);
+  EXPECT_EQ(seqs(capped), (seq_list{7, 8, 9, 10}));
+  EXPECT_FALSE(capped.complete);
+  auto head_only = replay(kind::last, 0);
+  EXPECT_TRUE(head_only.records.empty());
+  EXPECT_EQ(head_only.head_seq, 10u);
+}
+
+TEST_F(RedisStreamStoreTest, ReplayAfterAndPage) {
+  for (int i = 1; i <= 10; ++i) append(*c_, fmt::format("m{}", i));
+  EXPECT_EQ(seqs(replay(kind::after, 7)), (seq_list{8, 9, 10}));
+  EXPECT_TRUE(replay(kind::after, 10).records.empty());
+  auto capped = replay(kind::after, 0, 4);
+  EXPECT_EQ(seqs(capped), (seq_list{7, 8, 9, 10}));  // newest kept: joins the live stream
+  EXPECT_FALSE(capped.complete);
+  auto page = replay(kind::page, 2, 3);
+  EXPECT_EQ(seqs(page), (seq_list{3, 4, 5}));  // oldest kept: the next page follows
+  EXPECT_TRUE(page.complete);
+  // after:S of another epoch numbers other messages: everything, and not complete.
+  auto other = replay(kind::after, 5, 10'000, 8 << 20, "another-epoch");
+  EXPECT_EQ(other.records.size(), 10u);
+  EXPECT_FALSE(other.complete);
+  EXPECT_TRUE(replay(kind::after, 5, 10'000, 8 << 20, "e1").complete);
+}
+
+TEST_F(RedisStreamStoreTest, ReplaySinceReadsByRedisTimestamps) {
+  std::vector<stream_store::appended> a;
+  for (int i = 1; i <= 5; ++i) {
+    a.push_back(append(*c_, fmt::format("m{}", i)));
+    std::this_thread::sleep_for(5ms);
+  }
+  auto h = replay(kind::since, static_cast<std::uint64_t>(a[3].timestamp_ms));
+  EXPECT_EQ(seqs(h), (seq_list{4, 5}));
+  EXPECT_TRUE(h.complete);
+  EXPECT_EQ(replay(kind::since, 0).records.size(), 5u);
+  auto future = replay(kind::since, static_cast<std::uint64_t>(a[4].timestamp_ms + 60'000));
+  EXPECT_TRUE(future.records.empty());
+  EXPECT_TRUE(future.complete);
+}
+
+TEST_F(RedisStreamStoreTest, WhatRetentionRemovedMakesAReplayIncomplete) {
+  for (int i = 1; i <= 10; ++i) append(*c_, fmt::format("m{}", i), "e1", 3);
+  auto last = replay(kind::last, 5);
+  EXPECT_EQ(seqs(last), (seq_list{8, 9, 10}));
+  EXPECT_FALSE(last.complete);
+  EXPECT_FALSE(replay(kind::since, 0).complete);
+  EXPECT_FALSE(replay(kind::page, 0, 2).complete);
+  EXPECT_TRUE(replay(kind::after, 8).complete);
+  EXPECT_TRUE(replay(kind::last, 3).complete);
+}
+
+TEST_F(RedisStreamStoreTest, TheByteCapKeepsTheNewestThatFit) {
+  for (int i = 1; i <= 10; ++i) append(*c_, std::string(100, 'x'));
+  auto h = replay(kind::last, 10, 10'000, 350);
+  ASSERT_FALSE(h.records.empty());
+  EXPECT_LT(h.records.size(), 10u);
+  EXPECT_EQ(h.records.back().seq, 10u);
+  EXPECT_FALSE(h.complete);
+}
+
+TEST_F(RedisStreamStoreTest, StatsPurgeAndTheDestinationsKnown) {
+  for (int i = 1; i <= 4; ++i) append(*c_, "x");
+  std::optional<stream_store::stats> st;
+  store_.stats_of(*c_, room, [&](stream_store::stats got) { st = std::move(got); });
+  run_until([&] { return st.has_value(); });
+  EXPECT_EQ(st->value.destination, room);
+  EXPECT_EQ(st->value.last_seq, 4u);
+  EXPECT_EQ(st->value.stored, 4u);
+  EXPECT_GT(st->value.oldest_ms, 0);
+  EXPECT_GE(st->value.newest_ms, st->value.oldest_ms);
+
+  std::optional<std::vector<std::string>> names;
+  store_.destinations(*c_, 100, [&](boost::system::error_code ec, std::vector<std::string> got) {
+    EXPECT_FALSE(ec);
+    names = std::move(got);
+  });
+  run_until([&] { return names.has_value(); });
+  EXPECT_EQ(*names, std::vector<std::string>{std::string(room)});
+
+  std::optional<std::uint64_t> purged;
+  store_.purge(*c_, room, [&](boost::system::error_code ec, std::uint64_t n) {
+    EXPECT_FALSE(ec);
+    purged = n;
+  });
+  run_until([&] { return purged.has_value(); });
+  EXPECT_EQ(*purged, 4u);
+  auto after = replay(kind::last, 2);
+  EXPECT_TRUE(after.records.empty());
+  EXPECT_FALSE(after.complete);  // they were asked for, and are gone
+  EXPECT_EQ(after.head_seq, 4u);
+  EXPECT_EQ(append(*c_, "y").seq, 5u);  // the numbering goes on
 }
 
 TEST_F(RedisStreamStoreTest, TrimmingKeepsTheNewestAndTheSequenceGoesOn) {

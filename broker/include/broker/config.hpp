@@ -220,6 +220,28 @@ struct config {
     std::vector<rule> destinations;
   };
 
+  // Several nodes sharing rooms and history through Redis (docs/CLUSTER.md). Without
+  // addresses the node is on its own and journals in SQLite under data_dir.
+  struct cluster_settings {
+    struct redis_settings {
+      struct address {
+        std::string host;  // an IP address
+        std::uint16_t port = 6379;
+      };
+      // Independent primaries; destinations are spread over them by a consistent hash of the
+      // name. Empty: no Redis.
+      std::vector<address> addresses;
+      std::filesystem::path password_file;  // "": no AUTH; else its first line is the password
+      std::uint32_t db = 0;
+      std::string key_prefix = "stompd:";
+      std::chrono::milliseconds connect_timeout{2000};
+      // A command unanswered this long counts the connection as lost: pending SENDs get an
+      // ERROR, and the node reconnects.
+      std::chrono::milliseconds command_timeout{5000};
+    } redis;
+    bool enabled() const noexcept { return !redis.addresses.empty(); }
+  };
+
   tcp_listener tcp;
   websocket_listener websocket;
   admin_listener admin;
@@ -228,6 +250,7 @@ struct config {
   heartbeat_settings heartbeat;
   limits_settings limits;
   journal_settings journal;
+  cluster_settings cluster;
   // Worker threads, each running its own event loop with the connections pinned to it
   // (docs/ARCHITECTURE.md); 0 means one per core.
   std::size_t threads = 0;
@@ -240,6 +263,11 @@ struct config {
   // apart; "" means <hostname>:<port of the first listener>, settled once listening.
   std::string node_name;
 };
+
+// "HOST:PORT" (HOST an IPv4 or IPv6 address, IPv6 in brackets) into `out`; what is wrong with
+// `text`, or "". For cluster.redis.addresses and --redis.
+std::string parse_redis_address(std::string_view text,
+                                config::cluster_settings::redis_settings::address& out);
 
 // A config file problem, with where it is: "conf/stompd.yaml:12: limits.max_queued_bytes:
 // must be at least 1, got 0".

@@ -35,7 +35,7 @@ class live_view final : public admin::broker_view {
   admin::broker_stats stats() override;
   const std::string& node_name() const override { return ctx_.node_name; }
   admin::metrics collect_metrics() override;
-  bool ready() override { return ready_; }
+  bool ready() override { return ready_ && ctx_.publishing->store().ready(); }
   void publish(std::string destination, std::vector<std::pair<std::string, std::string>> headers,
                std::string body, const auth::principal* who,
                std::function<void(admin::publish_result)> done) override;

@@ -3,6 +3,7 @@
 #include "broker/destination_pattern.hpp"
 #include "stomp/decimal.hpp"
 
+#include <boost/asio/ip/address.hpp>
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
@@ -22,6 +23,24 @@ namespace broker {
 
 std::string to_string(const config_error& error) {
   return error.where.empty() ? error.what : fmt::format("{}: {}", error.where, error.what);
+}
+
+std::string parse_redis_address(std::string_view text,
+                                config::cluster_settings::redis_settings::address& out) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0)
+    return fmt::format("expected HOST:PORT, got '{}'", text);
+  std::string_view host = text.substr(0, colon);
+  if (host.starts_with('[') && host.ends_with(']')) host = host.substr(1, host.size() - 2);
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(std::string(host), ec);
+  // hiredis resolves names with a blocking call: an address keeps the event loop unblocked.
+  if (ec) return fmt::format("expected an IP address as HOST, got '{}'", host);
+  auto port = stomp::parse_decimal<std::uint16_t>(text.substr(colon + 1));
+  if (!port || *port == 0)
+    return fmt::format("port must be between 1 and 65535, got '{}'", text.substr(colon + 1));
+  out = {std::string(host), *port};
+  return {};
 }
 
 namespace {
@@ -233,6 +252,18 @@ reader read_path(std::filesystem::path& out, string_check check = not_empty) {
   };
 }
 
+reader read_redis_addresses(std::vector<config::cluster_settings::redis_settings::address>& out) {
+  return [&out](const YAML::Node& node) -> std::string {
+    std::vector<std::string> texts;
+    if (auto error = read_string_list(texts)(node); !error.empty()) return error;
+    std::vector<config::cluster_settings::redis_settings::address> parsed(texts.size());
+    for (std::size_t i = 0; i < texts.size(); ++i)
+      if (auto error = parse_redis_address(texts[i], parsed[i]); !error.empty()) return error;
+    out = std::move(parsed);
+    return {};
+  };
+}
+
 reader read_log_level(log_level& out) {
   return [&out](const YAML::Node& node) -> std::string {
     std::optional<log_level> level;
@@ -406,6 +437,18 @@ std::vector<entry> schema(config& c) {
                   {"max_age_ms", read_retention_ms(r.max_age)},  // 0: no limit
               };
             })},
+       }},
+      {"cluster",
+       {
+           {"redis",
+            {
+                {"addresses", read_redis_addresses(c.cluster.redis.addresses)},
+                {"password_file", read_path(c.cluster.redis.password_file, any_string)},
+                {"db", read_uint(c.cluster.redis.db, 0, 15)},
+                {"key_prefix", read_string(c.cluster.redis.key_prefix, any_string)},
+                {"connect_timeout_ms", read_ms(c.cluster.redis.connect_timeout, 1)},
+                {"command_timeout_ms", read_ms(c.cluster.redis.command_timeout, 1)},
+            }},
        }},
       {"threads", read_uint(c.threads, 0, config::max_threads)},  // 0: one per core
       {"log_level", read_log_level(c.log_level)},

@@ -37,6 +37,7 @@ constexpr flag flags[] = {
     {"data", "DIR", "directory for the message journal"},
     {"log-level", "LEVEL", "trace, debug, info, warn, error or off"},
     {"threads", "N", "worker threads, each its own event loop; 0 = one per core (max 64)"},
+    {"redis", "HOST:PORT[,...]", "share history with other nodes through these Redis primaries"},
     {"hash-passcode", nullptr, "read a passcode on stdin, print its hash for auth.users"},
     {"help,h", nullptr, "print this help and exit"},
     {"version,V", nullptr, "print the version and exit"},
@@ -116,6 +117,21 @@ std::string apply_threads(std::string_view arg, std::size_t& threads) {
   if (!value || *value > config::max_threads)
     return fmt::format("expected a number between 0 and {}, got '{}'", config::max_threads, arg);
   threads = *value;
+  return {};
+}
+
+// "HOST:PORT[,HOST:PORT...]" as cluster.redis.addresses. Returns what is wrong, or "".
+std::string apply_redis(std::string_view arg, config::cluster_settings::redis_settings& redis) {
+  std::vector<config::cluster_settings::redis_settings::address> addresses;
+  for (std::string_view rest = arg;;) {
+    const auto comma = rest.find(',');
+    if (auto error = parse_redis_address(rest.substr(0, comma), addresses.emplace_back());
+        !error.empty())
+      return error;
+    if (comma == std::string_view::npos) break;
+    rest = rest.substr(comma + 1);
+  }
+  redis.addresses = std::move(addresses);
   return {};
 }
 
@@ -205,6 +221,7 @@ startup parse_command_line(int argc, const char* const* argv) {
             fmt::format("expected trace, debug, info, warn, error or off, got '{}'", *arg));
   }
   if (auto arg = value("threads")) check("--threads", apply_threads(*arg, settings.threads));
+  if (auto arg = value("redis")) check("--redis", apply_redis(*arg, settings.cluster.redis));
 
   if (result.errors.empty()) {
     result.what = startup::action::run;

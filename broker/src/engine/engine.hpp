@@ -63,6 +63,9 @@ class engine {
   virtual std::vector<storage::destination_stats> stored() const = 0;
   virtual std::optional<std::uint64_t> purge(std::string_view destination) = 0;
   virtual std::uint64_t stored_bytes() const = 0;
+
+  // False while the store can't take messages (a shared store unreachable): /readyz.
+  virtual bool ready() const { return true; }
 };
 
 }  // namespace broker

@@ -43,13 +43,8 @@ history::history(const config& settings, worker_pool& workers, router& topics, h
       topics_(topics),
       held_(held),
       lock_(settings.data_dir / "stompd.lock"),
-      default_retention_{settings.journal.default_max_messages, settings.journal.default_max_age},
+      rules_(settings.journal),
       max_destinations_(settings.limits.max_journaled_destinations) {
-  for (const auto& r : settings.journal.destinations) {
-    // The config loader has validated every pattern.
-    rules_.push_back({*destination_pattern::parse(r.pattern, nullptr),
-                      {r.journaled, {r.max_messages, r.max_age}}});
-  }
   storage::journal_options o;
   o.path = settings.data_dir / "stompd.db";
   o.mode = settings.journal.durability == config::journal_settings::durability_mode::power
@@ -77,13 +72,6 @@ history::history(const config& settings, worker_pool& workers, router& topics, h
 }
 
 history::~history() = default;
-
-history::policy history::policy_for(std::string_view destination) const {
-  for (const auto& r : rules_)
-    if (r.pattern.matches(destination)) return r.value;
-  const bool topic = destination.starts_with("/topic/");
-  return {topic, topic ? default_retention_ : storage::retention{}};
-}
 
 bool history::admit(std::string_view destination, bool& is_new) {
   is_new = false;

@@ -1,7 +1,7 @@
 #pragma once
 
 #include "broker/config.hpp"
-#include "broker/destination_pattern.hpp"
+#include "engine/journal_rules.hpp"
 #include "routing/message.hpp"
 #include "routing/router.hpp"
 #include "storage/journal.hpp"
@@ -36,11 +36,9 @@ class history {
           shared_metrics& metrics);
   ~history();
 
-  struct policy {
-    bool journaled = false;
-    storage::retention retention;
-  };
-  policy policy_for(std::string_view destination) const;
+  journal_rules::policy policy_for(std::string_view destination) const {
+    return rules_.policy_for(destination);
+  }
 
   using header_list = std::vector<std::pair<std::string, std::string>>;
   // Stores a message and then publishes it. `done` runs on worker `w`'s thread once the
@@ -58,11 +56,6 @@ class history {
   storage::journal& journal() noexcept { return *journal_; }
 
  private:
-  struct rule {
-    destination_pattern pattern;
-    policy value;
-  };
-
   // Whether an append to `destination` may go to the journal, counting it as in flight when
   // the journal does not know it yet (admitted_new must then be called once it completed).
   // Exact under concurrent appends from every worker: destinations the journal knows plus
@@ -84,9 +77,8 @@ class history {
   router& topics_;
   held_bytes& held_;
   lock_file lock_;
-  std::vector<rule> rules_;
-  storage::retention default_retention_;  // journal.default_max_messages, default_max_age
-  const std::size_t max_destinations_;    // limits.max_journaled_destinations
+  journal_rules rules_;
+  const std::size_t max_destinations_;  // limits.max_journaled_destinations
   // Destinations not yet known to the journal with appends in flight, and how many; counted
   // against max_destinations_ until those appends complete. Any thread, under new_mutex_.
   std::mutex new_mutex_;

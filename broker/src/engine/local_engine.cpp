@@ -42,15 +42,21 @@ bool local_engine::append(std::size_t w, std::string destination, header_list he
                           std::move(done));
 }
 
-engine::route_result local_engine::route(std::size_t w, const message_ptr& m) {
+engine::route_result route_on_node(router& topics, queue_registry& queues, std::size_t w,
+                                   const message_ptr& m) {
+  using result = engine::route_result;
   if (m->destination.starts_with("/topic/")) {
-    topics_.publish(w, m);
-    return route_result::routed;
+    topics.publish(w, m);
+    return result::routed;
   }
   bool accepted = false;
-  if (!queues_.with_queue(m->destination, [&](queue& q) { accepted = q.enqueue(m); }))
-    return route_result::too_many_queues;
-  return accepted ? route_result::routed : route_result::queue_full;
+  if (!queues.with_queue(m->destination, [&](queue& q) { accepted = q.enqueue(m); }))
+    return result::too_many_queues;
+  return accepted ? result::routed : result::queue_full;
+}
+
+engine::route_result local_engine::route(std::size_t w, const message_ptr& m) {
+  return route_on_node(topics_, queues_, w, m);
 }
 
 void local_engine::when_stored(std::size_t w, std::function<void()> done) {

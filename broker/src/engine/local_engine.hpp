@@ -14,6 +14,11 @@ class router;
 class worker_pool;
 struct shared_metrics;
 
+// Delivers a message that is not stored on this node: to the topic's subscribers through
+// `topics`, or into its queue. On w's thread. (engine::route of every engine.)
+engine::route_result route_on_node(router& topics, queue_registry& queues, std::size_t w,
+                                   const message_ptr& m);
+
 // The single-node engine: journaled destinations are stored in this node's SQLite journal
 // (engine/history.hpp), and every message reaches subscribers through the in-process router
 // or the queue registry. With journal.enabled false nothing is journaled.

@@ -5,6 +5,7 @@
 #include "broker/log.hpp"
 #include "context.hpp"
 #include "engine/local_engine.hpp"
+#include "engine/redis/redis_engine.hpp"
 #include "net/transport.hpp"
 #include "session/session.hpp"
 
@@ -207,11 +208,21 @@ void server::start() {
     log_warn("auth.anonymous is on: anyone may connect (the development default)");
   // A journal that can't be opened (corrupt, newer schema, unwritable) stops startup here,
   // with the reason: never a silent fresh start.
-  m.ctx.publishing = std::make_unique<publisher>(
-      cfg, m.ctx.workers, m.ctx.held,
-      std::make_unique<local_engine>(cfg, m.ctx.workers, m.ctx.topics, m.ctx.queues, m.ctx.held,
-                                     m.ctx.metrics));
-  if (cfg.journal.enabled) {
+  std::unique_ptr<engine> store;
+  if (cfg.cluster.enabled())
+    store =
+        std::make_unique<redis_engine>(cfg, m.ctx.workers, m.ctx.topics, m.ctx.queues, m.ctx.held);
+  else
+    store = std::make_unique<local_engine>(cfg, m.ctx.workers, m.ctx.topics, m.ctx.queues,
+                                           m.ctx.held, m.ctx.metrics);
+  m.ctx.publishing = std::make_unique<publisher>(cfg, m.ctx.workers, m.ctx.held, std::move(store));
+  if (cfg.cluster.enabled()) {
+    std::string addresses;
+    for (const auto& a : cfg.cluster.redis.addresses)
+      addresses += fmt::format("{}{}:{}", addresses.empty() ? "" : ",", a.host, a.port);
+    log_info("journal in redis addresses={} key_prefix={}", addresses,
+             cfg.cluster.redis.key_prefix);
+  } else if (cfg.journal.enabled) {
     log_info("journal path={} durability={}", (cfg.data_dir / "stompd.db").string(),
              cfg.journal.durability == config::journal_settings::durability_mode::power
                  ? "power"

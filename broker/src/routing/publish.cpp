@@ -92,8 +92,10 @@ message_ptr make_stored_message(held_bytes& budget, const storage::record& r,
   for (const auto& [name, value] : r.headers) headers.push_back({name, value});
   stomp::shared_message encoded(headers, r.body);
   bool text = is_utf8(encoded.tail(stomp::version::v1_2));
-  return std::make_shared<const message>(budget, r.destination, std::move(seq), std::move(encoded),
-                                         text, r.seq);
+  auto m = std::make_shared<message>(budget, r.destination, std::move(seq), std::move(encoded),
+                                     text, r.seq);
+  m->epoch = epoch;
+  return m;
 }
 
 std::optional<storage::replay_request> parse_replay(std::string_view v) {

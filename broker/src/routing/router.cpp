@@ -28,6 +28,7 @@ void router::subscribe(std::size_t w, std::string_view destination, topic_subscr
   auto& sh = shard_for(destination);
   std::lock_guard lock(sh.mutex);
   auto& e = sh.destinations[std::string(destination)];
+  if (e.workers == 0 && interest_) interest_(destination, true);
   e.workers |= std::uint64_t{1} << w;
   ++e.subscribers;
 }
@@ -51,7 +52,10 @@ void router::unsubscribe(std::size_t w, std::string_view destination, topic_subs
   if (e == sh.destinations.end()) return;
   e->second.subscribers -= std::min(e->second.subscribers, removed);
   if (last_here) e->second.workers &= ~(std::uint64_t{1} << w);
-  if (e->second.workers == 0) sh.destinations.erase(e);
+  if (e->second.workers == 0) {
+    sh.destinations.erase(e);
+    if (interest_) interest_(destination, false);
+  }
 }
 
 std::uint64_t router::count_publish(std::string_view destination) {

@@ -60,6 +60,13 @@ class router {
   router(const router&) = delete;
   router& operator=(const router&) = delete;
 
+  // Told when a destination gains its first subscriber on this node (true) or loses its last
+  // (false), for an engine that must follow other nodes' messages for it. Called with the
+  // destination's shard lock held, so the calls for one destination come in order; it must
+  // not call back into the router. Set before the first subscribe.
+  using interest_function = std::function<void(std::string_view destination, bool wanted)>;
+  void on_interest(interest_function f) { interest_ = std::move(f); }
+
   // On worker w's thread. `s` must stay valid until unsubscribed on the same thread.
   void subscribe(std::size_t w, std::string_view destination, topic_subscriber* s,
                  std::uint64_t subscription_key);
@@ -131,6 +138,7 @@ class router {
   std::vector<outbox> outboxes_;     // one per publishing worker
   std::array<shard, shard_count> shards_;
   post_function post_;
+  interest_function interest_;
   counters counters_;
 };
 

@@ -154,6 +154,16 @@ class session : public std::enable_shared_from_this<session>,
     // but the history read may see a commit before its live delivery reaches us: anything at
     // or below this is already delivered and is dropped.
     std::uint64_t last_seq = 0;
+    std::string last_epoch;  // what numbers last_seq: another epoch's x-seq starts again
+    // True when live message `m` is past what was delivered, which then includes it; a
+    // message that is not journaled (seq 0) always is.
+    bool advance(const message& m) {
+      if (m.seq == 0) return true;
+      if (m.epoch == last_epoch && m.seq <= last_seq) return false;
+      last_seq = m.seq;
+      last_epoch = m.epoch;
+      return true;
+    }
     storage::replay_request replay;
     std::optional<receipt_order::ticket> replay_receipt;  // held until the history is sent
     std::vector<message_ptr> pending;

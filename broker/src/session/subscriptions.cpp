@@ -155,9 +155,9 @@ void session::on_replay(std::uint64_t key, storage::replay_result&& r) {
   pending_live_bytes_ -= sub.pending_bytes;
   sub.pending_bytes = 0;
   sub.last_seq = r.head_seq;
+  sub.last_epoch = r.epoch;
   for (const auto& m : pending) {
-    if (m->seq <= sub.last_seq) continue;
-    sub.last_seq = m->seq;
+    if (!sub.advance(*m)) continue;
     deliver(sub, m, false);
   }
   log_debug("session={} replayed destination={} count={} head_seq={} complete={}", id_,
@@ -258,8 +258,7 @@ void session::on_topic_message(const message_ptr& m, std::uint64_t key) {
   if (it == subscriptions_.end()) return;
   auto& sub = it->second;
   if (!sub.replaying) {
-    if (m->seq != 0 && m->seq <= sub.last_seq) return;  // the replay delivered it
-    sub.last_seq = m->seq;
+    if (!sub.advance(*m)) return;  // the replay delivered it
     return deliver(sub, m, false);
   }
   // Bounded like the outbound queue, in frames and in bytes together with it: history that

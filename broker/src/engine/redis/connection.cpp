@@ -39,6 +39,8 @@ class redis_category final : public boost::system::error_category {
         return "Redis answered with an unexpected reply";
       case errc::already_subscribed:
         return "already subscribed to that channel";
+      case errc::weaker_durability:
+        return "Redis does not persist messages as journal.durability requires";
     }
     return "unknown Redis error";
   }
@@ -120,6 +122,7 @@ struct connection::hooks {
     std::unique_ptr<reply_handler> handler(static_cast<reply_handler*>(privdata));
     auto& c = of(ac);
     --c.pending_;
+    ++c.replies_;
     if (r == nullptr)
       return c.deliver(std::move(*handler), c.closing_ ? errc::closed : errc::connection_lost, {});
     c.deliver(std::move(*handler), {}, copy_reply(*static_cast<redisReply*>(r)));

@@ -30,6 +30,7 @@ enum class errc {
   server_error,        // Redis answered a command with an error reply
   bad_reply,           // a reply of a shape the caller did not expect
   already_subscribed,  // subscribe() to a channel this connection has (or is leaving)
+  weaker_durability,   // (the engine's) Redis persists less than journal.durability asks
 };
 const boost::system::error_category& category() noexcept;
 inline boost::system::error_code make_error_code(errc e) noexcept {
@@ -86,6 +87,8 @@ class connection : public std::enable_shared_from_this<connection> {
 
   bool connected() const noexcept { return connected_; }
   std::size_t pending() const noexcept { return pending_; }
+  // Replies received so far: with pending(), tells a server that stopped answering.
+  std::uint64_t replies() const noexcept { return replies_; }
   // hiredis's words for why the connection could not be made or ended ("Connection refused").
   const std::string& error_text() const noexcept { return error_text_; }
 
@@ -123,6 +126,7 @@ class connection : public std::enable_shared_from_this<connection> {
   bool connected_ = false;
   bool closing_ = false;  // close() or a failed connect: the end is ours, not "lost"
   std::size_t pending_ = 0;
+  std::uint64_t replies_ = 0;
   std::string error_text_;
   // What hiredis's subscription callbacks point at; erased once Redis confirmed the
   // UNSUBSCRIBE or the connection ended.

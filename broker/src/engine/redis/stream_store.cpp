@@ -28,6 +28,28 @@ local function last_seq_of(log)
   return 0
 end
 
+local function seq_of(id) return tonumber(string.match(id, '^(%d+)-')) end
+
+-- The t field of an entry's field list (t, h, b as XADD wrote them).
+local function ts_of(fields)
+  for i = 1, #fields, 2 do
+    if fields[i] == 't' then return tonumber(fields[i + 1]) end
+  end
+  return 0
+end
+
+-- Before an entry is added to a stream kept to `keep` entries: removes the oldest beyond
+-- keep - 1 and remembers the newest removed (lost_seq, lost_ts), so a replay that asks for
+-- them knows it is not complete.
+local function trim_for_one_more(log, meta, keep)
+  local excess = redis.call('XLEN', log) - keep + 1
+  if excess <= 0 then return end
+  local gone = redis.call('XRANGE', log, '-', '+', 'COUNT', excess)
+  local newest = gone[#gone]
+  redis.call('HSET', meta, 'lost_seq', seq_of(newest[1]), 'lost_ts', ts_of(newest[2]))
+  redis.call('XTRIM', log, 'MINID', (seq_of(newest[1]) + 1) .. '-0')
+end
+
 -- KEYS: log, meta. ARGV: channel, max_messages (0: no limit), new_epoch, headers, body.
 -- Returns {seq, timestamp_ms, epoch}.
 local function append(keys, args)
@@ -44,12 +66,8 @@ local function append(keys, args)
   local newest = tonumber(redis.call('HGET', meta, 'ts')) or 0
   if ts < newest then ts = newest end  -- a clock stepped back repeats the newest
   redis.call('HSET', meta, 'ts', ts)
-  local id = seq .. '-0'
-  if max_messages > 0 then
-    redis.call('XADD', log, 'MAXLEN', max_messages, id, 't', ts, 'h', headers, 'b', body)
-  else
-    redis.call('XADD', log, id, 't', ts, 'h', headers, 'b', body)
-  end
+  if max_messages > 0 then trim_for_one_more(log, meta, max_messages) end
+  redis.call('XADD', log, seq .. '-0', 't', ts, 'h', headers, 'b', body)
   redis.call('PUBLISH', channel,
              string.format('%d %d %s %d\n', seq, ts, epoch, #headers) .. headers .. body)
   return {seq, ts, epoch}
@@ -63,7 +81,105 @@ local function read_after(keys, args)
   return {head, epoch, entries}
 end
 
+-- The oldest x-seq stored with a timestamp at or after `since`, looking back from the head
+-- over at most `bound` entries (more than a replay may return: then it is cut anyway).
+local function first_since(log, head, since, bound)
+  local first = head + 1
+  local top = '+'
+  local seen = 0
+  while seen < bound do
+    local chunk = redis.call('XREVRANGE', log, top, '-', 'COUNT', 256)
+    if #chunk == 0 then break end
+    for _, e in ipairs(chunk) do
+      if ts_of(e[2]) < since then return first end
+      first = seq_of(e[1])
+      seen = seen + 1
+    end
+    top = '(' .. chunk[#chunk][1]
+  end
+  return first
+end
+
+-- KEYS: log, meta. ARGV: mode (last, after, since, page), value, max_messages, max_bytes,
+-- epoch (the one `value` was seen in, for after and page; '' when not said).
+-- Returns {head, epoch, complete (0/1), entries oldest first}: the same answer as the SQLite
+-- journal's read_history, read in one atomic step so it ends exactly at head.
+local function replay(keys, args)
+  local log, meta = keys[1], keys[2]
+  local mode, value = args[1], tonumber(args[2])
+  local max_messages, max_bytes = tonumber(args[3]), tonumber(args[4])
+  local head = tonumber(redis.call('HGET', meta, 'seq')) or 0
+  local epoch = redis.call('HGET', meta, 'epoch') or ''
+  local lost_seq = tonumber(redis.call('HGET', meta, 'lost_seq')) or 0
+  local lost_ts = tonumber(redis.call('HGET', meta, 'lost_ts')) or 0
+  -- Another epoch's x-seq numbers other messages: read everything, and say it may not be all.
+  local other_epoch = (mode == 'after' or mode == 'page') and args[5] ~= '' and args[5] ~= epoch
+  if other_epoch then value = 0 end
+  local wanted, top, lost = 0, head, other_epoch
+  if mode == 'last' then
+    wanted = math.min(value, head)
+  elseif mode == 'after' then
+    if value < head then wanted = head - value end
+  elseif mode == 'page' then
+    if value < head then wanted = math.min(head - value, max_messages) end
+    top = value + wanted
+    lost = lost or lost_seq > value
+  else
+    lost = lost_seq > 0 and lost_ts >= value
+    wanted = head - first_since(log, head, value, max_messages + 1) + 1
+  end
+  -- Newest first, so the caps keep the newest: a replay stays contiguous with live messages.
+  local take = math.min(wanted, max_messages)
+  local entries = {}
+  if take > 0 then
+    local expected, bytes = top, 0
+    local range = redis.call('XREVRANGE', log, top .. '-0', (top - take + 1) .. '-0', 'COUNT', take)
+    for _, e in ipairs(range) do
+      if seq_of(e[1]) ~= expected then break end  -- removed below here
+      local size = 0
+      for i = 1, #e[2], 2 do
+        if e[2][i] ~= 't' then size = size + #e[2][i + 1] end
+      end
+      if bytes + size > max_bytes then break end
+      bytes = bytes + size
+      entries[#entries + 1] = e
+      expected = expected - 1
+    end
+  end
+  local oldest_first = {}
+  for i = #entries, 1, -1 do oldest_first[#oldest_first + 1] = entries[i] end
+  local complete = (not lost) and #entries == wanted
+  return {head, epoch, complete and 1 or 0, oldest_first}
+end
+
+-- KEYS: log, meta. Returns {head, stored, oldest_ms, newest_ms} (0s when nothing is stored).
+local function stats(keys)
+  local head = tonumber(redis.call('HGET', keys[2], 'seq')) or 0
+  local oldest = redis.call('XRANGE', keys[1], '-', '+', 'COUNT', 1)
+  local newest = redis.call('XREVRANGE', keys[1], '+', '-', 'COUNT', 1)
+  local oldest_ms, newest_ms = 0, 0
+  if #oldest > 0 then oldest_ms = ts_of(oldest[1][2]) end
+  if #newest > 0 then newest_ms = ts_of(newest[1][2]) end
+  return {head, redis.call('XLEN', keys[1]), oldest_ms, newest_ms}
+end
+
+-- KEYS: log, meta. Deletes the stored messages but keeps the numbering (a purged
+-- destination continues from its head). Returns how many were deleted.
+local function purge(keys)
+  local n = redis.call('XLEN', keys[1])
+  if n > 0 then
+    local newest = redis.call('XREVRANGE', keys[1], '+', '-', 'COUNT', 1)
+    redis.call('HSET', keys[2], 'lost_seq', seq_of(newest[1][1]), 'lost_ts', ts_of(newest[1][2]))
+    redis.call('DEL', keys[1])
+  end
+  return n
+end
+
 redis.register_function('stompd_append', append)
+redis.register_function('stompd_purge', purge)
+redis.register_function{function_name = 'stompd_replay', callback = replay,
+                        flags = {'no-writes'}}
+redis.register_function{function_name = 'stompd_stats', callback = stats, flags = {'no-writes'}}
 redis.register_function{function_name = 'stompd_read_after', callback = read_after,
                         flags = {'no-writes'}}
 )lua";
@@ -111,6 +227,15 @@ bool parse_entry(const reply& e, std::string_view destination, storage::record& 
       out.body = value;
     }
   }
+  return true;
+}
+
+// XRANGE's answer: an array of entries.
+bool parse_entries(const reply& list, std::string_view destination,
+                   std::vector<storage::record>& out) {
+  if (list.kind != reply::type::array) return false;
+  for (const auto& e : list.elements)
+    if (!parse_entry(e, destination, out.emplace_back())) return false;
   return true;
 }
 
@@ -199,16 +324,124 @@ void stream_store::read_after(connection& c, std::string_view destination, std::
               }
               out.head_seq = static_cast<std::uint64_t>(rep.elements[0].integer);
               out.epoch = std::move(rep.elements[1].str);
-              for (const auto& e : rep.elements[2].elements) {
-                storage::record r;
-                if (!parse_entry(e, destination, r)) {
-                  out.ec = errc::bad_reply;
-                  return done(std::move(out));
-                }
-                out.records.push_back(std::move(r));
-              }
+              if (!parse_entries(rep.elements[2], destination, out.records))
+                out.ec = errc::bad_reply;
               done(std::move(out));
             });
+}
+
+void stream_store::replay(connection& c, const storage::replay_request& r,
+                          history_handler done) const {
+  using kind = storage::replay_request::kind;
+  const char* mode = r.mode == kind::last    ? "last"
+                     : r.mode == kind::after ? "after"
+                     : r.mode == kind::page  ? "page"
+                                             : "since";
+  c.command({"FCALL_RO", "stompd_replay", "2", log_key(r.destination), meta_key(r.destination),
+             mode, std::to_string(r.value), std::to_string(r.max_messages),
+             std::to_string(r.max_bytes), r.epoch},
+            [done = std::move(done), destination = r.destination](boost::system::error_code ec,
+                                                                  reply rep) {
+              history out;
+              if (failed(ec, rep, "stompd_replay", out)) return done(std::move(out));
+              if (rep.kind != reply::type::array || rep.elements.size() != 4 ||
+                  rep.elements[0].kind != reply::type::integer ||
+                  rep.elements[2].kind != reply::type::integer ||
+                  !parse_entries(rep.elements[3], destination, out.records)) {
+                out.records.clear();
+                out.ec = errc::bad_reply;
+                return done(std::move(out));
+              }
+              out.head_seq = static_cast<std::uint64_t>(rep.elements[0].integer);
+              out.epoch = std::move(rep.elements[1].str);
+              out.complete = rep.elements[2].integer != 0;
+              done(std::move(out));
+            });
+}
+
+void stream_store::stats_of(connection& c, std::string_view destination,
+                            std::function<void(stats)> done) const {
+  c.command({"FCALL_RO", "stompd_stats", "2", log_key(destination), meta_key(destination)},
+            [done = std::move(done), destination = std::string(destination)](
+                boost::system::error_code ec, reply rep) {
+              stats out;
+              if (failed(ec, rep, "stompd_stats", out)) return done(std::move(out));
+              if (rep.kind != reply::type::array || rep.elements.size() != 4) {
+                out.ec = errc::bad_reply;
+                return done(std::move(out));
+              }
+              out.value.destination = destination;
+              out.value.last_seq = static_cast<std::uint64_t>(rep.elements[0].integer);
+              out.value.stored = static_cast<std::uint64_t>(rep.elements[1].integer);
+              out.value.oldest_ms = rep.elements[2].integer;
+              out.value.newest_ms = rep.elements[3].integer;
+              done(std::move(out));
+            });
+}
+
+void stream_store::purge(connection& c, std::string_view destination,
+                         std::function<void(boost::system::error_code, std::uint64_t)> done) const {
+  c.command({"FCALL", "stompd_purge", "2", log_key(destination), meta_key(destination)},
+            [done = std::move(done)](boost::system::error_code ec, reply rep) {
+              if (!ec && rep.kind != reply::type::integer) ec = errc::bad_reply;
+              done(ec, ec ? 0 : static_cast<std::uint64_t>(rep.integer));
+            });
+}
+
+namespace {
+
+// SCAN's MATCH is a glob: the prefix is taken literally.
+std::string glob_escape(std::string_view s) {
+  std::string out;
+  for (char ch : s) {
+    if (ch == '*' || ch == '?' || ch == '[' || ch == ']' || ch == '\\') out += '\\';
+    out += ch;
+  }
+  return out;
+}
+
+struct scan_state {
+  std::shared_ptr<connection> c;  // kept for the whole scan
+  std::string pattern;
+  std::size_t prefix_bytes;  // "{" + key prefix
+  std::size_t limit;
+  std::vector<std::string> found;
+  std::function<void(boost::system::error_code, std::vector<std::string>)> done;
+};
+
+void scan_step(std::shared_ptr<scan_state> st, std::string cursor) {
+  auto& c = *st->c;
+  c.command({"SCAN", std::move(cursor), "MATCH", st->pattern, "COUNT", "1000"},
+            [st](boost::system::error_code ec, reply rep) {
+              if (!ec && (rep.kind != reply::type::array || rep.elements.size() != 2))
+                ec = errc::bad_reply;
+              if (ec) return st->done(ec, {});
+              constexpr std::string_view suffix = "}:meta";
+              for (const auto& k : rep.elements[1].elements) {
+                if (k.str.size() < st->prefix_bytes + suffix.size()) continue;
+                st->found.push_back(k.str.substr(st->prefix_bytes,
+                                                 k.str.size() - st->prefix_bytes - suffix.size()));
+              }
+              if (rep.elements[0].str == "0" || st->found.size() >= st->limit) {
+                if (st->found.size() > st->limit) st->found.resize(st->limit);
+                return st->done({}, std::move(st->found));
+              }
+              scan_step(st, rep.elements[0].str);
+            });
+}
+
+}  // namespace
+
+void stream_store::destinations(
+    connection& c, std::size_t limit,
+    std::function<void(boost::system::error_code, std::vector<std::string>)> done) const {
+  auto st = std::make_shared<scan_state>();
+  st->c = c.shared_from_this();
+  st->pattern = fmt::format("{{{}*}}:meta", glob_escape(prefix_));
+  st->prefix_bytes = 1 + prefix_.size();
+  st->limit = limit;
+  st->done = std::move(done);
+  scan_step(std::move(st), "0");
 }
 
 }  // namespace broker::redis

@@ -39,6 +39,7 @@ class stream_store {
     std::vector<storage::record> records;  // oldest first
     std::uint64_t head_seq = 0;            // the last x-seq given when read; 0: none yet
     std::string epoch;                     // "" when the destination has no history
+    bool complete = true;                  // replay(): as storage::replay_result::complete
   };
   using append_handler = std::function<void(appended)>;
   using history_handler = std::function<void(history)>;
@@ -55,6 +56,26 @@ class stream_store {
   // in the same step.
   void read_after(connection& c, std::string_view destination, std::uint64_t after,
                   std::size_t limit, history_handler done) const;
+
+  // The history `r` asks for (storage::replay_request: last, after, since, page, the caps,
+  // the epoch), the same answer as the SQLite journal gives, read in one atomic step.
+  void replay(connection& c, const storage::replay_request& r, history_handler done) const;
+
+  struct stats {
+    boost::system::error_code ec;
+    std::string error;
+    storage::destination_stats value;
+  };
+  void stats_of(connection& c, std::string_view destination, std::function<void(stats)> done) const;
+  // Deletes a destination's stored messages; its numbering goes on from the head. `done`
+  // gets how many were deleted.
+  void purge(connection& c, std::string_view destination,
+             std::function<void(boost::system::error_code, std::uint64_t)> done) const;
+  // Every destination with history in the Redis `c` talks to (SCAN of the meta keys), in no
+  // particular order; at most `limit`.
+  void destinations(
+      connection& c, std::size_t limit,
+      std::function<void(boost::system::error_code, std::vector<std::string>)> done) const;
 
   std::string log_key(std::string_view destination) const;
   std::string meta_key(std::string_view destination) const;

@@ -1,0 +1,137 @@
+#pragma once
+
+#include "broker/config.hpp"
+#include "engine/engine.hpp"
+#include "engine/journal_rules.hpp"
+#include "engine/redis/connection.hpp"
+#include "engine/redis/ordered_feed.hpp"
+#include "engine/redis/stream_store.hpp"
+#include "routing/router.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+namespace broker {
+
+class queue_registry;
+class worker_pool;
+
+// The engine of several nodes (docs/CLUSTER.md): journaled topics are stored in Redis
+// (stream_store: one stream per destination, x-seq given by a server-side function) and every
+// node follows the destinations its subscribers want through pub/sub (ordered_feed: in x-seq
+// order, exactly once, gaps filled from the stream). Destinations are spread over
+// cluster.redis.addresses by a consistent hash of the name. Queues and live-only topics stay
+// on the node (the in-process router and queue registry), as with local_engine.
+//
+// Its own thread runs an io_context with every Redis connection: per Redis, one for commands
+// (pipelined) and one for pub/sub. Workers hand it work by posting; it hands results back the
+// same way, so no lock is shared with the workers' hot path.
+//
+// Failure: a Redis that cannot be reached, or stops answering for command_timeout, fails the
+// appends and replays waiting on it (the SENDs get an ERROR, never a RECEIPT), makes ready()
+// false, and is reconnected with back-off; the feeds then catch up from the streams.
+class redis_engine final : public engine {
+ public:
+  redis_engine(const config& settings, worker_pool& workers, router& topics, queue_registry& queues,
+               held_bytes& held);
+  ~redis_engine() override;
+
+  bool journaled(std::string_view destination) const override;
+  bool append(std::size_t w, std::string destination, header_list headers, std::string body,
+              append_callback done) override;
+  route_result route(std::size_t w, const message_ptr& m) override;
+  void when_stored(std::size_t w, std::function<void()> done) override;
+  void drain(std::function<void()> done) override;
+  void replay(storage::replay_request request, replay_callback done) override;
+  std::vector<storage::destination_stats> stored() const override;
+  std::optional<std::uint64_t> purge(std::string_view destination) override;
+  std::uint64_t stored_bytes() const override;
+  bool ready() const override { return ready_.load(std::memory_order_relaxed); }
+
+ private:
+  // One Redis primary and the connections to it.
+  struct shard {
+    config::cluster_settings::redis_settings::address address;
+    std::string name;  // "host:port", for logs
+    std::shared_ptr<redis::connection> commands, subscriber;
+    bool up = false;      // both connections ready, the library loaded
+    std::string refusal;  // why appends are refused although connected (durability)
+    std::chrono::milliseconds backoff{0};
+    std::unique_ptr<boost::asio::steady_timer> retry;
+    // The command watchdog: the reply count when a wait began, and when.
+    std::uint64_t replies_seen = 0;
+    std::chrono::steady_clock::time_point waiting_since;
+  };
+  // One destination this node's subscribers want, followed from its shard's channel.
+  // Callbacks find it again by (destination, generation): a follow ended and begun again
+  // is another one.
+  struct follow {
+    std::string destination;
+    std::uint64_t generation = 0;
+    shard* home = nullptr;
+    bool subscribed = false;                  // Redis confirmed the SUBSCRIBE
+    std::optional<redis::ordered_feed> feed;  // from when subscribed and the head was read
+    // Announcements between the SUBSCRIBE and the head read, fed in once the feed starts.
+    std::vector<redis::stream_store::announcement> early;
+    bool missed_early = false;                       // more than that: the stream is read again
+    std::vector<std::function<void()>> until_ready;  // replays waiting for the feed
+  };
+
+  shard& shard_for(std::string_view destination);
+  const shard& shard_for(std::string_view destination) const;
+
+  // Engine thread only, from here on.
+  void connect(shard& s);
+  void on_connected(shard& s);
+  void lost(shard& s, std::string_view why);
+  void update_ready();
+  void watchdog();
+  follow* find_follow(std::string_view destination, std::uint64_t generation);
+  void set_interest(std::string destination, bool wanted);
+  void start_follow(follow& f);
+  void read_head(follow& f);
+  void run_waiting(follow& f);
+  void publish_delivered();
+  // `done` once every command made before on every connected Redis was answered.
+  void when_all_answered(std::function<void()> done);
+  // Runs `step` on the engine thread and waits for what it hands `done`, up to the command
+  // timeout (for the admin API, which calls from its own thread).
+  template <typename T>
+  std::optional<T> ask(std::function<void(std::function<void(T)>)> step) const;
+
+  const config& settings_;
+  worker_pool& workers_;
+  router& topics_;
+  queue_registry& queues_;
+  held_bytes& held_;
+  journal_rules rules_;
+  redis::stream_store store_;
+  const std::string new_epoch_;  // proposed for destinations whose Redis data is gone
+  const std::string password_;   // cluster.redis.password_file's first line
+
+  mutable boost::asio::io_context io_;
+  std::vector<std::unique_ptr<shard>> shards_;
+  string_map<std::unique_ptr<follow>> follows_;
+  std::uint64_t generations_ = 0;
+  std::vector<message_ptr> delivered_;  // by the feeds, handed to the router in one batch
+  boost::asio::steady_timer watchdog_;
+  std::atomic<bool> ready_{false};
+
+  // Destinations this node has written or followed, for limits.max_journaled_destinations.
+  mutable std::mutex known_mutex_;
+  std::unordered_set<std::string, string_hash, std::equal_to<>> known_;
+
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guard_;
+  std::thread thread_;
+};
+
+}  // namespace broker
