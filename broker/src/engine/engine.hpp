@@ -50,6 +50,11 @@ class engine {
   // may be full. On w's thread.
   virtual route_result route(std::size_t w, const message_ptr& m) = 0;
 
+  // `done` runs on w's thread once every message of `destination` stored from now on reaches
+  // the subscribers w made before this call: what a SUBSCRIBE's RECEIPT promises. A shared
+  // engine must first learn where the destination's sequence stands.
+  virtual void when_following(std::size_t w, std::string_view destination,
+                              std::function<void()> done) = 0;
   // `done` runs on w's thread once every append made before this call has completed.
   virtual void when_stored(std::size_t w, std::function<void()> done) = 0;
   // The same from any thread, for shutdown: `done` runs on an engine thread.

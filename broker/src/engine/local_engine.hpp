@@ -35,6 +35,10 @@ class local_engine final : public engine {
   bool append(std::size_t w, std::string destination, header_list headers, std::string body,
               append_callback done) override;
   route_result route(std::size_t w, const message_ptr& m) override;
+  // At once: the router delivers every commit after the subscription.
+  void when_following(std::size_t, std::string_view, std::function<void()> done) override {
+    done();
+  }
   void when_stored(std::size_t w, std::function<void()> done) override;
   void drain(std::function<void()> done) override;
   void replay(storage::replay_request request, replay_callback done) override;

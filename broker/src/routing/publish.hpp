@@ -104,6 +104,11 @@ class publisher {
   // `done` runs on w's thread once every publish made on w before it is stored: a RECEIPT
   // that must come after them (DISCONNECT, COMMIT).
   void when_stored(std::size_t w, std::function<void()> done);
+  // `done` runs on w's thread once the subscribers w made to `destination` get every message
+  // stored from now on: a SUBSCRIBE's RECEIPT comes after it (engine::when_following).
+  void when_following(std::size_t w, std::string_view destination, std::function<void()> done) {
+    engine_->when_following(w, destination, std::move(done));
+  }
 
   bool journaled(std::string_view destination) const { return engine_->journaled(destination); }
   // Bytes of journaled publishes handed to the engine and not yet stored, all senders

@@ -99,6 +99,17 @@ void session::handle_subscribe(const stomp::frame_view& f) {
     ctx_.topics.subscribe(worker_.index, stored.destination, this, key);
   }
   log_debug("session={} subscribed id={} destination={}", id_, stored.id, stored.destination);
+  auto receipt = f.header("receipt");
+  if (!replay && receipt && !stored.is_queue && ctx_.publishing->journaled(stored.destination)) {
+    // The RECEIPT promises every message stored after it; a shared engine first learns where
+    // the destination's sequence stands (the local one knows at once).
+    ctx_.publishing->when_following(worker_.index, stored.destination,
+                                    [weak = weak_from_this(), held = receipts_.hold(*receipt)] {
+                                      if (auto self = weak.lock(); self && !self->closing_)
+                                        self->complete_receipt(held);
+                                    });
+    return;
+  }
   if (!replay) return send_receipt(f);
   // Subscribed first, read second: whatever is committed after the read started arrives
   // live and waits in `pending`; on_replay() drops what the read already returned.

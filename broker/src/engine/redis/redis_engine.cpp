@@ -329,9 +329,19 @@ void redis_engine::set_interest(std::string destination, bool wanted) {
   start_follow(ref);
 }
 
+// Following a destination starts two things at once: the head is read, and the feed starts
+// there (a subscriber that subscribed before the read gets everything stored after it); and
+// the channel is subscribed. Once Redis confirmed the SUBSCRIBE the head is read again, and
+// the feed catches up with what was stored between the two, announced before the
+// subscription took effect. After a reconnect only the second step is needed.
 void redis_engine::start_follow(follow& f) {
+  if (!f.home->up) return;  // on_connected() starts it
+  if (!f.feed) read_head(f);
+  subscribe(f);
+}
+
+void redis_engine::subscribe(follow& f) {
   auto& s = *f.home;
-  if (!s.up) return;  // on_connected() starts it
   f.subscribed = false;
   f.early.clear();
   f.missed_early = false;
@@ -339,7 +349,7 @@ void redis_engine::start_follow(follow& f) {
       store_.channel(f.destination),
       [this, d = f.destination, g = f.generation](std::string payload) {
         auto* here = find_follow(d, g);
-        if (!here || !here->subscribed) return;
+        if (!here) return;
         auto a = redis::stream_store::parse_announcement(payload);
         if (!a) return log_warn("redis: an announcement on {} that is not one", d);
         a->record.destination = d;
@@ -360,7 +370,7 @@ void redis_engine::start_follow(follow& f) {
           // Leaving from an earlier follow, not yet confirmed: try again shortly.
           auto t = std::make_shared<net::steady_timer>(io_, std::chrono::milliseconds(20));
           t->async_wait([this, t, d, g](error_code) {
-            if (auto* again = find_follow(d, g)) start_follow(*again);
+            if (auto* again = find_follow(d, g); again && again->home->up) subscribe(*again);
           });
           return;
         }
@@ -381,8 +391,6 @@ void redis_engine::read_head(follow& f) {
                   if (!here) return;
                   if (h.ec) return run_waiting(*here);  // the connection ended: lost() retries
                   if (!here->feed) {
-                    // Subscribed before the head was read: whatever is stored after the
-                    // read is announced to the feed, so it misses nothing from the head on.
                     here->feed.emplace(
                         h.head_seq, h.epoch,
                         [this](storage::record&& r, const std::string& epoch) {
@@ -403,7 +411,7 @@ void redis_engine::read_head(follow& f) {
                                             });
                         });
                   } else {
-                    here->feed->catch_up(h.head_seq, h.epoch);  // after a reconnect
+                    here->feed->catch_up(h.head_seq, h.epoch);  // subscribed, or reconnected
                   }
                   for (auto& a : std::exchange(here->early, {}))
                     here->feed->on_announcement(std::move(a));
@@ -492,6 +500,18 @@ void redis_engine::when_all_answered(std::function<void()> done) {
     s->commands->command({"PING"}, [one](error_code, redis::reply) { one(); });
   }
   one();
+}
+
+void redis_engine::when_following(std::size_t w, std::string_view destination,
+                                  std::function<void()> done) {
+  // Posted after the interest the subscription caused (both from w, FIFO): the follow exists.
+  net::post(io_, [this, w, d = std::string(destination), done = std::move(done)]() mutable {
+    auto then = [this, w, done = std::move(done)]() mutable { workers_.post(w, std::move(done)); };
+    auto it = follows_.find(d);
+    if (it != follows_.end() && !it->second->feed && it->second->home->up)
+      return it->second->until_ready.push_back(std::move(then));
+    then();
+  });
 }
 
 void redis_engine::when_stored(std::size_t w, std::function<void()> done) {

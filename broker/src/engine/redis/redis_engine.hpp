@@ -49,6 +49,8 @@ class redis_engine final : public engine {
   bool append(std::size_t w, std::string destination, header_list headers, std::string body,
               append_callback done) override;
   route_result route(std::size_t w, const message_ptr& m) override;
+  void when_following(std::size_t w, std::string_view destination,
+                      std::function<void()> done) override;
   void when_stored(std::size_t w, std::function<void()> done) override;
   void drain(std::function<void()> done) override;
   void replay(storage::replay_request request, replay_callback done) override;
@@ -82,8 +84,9 @@ class redis_engine final : public engine {
     std::optional<redis::ordered_feed> feed;  // from when subscribed and the head was read
     // Announcements between the SUBSCRIBE and the head read, fed in once the feed starts.
     std::vector<redis::stream_store::announcement> early;
-    bool missed_early = false;                       // more than that: the stream is read again
-    std::vector<std::function<void()>> until_ready;  // replays waiting for the feed
+    bool missed_early = false;  // more than that: the stream is read again
+    // Replays and SUBSCRIBE receipts waiting for the feed's start.
+    std::vector<std::function<void()>> until_ready;
   };
 
   shard& shard_for(std::string_view destination);
@@ -98,6 +101,7 @@ class redis_engine final : public engine {
   follow* find_follow(std::string_view destination, std::uint64_t generation);
   void set_interest(std::string destination, bool wanted);
   void start_follow(follow& f);
+  void subscribe(follow& f);
   void read_head(follow& f);
   void run_waiting(follow& f);
   void publish_delivered();
