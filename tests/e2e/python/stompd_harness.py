@@ -116,12 +116,15 @@ class Broker:
     @classmethod
     def start(cls, config=None, tcp="127.0.0.1:0", ws="127.0.0.1:0", data_dir=None,
               log_level="info", admin="127.0.0.1:0", env=None, preexec_fn=None,
-              config_file=None):
+              config_file=None, extra_args=None):
         """config_file: a YAML file used as it is instead of `config` (SHIPPED_CONFIG); the
         flags set ports and data either way. data_dir: reuse the data directory of an earlier broker (restart tests); its parent
         is the work directory, removed by cleanup() once, after the last restart.
         log_level: --log-level. env: variables added to (or replacing) the inherited ones.
-        preexec_fn: run in the child before stompd starts (e.g. to lower its rlimits)."""
+        preexec_fn: run in the child before stompd starts (e.g. to lower its rlimits).
+        extra_args: more command-line arguments, appended after the ones above (e.g.
+        ["--redis", "127.0.0.1:6379"]); not a flag this already passes (--tcp, --ws, --admin,
+        --data, --log-level, --config)."""
         binary = cls.binary()
         if data_dir:
             data = data_dir
@@ -140,6 +143,7 @@ class Broker:
             with open(path, "w") as f:
                 f.write(to_yaml(config))
             args += ["--config", path]
+        args += list(extra_args or [])
         # cwd: stompd reads conf/stompd.yaml from its working directory without --config.
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, cwd=workdir,

@@ -44,14 +44,6 @@ std::uint64_t stable_hash(std::string_view a, std::string_view b) {
   return h;
 }
 
-std::string random_epoch() {
-  std::random_device rd;
-  std::uniform_int_distribution<unsigned> byte(0, 255);
-  std::string out;
-  for (int i = 0; i < 6; ++i) out += fmt::format("{:02x}", byte(rd));
-  return out;
-}
-
 std::string read_password(const std::filesystem::path& file) {
   if (file.empty()) return {};
   std::ifstream in(file);
@@ -92,8 +84,8 @@ redis_engine::redis_engine(const config& settings, worker_pool& workers, router&
       held_(held),
       rules_(settings.journal),
       store_(settings.cluster.redis.key_prefix),
-      new_epoch_(random_epoch()),
       password_(read_password(settings.cluster.redis.password_file)),
+      epochs_(std::random_device{}()),
       watchdog_(io_) {
   for (const auto& a : settings.cluster.redis.addresses) {
     auto s = std::make_unique<shard>();
@@ -431,6 +423,12 @@ void redis_engine::publish_delivered() {
   delivered_.clear();
 }
 
+std::string redis_engine::propose_epoch() {
+  // A fresh one each time: a destination whose data Redis lost must not get back an epoch
+  // it had, or the x-seqs it gives out again would read as ones already seen.
+  return fmt::format("{:012x}", epochs_() & 0xffff'ffff'ffffULL);
+}
+
 // --- the engine interface --------------------------------------------------------------------
 
 bool redis_engine::append(std::size_t w, std::string destination, header_list headers,
@@ -460,7 +458,7 @@ bool redis_engine::append(std::size_t w, std::string destination, header_list he
     // Shared by the command (which copies it into its arguments) and the reply's handler.
     auto stored = std::make_shared<storage::record>(std::move(r));
     store_.append(
-        *s.commands, *stored, max_messages, new_epoch_,
+        *s.commands, *stored, max_messages, propose_epoch(),
         [this, &s, stored, answer = std::move(answer)](redis::stream_store::appended a) mutable {
           storage::append_result result;
           result.ec = a.ec;

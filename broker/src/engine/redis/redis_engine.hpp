@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <unordered_set>
@@ -105,6 +106,9 @@ class redis_engine final : public engine {
   void read_head(follow& f);
   void run_waiting(follow& f);
   void publish_delivered();
+  // The epoch an append proposes, taken only when the destination has none in Redis (new, or
+  // its data lost).
+  std::string propose_epoch();
   // `done` once every command made before on every connected Redis was answered.
   void when_all_answered(std::function<void()> done);
   // Runs `step` on the engine thread and waits for what it hands `done`, up to the command
@@ -119,9 +123,9 @@ class redis_engine final : public engine {
   held_bytes& held_;
   journal_rules rules_;
   redis::stream_store store_;
-  const std::string new_epoch_;  // proposed for destinations whose Redis data is gone
-  const std::string password_;   // cluster.redis.password_file's first line
+  const std::string password_;  // cluster.redis.password_file's first line
 
+  std::mt19937_64 epochs_;  // engine thread
   mutable boost::asio::io_context io_;
   std::vector<std::unique_ptr<shard>> shards_;
   string_map<std::unique_ptr<follow>> follows_;
