@@ -1,4 +1,5 @@
 #include "engine/redis/connection.hpp"
+#include "engine/redis/live_channel.hpp"
 #include "engine/redis/ordered_feed.hpp"
 #include "engine/redis/stream_store.hpp"
 #include "redis_server.hpp"
@@ -611,3 +612,24 @@ TEST_F(RedisOrderedFeedTest, AFailedFillIsTriedAgainByTheNextAnnouncement) {
 }
 
 }  // namespace
+
+TEST(RedisLiveChannelTest, ALiveMessageComesBackAsItWasSent) {
+  broker::redis::live_message m{"a1b2c3",
+                                "17-4",
+                                {{"content-type", "text/plain"}, {"x-k", "v:1"}},
+                                std::string("typing\0...\n", 10)};
+  auto back = broker::redis::parse_live(broker::redis::encode_live(m));
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->origin, m.origin);
+  EXPECT_EQ(back->id, m.id);
+  EXPECT_EQ(back->headers, m.headers);
+  EXPECT_EQ(back->body, m.body);
+  EXPECT_EQ(broker::redis::live_channel("stompd:", "/topic/typing.7"),
+            "{stompd:/topic/typing.7}:live");
+}
+
+TEST(RedisLiveChannelTest, PayloadsThatAreNotLiveMessagesAreRejected) {
+  for (std::string_view bad :
+       {"", "no newline", "origin id\n", " id 0\n", "o  0\n", "o id x\n", "o id 99\nshort"})
+    EXPECT_FALSE(broker::redis::parse_live(bad).has_value()) << bad;
+}

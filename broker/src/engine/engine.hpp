@@ -1,12 +1,14 @@
 #pragma once
 
 #include "routing/message.hpp"
+#include "stomp/frame.hpp"
 #include "storage/journal.hpp"
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -46,13 +48,16 @@ class engine {
   virtual bool append(std::size_t w, std::string destination, header_list headers, std::string body,
                       append_callback done) = 0;
 
-  // Delivers a message that is not stored: to a topic's subscribers, or into a queue, which
-  // may be full. On w's thread.
-  virtual route_result route(std::size_t w, const message_ptr& m) = 0;
+  // Delivers a message that is not stored: to a topic's subscribers (on every node, with a
+  // shared engine), or into a queue, which may be full. On w's thread. `passed` and `body` are
+  // what `m` was made from, for an engine that carries it to other nodes.
+  virtual route_result route(std::size_t w, const message_ptr& m,
+                             std::span<const stomp::header_view> passed, std::string_view body) = 0;
 
-  // `done` runs on w's thread once every message of `destination` stored from now on reaches
-  // the subscribers w made before this call: what a SUBSCRIBE's RECEIPT promises. A shared
-  // engine must first learn where the destination's sequence stands.
+  // `done` runs on w's thread once every message of topic `destination` published from now on
+  // reaches the subscribers w made before this call: what a SUBSCRIBE's RECEIPT promises. A
+  // shared engine must first follow the topic, and learn where a journaled one's sequence
+  // stands.
   virtual void when_following(std::size_t w, std::string_view destination,
                               std::function<void()> done) = 0;
   // `done` runs on w's thread once every append made before this call has completed.

@@ -55,7 +55,8 @@ engine::route_result route_on_node(router& topics, queue_registry& queues, std::
   return accepted ? result::routed : result::queue_full;
 }
 
-engine::route_result local_engine::route(std::size_t w, const message_ptr& m) {
+engine::route_result local_engine::route(std::size_t w, const message_ptr& m,
+                                         std::span<const stomp::header_view>, std::string_view) {
   return route_on_node(topics_, queues_, w, m);
 }
 

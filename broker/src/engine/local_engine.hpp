@@ -34,7 +34,8 @@ class local_engine final : public engine {
   bool journaled(std::string_view destination) const override;
   bool append(std::size_t w, std::string destination, header_list headers, std::string body,
               append_callback done) override;
-  route_result route(std::size_t w, const message_ptr& m) override;
+  route_result route(std::size_t w, const message_ptr& m, std::span<const stomp::header_view>,
+                     std::string_view) override;
   // At once: the router delivers every commit after the subscription.
   void when_following(std::size_t, std::string_view, std::function<void()> done) override {
     done();

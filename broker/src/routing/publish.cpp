@@ -148,7 +148,7 @@ publisher::status publisher::publish(std::size_t w, const request& r,
   }
   auto m = make_live_message(held_, r.destination, fmt::format("{}-{}", r.sender, r.sender_seq),
                              passed, r.body);
-  switch (engine_->route(w, m)) {
+  switch (engine_->route(w, m, passed, r.body)) {
     case engine::route_result::routed:
       return status::routed;
     case engine::route_result::queue_full:

@@ -104,8 +104,9 @@ class publisher {
   // `done` runs on w's thread once every publish made on w before it is stored: a RECEIPT
   // that must come after them (DISCONNECT, COMMIT).
   void when_stored(std::size_t w, std::function<void()> done);
-  // `done` runs on w's thread once the subscribers w made to `destination` get every message
-  // stored from now on: a SUBSCRIBE's RECEIPT comes after it (engine::when_following).
+  // `done` runs on w's thread once the subscribers w made to topic `destination` get every
+  // message published from now on: a SUBSCRIBE's RECEIPT comes after it
+  // (engine::when_following).
   void when_following(std::size_t w, std::string_view destination, std::function<void()> done) {
     engine_->when_following(w, destination, std::move(done));
   }

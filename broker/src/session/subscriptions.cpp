@@ -100,9 +100,9 @@ void session::handle_subscribe(const stomp::frame_view& f) {
   }
   log_debug("session={} subscribed id={} destination={}", id_, stored.id, stored.destination);
   auto receipt = f.header("receipt");
-  if (!replay && receipt && !stored.is_queue && ctx_.publishing->journaled(stored.destination)) {
-    // The RECEIPT promises every message stored after it; a shared engine first learns where
-    // the destination's sequence stands (the local one knows at once).
+  if (!replay && receipt && !stored.is_queue) {
+    // The RECEIPT promises every message published after it; a shared engine first follows
+    // the topic (for a journaled one, learns where its sequence stands); the local one at once.
     ctx_.publishing->when_following(worker_.index, stored.destination,
                                     [weak = weak_from_this(), held = receipts_.hold(*receipt)] {
                                       if (auto self = weak.lock(); self && !self->closing_)

@@ -50,14 +50,15 @@ HISTORY_ALL = "last:10000"  # the default replay cap: more than any test here pu
 _STARTED = re.compile(r"started version=\S+ threads=\d+ node=(\S+)")
 
 
-def node_config(name, addresses=None):
+def node_config(name, addresses=None, extra=None):
     """A node's config: its name and the Redis timeouts; the addresses come from --redis
-    unless given here. key_prefix is quoted: a plain scalar may not end with ':'."""
+    unless given here; `extra`: more top-level sections. key_prefix is quoted: a plain scalar
+    may not end with ':'."""
     redis = {"key_prefix": '"stompd-e2e:"', "connect_timeout_ms": CONNECT_TIMEOUT_MS,
              "command_timeout_ms": COMMAND_TIMEOUT_MS}
     if addresses:
         redis["addresses"] = addresses
-    return {"node_name": name, "cluster": {"redis": redis}}
+    return {"node_name": name, "cluster": {"redis": redis}, **(extra or {})}
 
 
 def readyz(broker):
@@ -300,6 +301,7 @@ class ClusterCase(unittest.TestCase):
 
     NODES = 3
     APPENDONLY = False
+    EXTRA_CONFIG = None  # more config sections for every node
 
     def setUp(self):
         self.redis = RedisServer(appendonly=self.APPENDONLY)
@@ -316,7 +318,7 @@ class ClusterCase(unittest.TestCase):
     def start_node(self, name, addresses=None):
         """Starts a node with --redis naming our Redis and waits until it logged its start
         with `name` and /readyz says ready."""
-        node = Broker.start(config=node_config(name, addresses),
+        node = Broker.start(config=node_config(name, addresses, self.EXTRA_CONFIG),
                             extra_args=["--redis", self.redis.address])
         self.nodes.append(node)
         deadline = time.monotonic() + scaled(10)
@@ -564,6 +566,41 @@ class FanOutTest(ClusterCase):
                              ("MESSAGE", receipt["x-seq"], f"next-{rnd}".encode()),
                              f"round {rnd}: {describe(frame)}")
             sub.close()
+
+
+class LiveOnlyTopicTest(ClusterCase):
+    """A topic the journal rules make live-only reaches the other nodes' subscribers too,
+    through Redis pub/sub: without x-seq, at most once, each message once per subscriber."""
+    NODES = 2
+    EXTRA_CONFIG = {"journal": {"destinations": [{"pattern": "/topic/typing.**",
+                                                  "journaled": False}]}}
+    COUNT = 50
+
+    def test_a_live_only_topic_reaches_every_node_once_each(self):
+        dest = unique("/topic/typing.room")
+        a, b = self.nodes
+        here, there = self.connect(a), self.connect(b)
+        for conn in (here, there):
+            _, receipt = conn.subscribe_replay(dest, "typing")  # RECEIPT: following it now
+            self.assertNotIn("x-head-seq", receipt)
+        sender = self.connect(a)
+        for i in range(self.COUNT):
+            sender.publish(dest, f"typing-{i}")
+        for name, conn in (("same node", here), ("other node", there)):
+            frames = [conn.frame() for _ in range(self.COUNT)]
+            self.assertEqual([f[0] for f in frames], ["MESSAGE"] * self.COUNT, name)
+            self.assertEqual(bodies_of(frames), [f"typing-{i}" for i in range(self.COUNT)],
+                             f"{name}: every message once, in publish order")
+            self.assertTrue(all("x-seq" not in f[1] for f in frames), f"{name}: not journaled")
+            ids = [f[1]["message-id"] for f in frames]
+            self.assertEqual(len(set(ids)), self.COUNT, f"{name}: message-ids {ids}")
+        # Nothing more arrives: the publishing node does not deliver its own copy twice.
+        sender.publish(dest, "last")
+        for conn in (here, there):
+            self.assertEqual(bodies_of([conn.frame()]), ["last"])
+        with self.assertRaises(BrokerError) as refused:  # no history to replay
+            sender.subscribe_replay(dest, "history", replay="last:5")
+        self.assertIn("history not kept", str(refused.exception))
 
 
 class NodeCrashTest(ClusterCase):

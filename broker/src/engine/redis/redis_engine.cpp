@@ -2,6 +2,7 @@
 
 #include "broker/log.hpp"
 #include "engine/local_engine.hpp"
+#include "engine/redis/live_channel.hpp"
 #include "net/event_loop.hpp"
 #include "routing/publish.hpp"
 #include "routing/queue.hpp"
@@ -28,6 +29,8 @@ constexpr auto watchdog_interval = std::chrono::milliseconds(250);
 // Announcements that arrive between SUBSCRIBE and the head read, kept to be fed in once the
 // feed starts; past this many the feed reads the stream again instead.
 constexpr std::size_t max_early_announcements = 1000;
+// Live-only messages handed to Redis and not yet answered, all connections together.
+constexpr std::size_t max_live_bytes = 64 * 1024 * 1024;
 
 // FNV-1a: the same on every node and every build, which std::hash is not promised to be.
 std::uint64_t stable_hash(std::string_view a, std::string_view b) {
@@ -86,6 +89,7 @@ redis_engine::redis_engine(const config& settings, worker_pool& workers, router&
       store_(settings.cluster.redis.key_prefix),
       password_(read_password(settings.cluster.redis.password_file)),
       epochs_(std::random_device{}()),
+      origin_(fmt::format("{:012x}", epochs_() & 0xffff'ffff'ffffULL)),
       watchdog_(io_) {
   for (const auto& a : settings.cluster.redis.addresses) {
     auto s = std::make_unique<shard>();
@@ -98,7 +102,7 @@ redis_engine::redis_engine(const config& settings, worker_pool& workers, router&
   if (shards_.empty()) throw std::invalid_argument("redis_engine: no cluster.redis.addresses");
   // Before any session subscribes (the engine is made before the listeners open).
   topics_.on_interest([this](std::string_view destination, bool wanted) {
-    if (!journaled(destination)) return;
+    if (!destination.starts_with("/topic/")) return;  // queues are per node, for now
     net::post(io_, [this, d = std::string(destination), wanted]() mutable {
       set_interest(std::move(d), wanted);
     });
@@ -305,7 +309,9 @@ void redis_engine::set_interest(std::string destination, bool wanted) {
     if (it == follows_.end()) return;
     auto& f = *it->second;
     auto& sub = f.home->subscriber;
-    const auto channel = store_.channel(destination);
+    const auto channel = f.live
+                             ? redis::live_channel(settings_.cluster.redis.key_prefix, destination)
+                             : store_.channel(destination);
     if (sub && sub->subscribed(channel)) sub->unsubscribe(channel);
     run_waiting(f);
     follows_.erase(it);
@@ -316,6 +322,7 @@ void redis_engine::set_interest(std::string destination, bool wanted) {
   f->destination = destination;
   f->home = &shard_for(destination);
   f->generation = ++generations_;
+  f->live = !journaled(f->destination);
   auto& ref = *f;
   follows_.emplace(std::move(destination), std::move(f));
   start_follow(ref);
@@ -328,7 +335,7 @@ void redis_engine::set_interest(std::string destination, bool wanted) {
 // subscription took effect. After a reconnect only the second step is needed.
 void redis_engine::start_follow(follow& f) {
   if (!f.home->up) return;  // on_connected() starts it
-  if (!f.feed) read_head(f);
+  if (!f.feed && !f.live) read_head(f);
   subscribe(f);
 }
 
@@ -338,10 +345,12 @@ void redis_engine::subscribe(follow& f) {
   f.early.clear();
   f.missed_early = false;
   s.subscriber->subscribe(
-      store_.channel(f.destination),
+      f.live ? redis::live_channel(settings_.cluster.redis.key_prefix, f.destination)
+             : store_.channel(f.destination),
       [this, d = f.destination, g = f.generation](std::string payload) {
         auto* here = find_follow(d, g);
         if (!here) return;
+        if (here->live) return on_live(*here, payload);
         auto a = redis::stream_store::parse_announcement(payload);
         if (!a) return log_warn("redis: an announcement on {} that is not one", d);
         a->record.destination = d;
@@ -368,6 +377,7 @@ void redis_engine::subscribe(follow& f) {
         }
         if (ec) return;  // the connection ended: lost() and on_connected() take it from here
         here->subscribed = true;
+        if (here->live) return run_waiting(*here);
         read_head(*here);
       });
 }
@@ -482,8 +492,45 @@ bool redis_engine::append(std::size_t w, std::string destination, header_list he
   return true;
 }
 
-engine::route_result redis_engine::route(std::size_t w, const message_ptr& m) {
-  return route_on_node(topics_, queues_, w, m);
+engine::route_result redis_engine::route(std::size_t w, const message_ptr& m,
+                                         std::span<const stomp::header_view> passed,
+                                         std::string_view body) {
+  const auto result = route_on_node(topics_, queues_, w, m);
+  if (result != route_result::routed || !m->destination.starts_with("/topic/")) return result;
+  // A live-only topic: this node's subscribers have it; the other nodes' get it through
+  // Redis, at most once as on one node, within a budget so a Redis that can't keep up costs
+  // the other nodes' copies, not this node's memory.
+  redis::live_message lm{origin_, m->id, {}, std::string(body)};
+  lm.headers.reserve(passed.size());
+  for (const auto& h : passed) lm.headers.emplace_back(h.name, h.value);
+  auto payload = redis::encode_live(lm);
+  const auto bytes = payload.size();
+  if (live_bytes_.fetch_add(bytes, std::memory_order_relaxed) + bytes > max_live_bytes) {
+    live_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+    live_dropped_.fetch_add(1, std::memory_order_relaxed);
+    return result;
+  }
+  net::post(io_, [this, d = m->destination, payload = std::move(payload), bytes]() mutable {
+    auto& s = shard_for(d);
+    auto release = [this, bytes] { live_bytes_.fetch_sub(bytes, std::memory_order_relaxed); };
+    if (!s.up) return release();
+    s.commands->command(
+        {"PUBLISH", redis::live_channel(settings_.cluster.redis.key_prefix, d), std::move(payload)},
+        [release](error_code, redis::reply) { release(); });
+  });
+  return result;
+}
+
+void redis_engine::on_live(follow& f, std::string_view payload) {
+  auto m = redis::parse_live(payload);
+  if (!m) return log_warn("redis: a live message on {} that is not one", f.destination);
+  if (m->origin == origin_) return;  // ours: delivered here already
+  std::vector<stomp::header_view> headers;
+  headers.reserve(m->headers.size());
+  for (const auto& [name, value] : m->headers) headers.push_back({name, value});
+  delivered_.push_back(make_live_message(held_, f.destination,
+                                         fmt::format("{}-{}", m->origin, m->id), headers, m->body));
+  publish_delivered();
 }
 
 void redis_engine::when_all_answered(std::function<void()> done) {
@@ -506,7 +553,7 @@ void redis_engine::when_following(std::size_t w, std::string_view destination,
   net::post(io_, [this, w, d = std::string(destination), done = std::move(done)]() mutable {
     auto then = [this, w, done = std::move(done)]() mutable { workers_.post(w, std::move(done)); };
     auto it = follows_.find(d);
-    if (it != follows_.end() && !it->second->feed && it->second->home->up)
+    if (it != follows_.end() && !it->second->started() && it->second->home->up)
       return it->second->until_ready.push_back(std::move(then));
     then();
   });

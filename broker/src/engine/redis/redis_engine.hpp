@@ -49,7 +49,8 @@ class redis_engine final : public engine {
   bool journaled(std::string_view destination) const override;
   bool append(std::size_t w, std::string destination, header_list headers, std::string body,
               append_callback done) override;
-  route_result route(std::size_t w, const message_ptr& m) override;
+  route_result route(std::size_t w, const message_ptr& m,
+                     std::span<const stomp::header_view> passed, std::string_view body) override;
   void when_following(std::size_t w, std::string_view destination,
                       std::function<void()> done) override;
   void when_stored(std::size_t w, std::function<void()> done) override;
@@ -80,14 +81,18 @@ class redis_engine final : public engine {
   struct follow {
     std::string destination;
     std::uint64_t generation = 0;
+    bool live = false;  // a live-only topic: its channel, no feed, at most once
     shard* home = nullptr;
     bool subscribed = false;                  // Redis confirmed the SUBSCRIBE
     std::optional<redis::ordered_feed> feed;  // from when subscribed and the head was read
     // Announcements between the SUBSCRIBE and the head read, fed in once the feed starts.
     std::vector<redis::stream_store::announcement> early;
     bool missed_early = false;  // more than that: the stream is read again
-    // Replays and SUBSCRIBE receipts waiting for the feed's start.
+    // Replays and SUBSCRIBE receipts waiting for the start.
     std::vector<std::function<void()>> until_ready;
+    // Where a subscriber may count on every message from now on: the feed's start, or for a
+    // live-only topic the channel subscribed.
+    bool started() const noexcept { return live ? subscribed : feed.has_value(); }
   };
 
   shard& shard_for(std::string_view destination);
@@ -103,6 +108,7 @@ class redis_engine final : public engine {
   void set_interest(std::string destination, bool wanted);
   void start_follow(follow& f);
   void subscribe(follow& f);
+  void on_live(follow& f, std::string_view payload);
   void read_head(follow& f);
   void run_waiting(follow& f);
   void publish_delivered();
@@ -125,7 +131,12 @@ class redis_engine final : public engine {
   redis::stream_store store_;
   const std::string password_;  // cluster.redis.password_file's first line
 
-  std::mt19937_64 epochs_;  // engine thread
+  std::mt19937_64 epochs_;    // engine thread
+  const std::string origin_;  // names this run in live messages it shares
+  // Live messages on their way to Redis; past max_live_bytes new ones go to this node's
+  // subscribers only (live is at most once).
+  std::atomic<std::size_t> live_bytes_{0};
+  std::atomic<std::uint64_t> live_dropped_{0};
   mutable boost::asio::io_context io_;
   std::vector<std::unique_ptr<shard>> shards_;
   string_map<std::unique_ptr<follow>> follows_;
