@@ -121,10 +121,11 @@ report run_capacity(const options& o) {
   });
 
   options local = o;
-  local.target = target{};
-  local.target.websocket = true;
-  local.target.port = acceptor.local_endpoint().port();
-  local.target.path = "/ws";
+  target here;
+  here.websocket = true;
+  here.port = acceptor.local_endpoint().port();
+  here.path = "/ws";
+  local.targets = {here};
   local.threads = 1;
   report r;
   {

@@ -108,7 +108,7 @@ net::awaitable<void> engine::open_some(std::vector<client*> list, std::size_t fi
                                        std::size_t step) {
   for (std::size_t i = first; i < list.size() && !stopping(); i += step) {
     client& c = *list[i];
-    if (auto ec = co_await c.conn.open(opt_.target, cred_)) {
+    if (auto ec = co_await c.conn.open(opt_.targets[i % opt_.targets.size()], cred_)) {
       record_error(c.conn.error_detail());
       open_failed_.fetch_add(1);
       continue;

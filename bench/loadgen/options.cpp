@@ -136,13 +136,14 @@ std::optional<options> parse_options(int argc, char** argv) {
   std::string scenario_name, url, tcp, ws, hb;
   double warmup = o.warmup.count(), duration = o.duration.count(), drain = o.drain.count(),
          hold = o.hold.count();
-  unsigned pid = 0;
+  std::string pids;
   po::options_description desc(usage, 100);
   // clang-format off
   desc.add_options()
     ("help,h", "print this help and exit")
     ("url", po::value(&url), "broker: ws://HOST:PORT/PATH or stomp://HOST:PORT "
-                             "(default ws://127.0.0.1:15674/ws)")
+                             "(default ws://127.0.0.1:15674/ws); several, comma-separated: "
+                             "the connections are spread over them")
     ("tcp", po::value(&tcp), "shortcut for --url stomp://HOST:PORT")
     ("ws", po::value(&ws), "shortcut for --url ws://HOST:PORT/ws")
     ("login", po::value(&o.login), "CONNECT login")
@@ -179,7 +180,8 @@ std::optional<options> parse_options(int argc, char** argv) {
      "/topic/bench.fanout, /topic/bench.room.<i>, /topic/bench.journal, /topic/bench.replay.<pid>)")
     ("header", po::value(&o.send_headers)->composing(), "extra NAME:VALUE header on every SEND "
      "(repeatable), e.g. persistent:true")
-    ("broker-pid", decimal("broker-pid", &pid, false), "broker process: CPU and RSS are read from /proc/PID")
+    ("broker-pid", po::value(&pids), "broker process: CPU and RSS are read from /proc/PID; "
+                                     "several, comma-separated, are summed (nodes and Redis)")
     ("json", "print the result as one JSON object on stdout (the summary goes to stderr)")
     ("no-progress", "no progress line on stderr")
     ("label", po::value(&o.label), "free text copied into the result");
@@ -220,15 +222,29 @@ std::optional<options> parse_options(int argc, char** argv) {
   if (vm["count"].defaulted() && o.scenario == scenario::floor) o.count = 1'000'000;
   if (!tcp.empty()) url = "stomp://" + tcp;
   if (!ws.empty()) url = "ws://" + ws + "/ws";
-  if (!url.empty()) o.target = parse_target(url);
+  if (!url.empty()) {
+    o.targets.clear();
+    for (std::string_view rest = url;;) {
+      const auto comma = rest.find(',');
+      o.targets.push_back(parse_target(std::string(rest.substr(0, comma))));
+      if (comma == std::string_view::npos) break;
+      rest = rest.substr(comma + 1);
+    }
+  }
   o.heart_beat = !hb.empty() ? hb : o.scenario == scenario::idle ? "10000,10000" : "0,0";
   o.warmup = std::chrono::duration<double>(warmup);
   o.duration = std::chrono::duration<double>(duration);
   o.drain = std::chrono::duration<double>(drain);
   o.hold = std::chrono::duration<double>(hold);
-  if (pid > static_cast<unsigned>(std::numeric_limits<int>::max()))
-    throw std::runtime_error(fmt::format("--broker-pid: no such process id {}", pid));
-  if (pid > 0) o.broker_pid = static_cast<int>(pid);
+  for (std::string_view rest = pids; !rest.empty();) {
+    const auto comma = rest.find(',');
+    const auto text = rest.substr(0, comma);
+    const auto pid = stomp::parse_decimal<unsigned>(text);
+    if (!pid || *pid == 0 || *pid > static_cast<unsigned>(std::numeric_limits<int>::max()))
+      throw std::runtime_error(fmt::format("--broker-pid: no such process id '{}'", text));
+    o.broker_pids.push_back(static_cast<int>(*pid));
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+  }
   o.json = vm.count("json") > 0;
   o.progress = vm.count("no-progress") == 0;
   if (o.threads == 0 || o.threads > 64) throw std::runtime_error("--threads must be 1..64");

@@ -23,7 +23,9 @@ struct target {
 // Everything the command line sets; defaults are the member initializers.
 struct options {
   bench::scenario scenario = scenario::fanout;
-  bench::target target;
+  // --url A[,B...]: the clients are spread over them round robin (several nodes of a
+  // cluster); one by default.
+  std::vector<bench::target> targets{bench::target{}};
   std::string login;
   std::string passcode;
   std::string vhost;  // CONNECT's host header; empty: the target's host (RabbitMQ wants "/")
@@ -54,7 +56,7 @@ struct options {
 
   std::string destination;                // default per scenario
   std::vector<std::string> send_headers;  // extra "name:value" headers on every SEND
-  std::optional<int> broker_pid;
+  std::vector<int> broker_pids;           // --broker-pid P[,Q...]: their CPU and RSS, summed
   bool json = false;
   bool progress = true;
   std::string label;

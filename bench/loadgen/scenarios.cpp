@@ -33,14 +33,36 @@ steady::time_point at_ns(std::int64_t ns) {
       std::chrono::duration_cast<steady::duration>(std::chrono::nanoseconds(ns)));
 }
 
+// Summed over --broker-pid's processes; nullopt without any, or when one can't be read.
+std::optional<double> broker_cpu_seconds(const options& o) {
+  if (o.broker_pids.empty()) return std::nullopt;
+  double total = 0;
+  for (int pid : o.broker_pids) {
+    auto s = process_cpu_seconds(pid);
+    if (!s) return std::nullopt;
+    total += *s;
+  }
+  return total;
+}
+
+std::optional<std::uint64_t> broker_rss_kib(const options& o) {
+  if (o.broker_pids.empty()) return std::nullopt;
+  std::uint64_t total = 0;
+  for (int pid : o.broker_pids) {
+    auto kib = process_rss_kib(pid);
+    if (!kib) return std::nullopt;
+    total += *kib;
+  }
+  return total;
+}
+
 // The broker's CPU and this process's, sampled together at the edges of the window.
 struct cpu_sample {
   std::optional<double> broker_s;
   cpu_times self;
   std::optional<double> machine_s;
   static cpu_sample take(const options& o) {
-    return {o.broker_pid ? process_cpu_seconds(*o.broker_pid) : std::nullopt, self_cpu(),
-            machine_busy_seconds()};
+    return {broker_cpu_seconds(o), self_cpu(), machine_busy_seconds()};
   }
 };
 
@@ -52,7 +74,7 @@ void add_cpu(report& r, const options& o, const cpu_sample& a, const cpu_sample&
     r.add("broker_cpu_pct", 100.0 * cpu / seconds);
     if (units > 0)
       r.add(fmt::format("broker_cpu_us_per_{}", unit), cpu * 1e6 / static_cast<double>(units));
-    if (auto rss = process_rss_kib(*o.broker_pid)) r.add("broker_rss_kib", *rss);
+    if (auto rss = broker_rss_kib(o)) r.add("broker_rss_kib", *rss);
   }
   double user = b.self.user - a.self.user, sys = b.self.system - a.self.system;
   r.add("generator_cpu_s", user + sys);
@@ -81,7 +103,9 @@ void add_errors(report& r, const engine& e) {
 
 void add_header(report& r, const options& o, const engine& e) {
   r.add("scenario", std::string(to_string(o.scenario)));
-  r.add("target", o.target.url());
+  std::string urls;
+  for (const auto& t : o.targets) urls += (urls.empty() ? "" : ",") + t.url();
+  r.add("target", urls);
   if (!e.clients().empty() && !e.clients().front()->conn.server().empty())
     r.add("server", e.clients().front()->conn.server());
   if (!o.label.empty()) r.add("label", o.label);
@@ -373,7 +397,7 @@ report run_idle(const options& o) {
                     o.connections, fd_limit));
   engine e(o);
   std::optional<std::uint64_t> rss_before;
-  if (o.broker_pid) rss_before = process_rss_kib(*o.broker_pid);
+  rss_before = broker_rss_kib(o);
   auto self_rss_before = process_rss_kib(static_cast<int>(getpid()));
   for (std::size_t i = 0; i < o.connections; ++i) e.add_client(idle_buffer_bytes);
   auto started = now_ns();
@@ -392,11 +416,11 @@ report run_idle(const options& o) {
   e.progress_until(now_ns() + 1'000'000'000, "settle");
   auto cpu0 = cpu_sample::take(o);
   std::optional<std::uint64_t> rss_connected;
-  if (o.broker_pid) rss_connected = process_rss_kib(*o.broker_pid);
+  rss_connected = broker_rss_kib(o);
   e.progress_until(now_ns() + seconds_ns(o.hold.count()), "hold");
   auto cpu1 = cpu_sample::take(o);
   std::optional<std::uint64_t> rss_end;
-  if (o.broker_pid) rss_end = process_rss_kib(*o.broker_pid);
+  rss_end = broker_rss_kib(o);
   auto self_rss_end = process_rss_kib(static_cast<int>(getpid()));
   std::size_t alive = 0;
   for (const auto& c : e.clients()) alive += c->alive ? 1 : 0;
