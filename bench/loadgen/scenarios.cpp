@@ -104,7 +104,10 @@ void add_errors(report& r, const engine& e) {
 void add_header(report& r, const options& o, const engine& e) {
   r.add("scenario", std::string(to_string(o.scenario)));
   std::string urls;
-  for (const auto& t : o.targets) urls += (urls.empty() ? "" : ",") + t.url();
+  for (const auto& t : o.targets) {
+    if (!urls.empty()) urls += ',';
+    urls += t.url();
+  }
   r.add("target", urls);
   if (!e.clients().empty() && !e.clients().front()->conn.server().empty())
     r.add("server", e.clients().front()->conn.server());
