@@ -138,9 +138,11 @@ export class Broker {
 //   tcp, ws, admin: "HOST:PORT" (default 127.0.0.1:0)
 //   dataDir: reuse a data directory (restart tests); a fresh one otherwise
 //   logLevel: --log-level (default info)
+//   extraArgs: more command-line arguments, appended after the ones above (e.g.
+//            ['--redis', '127.0.0.1:6379']); not a flag this already passes
 export async function startBroker({
   config, configFile, tcp = '127.0.0.1:0', ws = '127.0.0.1:0', admin = '127.0.0.1:0', dataDir,
-  logLevel = 'info',
+  logLevel = 'info', extraArgs = [],
 } = {}) {
   const bin = brokerBinary();
   const dir = dataDir ? path.dirname(dataDir) : fs.mkdtempSync(path.join(os.tmpdir(), 'stompd-e2e-'));
@@ -154,6 +156,7 @@ export async function startBroker({
     fs.writeFileSync(file, toYaml(config));
     args.push('--config', file);
   }
+  args.push(...extraArgs);
   // Run in the temporary directory: stompd reads conf/stompd.yaml from its working directory
   // when no --config is given, and the tests must not depend on where they were started.
   const child = spawn(bin, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });

@@ -28,8 +28,11 @@ Run with /usr/bin/python3. Not named test_*.py: CTest runs it as its own test (e
 
 import collections
 import http.client
+import os
 import re
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -50,12 +53,12 @@ HISTORY_ALL = "last:10000"  # the default replay cap: more than any test here pu
 _STARTED = re.compile(r"started version=\S+ threads=\d+ node=(\S+)")
 
 
-def node_config(name, addresses=None, extra=None):
+def node_config(name, addresses=None, extra=None, redis_extra=None):
     """A node's config: its name and the Redis timeouts; the addresses come from --redis
-    unless given here; `extra`: more top-level sections. key_prefix is quoted: a plain scalar
-    may not end with ':'."""
+    unless given here; `extra`: more top-level sections; `redis_extra`: more cluster.redis
+    keys. key_prefix is quoted: a plain scalar may not end with ':'."""
     redis = {"key_prefix": '"stompd-e2e:"', "connect_timeout_ms": CONNECT_TIMEOUT_MS,
-             "command_timeout_ms": COMMAND_TIMEOUT_MS}
+             "command_timeout_ms": COMMAND_TIMEOUT_MS, **(redis_extra or {})}
     if addresses:
         redis["addresses"] = addresses
     return {"node_name": name, "cluster": {"redis": redis}, **(extra or {})}
@@ -302,9 +305,14 @@ class ClusterCase(unittest.TestCase):
     NODES = 3
     APPENDONLY = False
     EXTRA_CONFIG = None  # more config sections for every node
+    REDIS_ARGS = ()      # more redis-server arguments
+
+    def redis_settings(self):
+        """More cluster.redis keys for every node."""
+        return {}
 
     def setUp(self):
-        self.redis = RedisServer(appendonly=self.APPENDONLY)
+        self.redis = RedisServer(appendonly=self.APPENDONLY, extra_args=self.REDIS_ARGS)
         self.addCleanup(self.redis.cleanup)  # last: the nodes stop while Redis is still up
         self.nodes = []
         self.killed = set()  # indexes into self.nodes
@@ -318,7 +326,8 @@ class ClusterCase(unittest.TestCase):
     def start_node(self, name, addresses=None):
         """Starts a node with --redis naming our Redis and waits until it logged its start
         with `name` and /readyz says ready."""
-        node = Broker.start(config=node_config(name, addresses, self.EXTRA_CONFIG),
+        node = Broker.start(config=node_config(name, addresses, self.EXTRA_CONFIG,
+                                               self.redis_settings()),
                             extra_args=["--redis", self.redis.address])
         self.nodes.append(node)
         deadline = time.monotonic() + scaled(10)
@@ -601,6 +610,45 @@ class LiveOnlyTopicTest(ClusterCase):
         with self.assertRaises(BrokerError) as refused:  # no history to replay
             sender.subscribe_replay(dest, "history", replay="last:5")
         self.assertIn("history not kept", str(refused.exception))
+
+
+class RedisPasswordTest(ClusterCase):
+    """cluster.redis.password_file: both of a node's connections AUTH with its first line."""
+    NODES = 2
+    REDIS_ARGS = ("--requirepass", "s3cret-for-the-test")
+
+    def setUp(self):
+        password_dir = tempfile.mkdtemp(prefix="stompd-e2e-redis-pass-")
+        self.addCleanup(shutil.rmtree, password_dir, True)
+        self.password_file = os.path.join(password_dir, "redis.pass")
+        with open(self.password_file, "w") as f:
+            f.write("s3cret-for-the-test\n")
+        super().setUp()
+
+    def redis_settings(self):
+        return {"password_file": self.password_file}
+
+    def test_nodes_authenticate_and_share_a_room(self):
+        dest = unique("/topic/cluster.auth")
+        a, b = self.nodes
+        reader = self.connect(b)
+        reader.subscribe_replay(dest, "room")
+        receipt = self.connect(a).publish_confirmed(dest, "hello")
+        self.assertEqual(receipt.get("x-seq"), "1", receipt)
+        frame = reader.frame()
+        self.assertEqual((frame[0], frame[2]), ("MESSAGE", b"hello"), describe(frame))
+
+    def test_a_wrong_password_keeps_the_node_unready_and_says_why(self):
+        with open(self.password_file, "w") as f:
+            f.write("wrong\n")
+        node = Broker.start(config=node_config("node-wrong", redis_extra=self.redis_settings()),
+                            extra_args=["--redis", self.redis.address])
+        self.nodes.append(node)
+        self.wait_readyz(node, 503, scaled(5))
+        deadline = time.monotonic() + scaled(10)
+        while "redis unreachable" not in node.log() and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling the log another thread collects
+        self.assertIn("AUTH", node.log())
 
 
 class NodeCrashTest(ClusterCase):

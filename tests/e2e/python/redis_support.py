@@ -37,11 +37,13 @@ def free_port():
 
 
 def answers_ping(port, timeout=1.0):
-    """True when something on 127.0.0.1:port answers a raw PING with +PONG."""
+    """True when something on 127.0.0.1:port answers a raw PING with +PONG (or, with
+    requirepass, refuses it for want of AUTH: the server is up)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
             s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
+            answer = s.recv(16)
+            return answer.startswith(b"+PONG") or answer.startswith(b"-NOAUTH")
     except OSError:
         return False
 

@@ -196,6 +196,18 @@ void redis_engine::connect(shard& s) {
 }
 
 void redis_engine::on_connected(shard& s) {
+  if (password_.empty()) return set_up(s);
+  // The pub/sub connection authenticates first: it does nothing else before it subscribes.
+  s.subscriber->command(
+      {"AUTH", password_}, [this, &s, sub = s.subscriber](error_code ec, redis::reply r) {
+        if (sub != s.subscriber) return;
+        if (ec || r.is_error())
+          return lost(s, fmt::format("AUTH (pub/sub): {}", ec ? ec.message() : r.str));
+        set_up(s);
+      });
+}
+
+void redis_engine::set_up(shard& s) {
   // Pipelined: AUTH and SELECT first, so everything after runs as that user, in that db.
   auto c = s.commands;
   auto first_error = std::make_shared<std::string>();
@@ -208,10 +220,7 @@ void redis_engine::on_connected(shard& s) {
         *first_error = fmt::format("{}: {}", what, r.str);
     };
   };
-  if (!password_.empty()) {
-    c->command({"AUTH", password_}, check("AUTH"));
-    s.subscriber->command({"AUTH", password_}, check("AUTH (pub/sub)"));
-  }
+  if (!password_.empty()) c->command({"AUTH", password_}, check("AUTH"));
   if (settings_.cluster.redis.db != 0)
     c->command({"SELECT", std::to_string(settings_.cluster.redis.db)}, check("SELECT"));
   store_.load(*c, [first_error](error_code ec, std::string error) {

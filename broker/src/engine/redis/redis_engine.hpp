@@ -101,6 +101,7 @@ class redis_engine final : public engine {
   // Engine thread only, from here on.
   void connect(shard& s);
   void on_connected(shard& s);
+  void set_up(shard& s);  // once connected (and the pub/sub connection authenticated)
   void lost(shard& s, std::string_view why);
   void update_ready();
   void watchdog();
