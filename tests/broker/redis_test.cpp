@@ -418,12 +418,48 @@ TEST_F(RedisStreamStoreTest, AnEpochLastsUntilTheDataIsLost) {
   EXPECT_EQ(c.seq, 1u);
 }
 
+// A failover to a replica that had not received the last writes: the meta hash is there,
+// in the same epoch, but behind what a node saw stored. Numbering on in that epoch would
+// give a subscriber's seen x-seqs to new messages.
+TEST_F(RedisStreamStoreTest, AnAppendBehindWhatTheCallerSawStartsANewEpoch) {
+  for (int i = 1; i <= 10; ++i) append(*c_, fmt::format("m{}", i), "e1");
+  for (int i = 6; i <= 10; ++i) call(*c_, {"XDEL", store_.log_key(room), fmt::format("{}-0", i)});
+  call(*c_, {"XSETID", store_.log_key(room), "5-0"});  // as the replica had them
+  call(*c_, {"HSET", store_.meta_key(room), "seq", "5"});
+
+  auto behind_what_was_seen = [&](stream_store::seen known, std::string_view proposed) {
+    std::optional<stream_store::appended> a;
+    store_.append(*c_, record("after the failover"), 0, proposed, known,
+                  [&](stream_store::appended got) { a = std::move(got); });
+    run_until([&] { return a.has_value(); });
+    EXPECT_FALSE(a->ec) << a->error;
+    return *a;
+  };
+  auto kept = behind_what_was_seen({"e1", 5}, "e2");  // nothing seen that Redis lacks
+  EXPECT_EQ(kept.epoch, "e1");
+  EXPECT_EQ(kept.seq, 6u);
+  auto renewed = behind_what_was_seen({"e1", 10}, "e3");
+  EXPECT_EQ(renewed.epoch, "e3");
+  EXPECT_EQ(renewed.seq, 7u);
+  EXPECT_EQ(behind_what_was_seen({"e1", 10}, "e4").epoch, "e3");  // e1 is over
+  EXPECT_EQ(seqs(replay(kind::after, 0, 10'000, 8 << 20, "e3")), (seq_list{7, 8}));
+}
+
 TEST_F(RedisStreamStoreTest, AStreamWithoutItsMetaContinuesItsSequenceInANewEpoch) {
   for (int i = 0; i < 3; ++i) append(*c_, "x", "e1");
   call(*c_, {"DEL", store_.meta_key(room)});
   auto a = append(*c_, "y", "e2");
   EXPECT_EQ(a.seq, 4u);
   EXPECT_EQ(a.epoch, "e2");
+  // The epoch's history starts at its first message: 1..3 are another epoch's numbers.
+  auto h = read_after(0);
+  EXPECT_EQ(seqs(h), (seq_list{4}));
+  EXPECT_EQ(h.epoch_start, 4u);
+  auto last = replay(kind::last, 10);
+  EXPECT_EQ(seqs(last), (seq_list{4}));
+  EXPECT_TRUE(last.complete);
+  EXPECT_EQ(seqs(replay(kind::after, 0)), (seq_list{4}));
+  EXPECT_EQ(seqs(replay(kind::since, 0)), (seq_list{4}));
 }
 
 TEST_F(RedisStreamStoreTest, WithoutTheLibraryAnAppendFailsNamingIt) {

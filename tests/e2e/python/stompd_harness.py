@@ -39,7 +39,7 @@ def sanitizer_reports(stderr):
     """The lines of a sanitizer build's stderr that report a finding."""
     return [line for line in stderr.splitlines()
             if "ERROR: AddressSanitizer" in line or "ERROR: LeakSanitizer" in line
-            or "runtime error:" in line]
+            or "WARNING: ThreadSanitizer" in line or "runtime error:" in line]
 
 
 def rss_mib(pid):

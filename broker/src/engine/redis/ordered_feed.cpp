@@ -54,6 +54,8 @@ void ordered_feed::on_filled(std::size_t asked, stream_store::history h) {
     adopt_epoch(h.epoch);
     return fill_to(h.head_seq);
   }
+  // A new epoch that began past an old epoch's entries begins there.
+  last_ = std::max(last_, h.epoch_start - 1);
   const bool reached_the_end = h.records.size() < asked;
   for (auto& r : h.records) {
     if (r.seq <= last_) continue;

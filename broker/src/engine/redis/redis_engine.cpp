@@ -474,10 +474,15 @@ bool redis_engine::append(std::size_t w, std::string destination, header_list he
       return answer(std::move(failed));
     }
     const auto max_messages = rules_.policy_for(r.destination).retention.max_messages;
+    // What this node has delivered of the destination: Redis behind it in the same epoch
+    // lost writes, and the append starts a new epoch.
+    redis::stream_store::seen known;
+    if (auto it = follows_.find(r.destination); it != follows_.end() && it->second->feed)
+      known = {it->second->feed->epoch(), it->second->feed->delivered()};
     // Shared by the command (which copies it into its arguments) and the reply's handler.
     auto stored = std::make_shared<storage::record>(std::move(r));
     store_.append(
-        *s.commands, *stored, max_messages, propose_epoch(),
+        *s.commands, *stored, max_messages, propose_epoch(), known,
         [this, &s, stored, answer = std::move(answer)](redis::stream_store::appended a) mutable {
           storage::append_result result;
           result.ec = a.ec;

@@ -50,15 +50,23 @@ local function trim_for_one_more(log, meta, keep)
   redis.call('XTRIM', log, 'MINID', (seq_of(newest[1]) + 1) .. '-0')
 end
 
--- KEYS: log, meta. ARGV: channel, max_messages (0: no limit), new_epoch, headers, body.
--- Returns {seq, timestamp_ms, epoch}.
+-- KEYS: log, meta. ARGV: channel, max_messages (0: no limit), new_epoch, headers, body,
+-- seen_epoch, seen_seq (the newest x-seq the caller has seen stored, in that epoch; '', 0:
+-- none). Returns {seq, timestamp_ms, epoch}.
 local function append(keys, args)
   local log, meta = keys[1], keys[2]
   local channel, max_messages, headers, body = args[1], tonumber(args[2]), args[4], args[5]
   local epoch = redis.call('HGET', meta, 'epoch')
   if not epoch then
     epoch = args[3]
-    redis.call('HSET', meta, 'epoch', epoch, 'seq', last_seq_of(log), 'ts', 0)
+    local last = last_seq_of(log)
+    redis.call('HSET', meta, 'epoch', epoch, 'seq', last, 'ts', 0, 'since', last + 1)
+  elseif epoch == args[6] and (tonumber(redis.call('HGET', meta, 'seq')) or 0) < tonumber(args[7]) then
+    -- The caller saw x-seqs this Redis no longer has (a failover lost acknowledged writes):
+    -- giving them out again in this epoch would make new messages read as already seen.
+    epoch = args[3]
+    local seq = math.max(tonumber(redis.call('HGET', meta, 'seq')) or 0, last_seq_of(log))
+    redis.call('HSET', meta, 'epoch', epoch, 'seq', seq, 'since', seq + 1)
   end
   local seq = redis.call('HINCRBY', meta, 'seq', 1)
   local now = redis.call('TIME')
@@ -74,11 +82,19 @@ local function append(keys, args)
 end
 
 -- KEYS: log, meta. ARGV: after (x-seq, exclusive), count. Returns {head, epoch, entries}.
+-- Entries below the epoch's first x-seq (`since`) belong to an earlier epoch, whose numbers
+-- mean other messages: they are not read as this epoch's.
+local function epoch_start(meta)
+  return tonumber(redis.call('HGET', meta, 'since')) or 1
+end
+
 local function read_after(keys, args)
   local head = tonumber(redis.call('HGET', keys[2], 'seq')) or 0
   local epoch = redis.call('HGET', keys[2], 'epoch') or ''
-  local entries = redis.call('XRANGE', keys[1], '(' .. args[1] .. '-0', '+', 'COUNT', args[2])
-  return {head, epoch, entries}
+  local since = epoch_start(keys[2])
+  local after = math.max(tonumber(args[1]), since - 1)
+  local entries = redis.call('XRANGE', keys[1], '(' .. after .. '-0', '+', 'COUNT', args[2])
+  return {head, epoch, entries, since}
 end
 
 -- The oldest x-seq stored with a timestamp at or after `since`, looking back from the head
@@ -114,19 +130,23 @@ local function replay(keys, args)
   local lost_ts = tonumber(redis.call('HGET', meta, 'lost_ts')) or 0
   -- Another epoch's x-seq numbers other messages: read everything, and say it may not be all.
   local other_epoch = (mode == 'after' or mode == 'page') and args[5] ~= '' and args[5] ~= epoch
+  -- This epoch's history starts at its first x-seq: nothing before it is asked for.
+  local start = epoch_start(meta)
   if other_epoch then value = 0 end
   local wanted, top, lost = 0, head, other_epoch
   if mode == 'last' then
-    wanted = math.min(value, head)
+    wanted = math.max(0, math.min(value, head - start + 1))
   elseif mode == 'after' then
+    value = math.max(value, start - 1)
     if value < head then wanted = head - value end
   elseif mode == 'page' then
+    value = math.max(value, start - 1)
     if value < head then wanted = math.min(head - value, max_messages) end
     top = value + wanted
     lost = lost or lost_seq > value
   else
     lost = lost_seq > 0 and lost_ts >= value
-    wanted = head - first_since(log, head, value, max_messages + 1) + 1
+    wanted = head - math.max(start, first_since(log, head, value, max_messages + 1)) + 1
   end
   -- Newest first, so the caps keep the newest: a replay stays contiguous with live messages.
   local take = math.min(wanted, max_messages)
@@ -288,11 +308,17 @@ void stream_store::load(connection& c,
 
 void stream_store::append(connection& c, const storage::record& r, std::uint64_t max_messages,
                           std::string_view new_epoch, append_handler done) const {
+  append(c, r, max_messages, new_epoch, {}, std::move(done));
+}
+
+void stream_store::append(connection& c, const storage::record& r, std::uint64_t max_messages,
+                          std::string_view new_epoch, const seen& known,
+                          append_handler done) const {
   std::string headers;
   storage::encode_headers(r.headers, headers);
   c.command({"FCALL", "stompd_append", "2", log_key(r.destination), meta_key(r.destination),
              channel(r.destination), std::to_string(max_messages), std::string(new_epoch),
-             std::move(headers), r.body},
+             std::move(headers), r.body, std::string(known.epoch), std::to_string(known.seq)},
             [done = std::move(done)](boost::system::error_code ec, reply rep) {
               appended out;
               if (failed(ec, rep, "stompd_append", out)) return done(std::move(out));
@@ -317,13 +343,14 @@ void stream_store::read_after(connection& c, std::string_view destination, std::
                 boost::system::error_code ec, reply rep) {
               history out;
               if (failed(ec, rep, "stompd_read_after", out)) return done(std::move(out));
-              if (rep.kind != reply::type::array || rep.elements.size() != 3 ||
+              if (rep.kind != reply::type::array || rep.elements.size() != 4 ||
                   rep.elements[2].kind != reply::type::array) {
                 out.ec = errc::bad_reply;
                 return done(std::move(out));
               }
               out.head_seq = static_cast<std::uint64_t>(rep.elements[0].integer);
               out.epoch = std::move(rep.elements[1].str);
+              out.epoch_start = static_cast<std::uint64_t>(rep.elements[3].integer);
               if (!parse_entries(rep.elements[2], destination, out.records))
                 out.ec = errc::bad_reply;
               done(std::move(out));

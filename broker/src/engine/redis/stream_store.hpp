@@ -15,7 +15,9 @@ namespace broker::redis {
 // A destination's history in Redis and the sequence that numbers it:
 //   {<prefix><destination>}:log   a stream, one entry per message, entry id "<x-seq>-0",
 //                                 fields t (Unix ms by Redis's clock), h (headers), b (body)
-//   {<prefix><destination>}:meta  a hash: seq (the last x-seq given), epoch, ts (newest t)
+//   {<prefix><destination>}:meta  a hash: seq (the last x-seq given), epoch, since (the
+//                                 epoch's first x-seq), ts (newest t), lost_seq / lost_ts
+//                                 (the newest message trimmed or purged)
 // The braces make one hash slot of a destination's keys, so Redis Cluster (or a primary per
 // slot range) keeps a destination in one place without a key change.
 //
@@ -40,6 +42,8 @@ class stream_store {
     std::uint64_t head_seq = 0;            // the last x-seq given when read; 0: none yet
     std::string epoch;                     // "" when the destination has no history
     bool complete = true;                  // replay(): as storage::replay_result::complete
+    // read_after(): the epoch's first x-seq; those below it are an earlier epoch's.
+    std::uint64_t epoch_start = 1;
   };
   using append_handler = std::function<void(appended)>;
   using history_handler = std::function<void(history)>;
@@ -52,6 +56,15 @@ class stream_store {
   // max_messages: the stream is trimmed to this many; 0: no limit.
   void append(connection& c, const storage::record& r, std::uint64_t max_messages,
               std::string_view new_epoch, append_handler done) const;
+  // The same, from a caller that has seen the destination stored up to x-seq `seq` of
+  // `epoch`: when Redis's sequence is behind that in the same epoch (a failover that lost
+  // writes), the append starts new_epoch instead of giving those x-seqs out again.
+  struct seen {
+    std::string_view epoch;
+    std::uint64_t seq = 0;
+  };
+  void append(connection& c, const storage::record& r, std::uint64_t max_messages,
+              std::string_view new_epoch, const seen& known, append_handler done) const;
   // Up to `limit` messages after x-seq `after`, oldest first, with the head and epoch read
   // in the same step.
   void read_after(connection& c, std::string_view destination, std::uint64_t after,
