@@ -13,8 +13,10 @@
 # is the nodes' and Redis's together; Redis's own is reported too. Prints medians; raw
 # results stay in build/bench-cluster/DATE/. Everything it started is stopped on exit.
 #
-# Scenarios (default all): fanout (100 subscribers, closed loop), rooms (1000 rooms x 2
-# members, 10000 msg/s), journal (receipted publish, 4 publishers x 128 in flight).
+# Scenarios (default all), journaled topics (each message stored, in Redis or SQLite) unless
+# named live: fanout (1 publisher, 100 subscribers, closed loop), fanout-live (the same on a
+# live-only topic: Redis pub/sub between nodes), rooms (1000 rooms x 2 members, 10000 msg/s),
+# journal (receipted publish, 4 publishers x 128 in flight).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -23,8 +25,8 @@ command_line="scripts/bench-cluster.sh${*:+ $*}"
 repeats=3
 duration=8
 warmup=2
-scenarios=fanout,rooms,journal
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+scenarios=fanout,fanout-live,rooms,journal
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --repeats) repeats=$2; shift 2 ;;
@@ -98,8 +100,9 @@ stop_nodes() {
 
 scenario_args() {
   case "$1" in
-    fanout) echo "fanout --subscribers 100 --window 200 --body-bytes 128" ;;
-    rooms) echo "rooms --rooms 1000 --members 2 --total-rate 10000 --body-bytes 128" ;;
+    fanout) echo "fanout --subscribers 100 --window 200 --body-bytes 128 --destination /topic/bench.journaled.fanout" ;;
+    fanout-live) echo "fanout --subscribers 100 --window 200 --body-bytes 128" ;;
+    rooms) echo "rooms --rooms 1000 --members 2 --total-rate 10000 --body-bytes 128 --destination /topic/bench.journaled.room" ;;
     journal) echo "journal --publishers 4 --inflight 128 --body-bytes 128" ;;
     *) echo "bench-cluster: unknown scenario $1" >&2; exit 2 ;;
   esac
@@ -133,7 +136,9 @@ import glob, json, os, statistics, sys
 out, command = sys.argv[1], sys.argv[2]
 def runs(scenario, setup):
     found = []
-    for path in sorted(glob.glob(f"{out}/{scenario}-{setup}-*[0-9].json")):
+    for path in sorted(glob.glob(f"{out}/{scenario}-{setup}-[0-9]*.json")):
+        if path.endswith(".redis.json"):
+            continue
         with open(path) as f:
             text = f.read().strip()
         if not text:
@@ -146,11 +151,12 @@ def runs(scenario, setup):
 def median(rs, key):
     values = [r[key] for r in rs if key in r]
     return statistics.median(values) if values else None
-rate_key = {"fanout": "deliveries_per_s", "rooms": "deliveries_per_s", "journal": "receipted_per_s"}
+rate_key = {"journal": "receipted_per_s"}
 print(f"\n{command}\n")
 print("| scenario | setup | median rate | ratio to redis-1 | nodes+Redis CPU % | Redis CPU s | errors |")
 print("|---|---|---|---|---|---|---|")
-for scenario in sorted({os.path.basename(p).split("-")[0] for p in glob.glob(f"{out}/*-*.json")}):
+scenarios = {os.path.basename(p).rsplit("-", 3)[0] for p in glob.glob(f"{out}/*-[0-9].json")}
+for scenario in sorted(scenarios):
     base = median(runs(scenario, "redis-1"), rate_key.get(scenario, "deliveries_per_s"))
     for setup in ("sqlite-1", "redis-1", "redis-3"):
         rs = runs(scenario, setup)
