@@ -651,6 +651,47 @@ class RedisPasswordTest(ClusterCase):
         self.assertIn("AUTH", node.log())
 
 
+class TwoPrimariesTest(ClusterCase):
+    """Two independent Redis primaries: each destination lives on one of them, the same one
+    for every node (a stable hash of its name), and works as with one Redis."""
+    NODES = 2
+    ROOMS = 24
+
+    def setUp(self):
+        self.second = RedisServer()
+        self.addCleanup(self.second.cleanup)
+        super().setUp()
+
+    def start_node(self, name, addresses=None):
+        node = Broker.start(config=node_config(name, None, self.EXTRA_CONFIG,
+                                               self.redis_settings()),
+                            extra_args=["--redis", f"{self.redis.address},{self.second.address}"])
+        self.nodes.append(node)
+        self.wait_readyz(node, 200, scaled(10))
+        return node
+
+    def test_rooms_are_spread_over_both_and_every_node_agrees_where(self):
+        a, b = self.nodes
+        rooms = [unique(f"/topic/cluster.spread.{k}") for k in range(self.ROOMS)]
+        writer, other = self.connect(a), self.connect(b)
+        for k, room in enumerate(rooms):
+            for i in range(3):  # alternating nodes: both must pick the same Redis
+                conn = writer if i % 2 == 0 else other
+                self.assertEqual(conn.publish_confirmed(room, f"{k}-{i}")["x-seq"], str(i + 1))
+        placed = {}
+        for server in (self.redis, self.second):
+            for key in server.command("KEYS", "{stompd-e2e:*}:log"):
+                placed.setdefault(key.decode()[len("{stompd-e2e:"):-len("}:log")], []).append(
+                    server.port)
+        self.assertEqual(sorted(placed), sorted(rooms), "every room stored, and only there")
+        self.assertTrue(all(len(ports) == 1 for ports in placed.values()), placed)
+        on_first = sum(1 for ports in placed.values() if ports == [self.redis.port])
+        self.assertTrue(0 < on_first < self.ROOMS, f"{on_first} of {self.ROOMS} on the first")
+        for room in rooms:
+            history, receipt = read_history(b.tcp_port, room)
+            self.assertEqual(seqs_of(history), [1, 2, 3], room)
+
+
 class NodeCrashTest(ClusterCase):
     PER_PUBLISHER = 200
     WINDOW = 20

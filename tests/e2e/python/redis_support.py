@@ -48,6 +48,26 @@ def answers_ping(port, timeout=1.0):
         return False
 
 
+def _read_reply(reader):
+    line = reader.readline()
+    if not line.endswith(b"\r\n"):
+        raise AssertionError(f"Redis closed the connection mid-reply: {line!r}")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise AssertionError(f"Redis error: {rest.decode()}")
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        return None if n < 0 else reader.read(n + 2)[:-2]
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_read_reply(reader) for _ in range(n)]
+    raise AssertionError(f"unexpected Redis reply {line!r}")
+
+
 class RedisServer:
     """One redis-server process: .address ("127.0.0.1:PORT"), .kill() (SIGKILL, the
     directory stays), .restart(empty=False) on the same port, .cleanup().
@@ -126,6 +146,18 @@ class RedisServer:
                     os.remove(path)
         if not self._start():
             raise AssertionError(f"redis-server did not restart on port {self.port}\n{self.log()}")
+
+    def command(self, *args):
+        """Runs one command over a fresh connection (RESP, enough for integers, strings and
+        flat arrays) and returns its reply; an error reply raises AssertionError."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=scaled(5)) as s:
+            out = f"*{len(args)}\r\n".encode()
+            for a in args:
+                a = a.encode() if isinstance(a, str) else a
+                out += b"$%d\r\n%s\r\n" % (len(a), a)
+            s.sendall(out)
+            reader = s.makefile("rb")
+            return _read_reply(reader)
 
     def log(self, tail=4000):
         try:
