@@ -354,6 +354,36 @@ TEST_F(RedisStreamStoreTest, WhatRetentionRemovedMakesAReplayIncomplete) {
   EXPECT_TRUE(replay(kind::last, 3).complete);
 }
 
+// max_age_ms: an append removes what is older (a bounded step each time); a replay hides
+// what is due and not yet removed, as the SQLite journal's retention pass would have.
+TEST_F(RedisStreamStoreTest, AgeRetentionRemovesAndHidesOldMessages) {
+  for (int i = 1; i <= 3; ++i) append(*c_, fmt::format("old{}", i));
+  std::this_thread::sleep_for(60ms);
+  auto hidden = [&] {
+    storage::replay_request r;
+    r.destination = std::string(room);
+    r.mode = kind::last;
+    r.value = 10;
+    std::optional<stream_store::history> h;
+    store_.replay(*c_, r, 50ms, [&](stream_store::history got) { h = std::move(got); });
+    run_until([&] { return h.has_value(); });
+    return *h;
+  }();
+  EXPECT_TRUE(hidden.records.empty());
+  EXPECT_FALSE(hidden.complete);                // asked for, and gone by retention
+  EXPECT_EQ(read_after(0).records.size(), 3u);  // still stored until an append trims
+
+  std::optional<stream_store::appended> a;
+  store_.append(*c_, record("new"), 0, "e1", {.epoch = "", .seq = 0, .max_age = 50ms},
+                [&](stream_store::appended got) { a = std::move(got); });
+  run_until([&] { return a.has_value(); });
+  EXPECT_FALSE(a->ec) << a->error;
+  auto h = read_after(0);
+  EXPECT_EQ(seqs(h), (seq_list{4}));
+  EXPECT_FALSE(replay(kind::last, 2).complete);  // 3 was asked for and removed
+  EXPECT_TRUE(replay(kind::last, 1).complete);
+}
+
 TEST_F(RedisStreamStoreTest, TheByteCapKeepsTheNewestThatFit) {
   for (int i = 1; i <= 10; ++i) append(*c_, std::string(100, 'x'));
   auto h = replay(kind::last, 10, 10'000, 350);

@@ -473,16 +473,17 @@ bool redis_engine::append(std::size_t w, std::string destination, header_list he
       failed.ec = error_code(s.up ? redis::errc::weaker_durability : redis::errc::not_connected);
       return answer(std::move(failed));
     }
-    const auto max_messages = rules_.policy_for(r.destination).retention.max_messages;
+    const auto retention = rules_.policy_for(r.destination).retention;
     // What this node has delivered of the destination: Redis behind it in the same epoch
     // lost writes, and the append starts a new epoch.
     redis::stream_store::seen known;
     if (auto it = follows_.find(r.destination); it != follows_.end() && it->second->feed)
       known = {it->second->feed->epoch(), it->second->feed->delivered()};
+    known.max_age = retention.max_age;
     // Shared by the command (which copies it into its arguments) and the reply's handler.
     auto stored = std::make_shared<storage::record>(std::move(r));
     store_.append(
-        *s.commands, *stored, max_messages, propose_epoch(), known,
+        *s.commands, *stored, retention.max_messages, propose_epoch(), known,
         [this, &s, stored, answer = std::move(answer)](redis::stream_store::appended a) mutable {
           storage::append_result result;
           result.ec = a.ec;
@@ -593,7 +594,7 @@ void redis_engine::replay(storage::replay_request request, replay_callback done)
         failed.ec = error_code(redis::errc::not_connected);
         return done(std::move(failed));
       }
-      store_.replay(*s.commands, request,
+      store_.replay(*s.commands, request, rules_.policy_for(request.destination).retention.max_age,
                     [&s, done = std::move(done)](redis::stream_store::history h) {
                       if (!h.error.empty()) log_error("redis {}: {}", s.name, h.error);
                       storage::replay_result r;

@@ -50,9 +50,26 @@ local function trim_for_one_more(log, meta, keep)
   redis.call('XTRIM', log, 'MINID', (seq_of(newest[1]) + 1) .. '-0')
 end
 
+-- Removes the entries older than `cutoff` (Unix ms), at most `chunks` x 100 of them, and
+-- remembers the newest removed. Oldest first, so it stops at the first one to keep.
+local function trim_older_than(log, meta, cutoff, chunks)
+  for _ = 1, chunks do
+    local oldest = redis.call('XRANGE', log, '-', '+', 'COUNT', 100)
+    local last_gone = nil
+    for _, e in ipairs(oldest) do
+      if ts_of(e[2]) >= cutoff then break end
+      last_gone = e
+    end
+    if not last_gone then return end
+    redis.call('HSET', meta, 'lost_seq', seq_of(last_gone[1]), 'lost_ts', ts_of(last_gone[2]))
+    redis.call('XTRIM', log, 'MINID', (seq_of(last_gone[1]) + 1) .. '-0')
+    if last_gone ~= oldest[#oldest] then return end
+  end
+end
+
 -- KEYS: log, meta. ARGV: channel, max_messages (0: no limit), new_epoch, headers, body,
 -- seen_epoch, seen_seq (the newest x-seq the caller has seen stored, in that epoch; '', 0:
--- none). Returns {seq, timestamp_ms, epoch}.
+-- none), max_age_ms (0: no limit). Returns {seq, timestamp_ms, epoch}.
 local function append(keys, args)
   local log, meta = keys[1], keys[2]
   local channel, max_messages, headers, body = args[1], tonumber(args[2]), args[4], args[5]
@@ -75,6 +92,10 @@ local function append(keys, args)
   if ts < newest then ts = newest end  -- a clock stepped back repeats the newest
   redis.call('HSET', meta, 'ts', ts)
   if max_messages > 0 then trim_for_one_more(log, meta, max_messages) end
+  -- Age retention as messages arrive, a bounded step each time; replays hide what is due
+  -- and not yet removed.
+  local max_age = tonumber(args[8]) or 0
+  if max_age > 0 then trim_older_than(log, meta, ts - max_age, 10) end
   redis.call('XADD', log, seq .. '-0', 't', ts, 'h', headers, 'b', body)
   redis.call('PUBLISH', channel,
              string.format('%d %d %s %d\n', seq, ts, epoch, #headers) .. headers .. body)
@@ -117,13 +138,20 @@ local function first_since(log, head, since, bound)
 end
 
 -- KEYS: log, meta. ARGV: mode (last, after, since, page), value, max_messages, max_bytes,
--- epoch (the one `value` was seen in, for after and page; '' when not said).
+-- epoch (the one `value` was seen in, for after and page; '' when not said), max_age_ms (0:
+-- no limit: older messages count as removed by retention).
 -- Returns {head, epoch, complete (0/1), entries oldest first}: the same answer as the SQLite
 -- journal's read_history, read in one atomic step so it ends exactly at head.
 local function replay(keys, args)
   local log, meta = keys[1], keys[2]
   local mode, value = args[1], tonumber(args[2])
   local max_messages, max_bytes = tonumber(args[3]), tonumber(args[4])
+  local cutoff = 0
+  local max_age = tonumber(args[6]) or 0
+  if max_age > 0 then
+    local now = redis.call('TIME')
+    cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - max_age
+  end
   local head = tonumber(redis.call('HGET', meta, 'seq')) or 0
   local epoch = redis.call('HGET', meta, 'epoch') or ''
   local lost_seq = tonumber(redis.call('HGET', meta, 'lost_seq')) or 0
@@ -156,6 +184,7 @@ local function replay(keys, args)
     local range = redis.call('XREVRANGE', log, top .. '-0', (top - take + 1) .. '-0', 'COUNT', take)
     for _, e in ipairs(range) do
       if seq_of(e[1]) ~= expected then break end  -- removed below here
+      if ts_of(e[2]) < cutoff then break end      -- due for removal: as good as removed
       local size = 0
       for i = 1, #e[2], 2 do
         if e[2][i] ~= 't' then size = size + #e[2][i + 1] end
@@ -318,7 +347,8 @@ void stream_store::append(connection& c, const storage::record& r, std::uint64_t
   storage::encode_headers(r.headers, headers);
   c.command({"FCALL", "stompd_append", "2", log_key(r.destination), meta_key(r.destination),
              channel(r.destination), std::to_string(max_messages), std::string(new_epoch),
-             std::move(headers), r.body, std::string(known.epoch), std::to_string(known.seq)},
+             std::move(headers), r.body, std::string(known.epoch), std::to_string(known.seq),
+             std::to_string(known.max_age.count())},
             [done = std::move(done)](boost::system::error_code ec, reply rep) {
               appended out;
               if (failed(ec, rep, "stompd_append", out)) return done(std::move(out));
@@ -359,6 +389,11 @@ void stream_store::read_after(connection& c, std::string_view destination, std::
 
 void stream_store::replay(connection& c, const storage::replay_request& r,
                           history_handler done) const {
+  replay(c, r, std::chrono::milliseconds(0), std::move(done));
+}
+
+void stream_store::replay(connection& c, const storage::replay_request& r,
+                          std::chrono::milliseconds max_age, history_handler done) const {
   using kind = storage::replay_request::kind;
   const char* mode = r.mode == kind::last    ? "last"
                      : r.mode == kind::after ? "after"
@@ -366,7 +401,7 @@ void stream_store::replay(connection& c, const storage::replay_request& r,
                                              : "since";
   c.command({"FCALL_RO", "stompd_replay", "2", log_key(r.destination), meta_key(r.destination),
              mode, std::to_string(r.value), std::to_string(r.max_messages),
-             std::to_string(r.max_bytes), r.epoch},
+             std::to_string(r.max_bytes), r.epoch, std::to_string(max_age.count())},
             [done = std::move(done), destination = r.destination](boost::system::error_code ec,
                                                                   reply rep) {
               history out;

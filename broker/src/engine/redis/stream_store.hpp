@@ -3,6 +3,7 @@
 #include "engine/redis/connection.hpp"
 #include "storage/journal.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -59,9 +60,11 @@ class stream_store {
   // The same, from a caller that has seen the destination stored up to x-seq `seq` of
   // `epoch`: when Redis's sequence is behind that in the same epoch (a failover that lost
   // writes), the append starts new_epoch instead of giving those x-seqs out again.
+  // max_age: the destination's age retention (0: none); what is older goes on the way.
   struct seen {
     std::string_view epoch;
     std::uint64_t seq = 0;
+    std::chrono::milliseconds max_age{0};
   };
   void append(connection& c, const storage::record& r, std::uint64_t max_messages,
               std::string_view new_epoch, const seen& known, append_handler done) const;
@@ -73,6 +76,9 @@ class stream_store {
   // The history `r` asks for (storage::replay_request: last, after, since, page, the caps,
   // the epoch), the same answer as the SQLite journal gives, read in one atomic step.
   void replay(connection& c, const storage::replay_request& r, history_handler done) const;
+  // With age retention: messages older than `max_age` count as removed (0: none).
+  void replay(connection& c, const storage::replay_request& r, std::chrono::milliseconds max_age,
+              history_handler done) const;
 
   struct stats {
     boost::system::error_code ec;
