@@ -294,8 +294,18 @@ std::string render_prometheus(const metrics& m, const broker_stats& s) {
               m.journal_commit_seconds);
   e.histogram("journal_batch_messages", "Messages committed per journal transaction.",
               m.journal_batch_size);
-  e.gauge("journal_size_bytes", "Size of the journal: the SQLite file and its WAL.",
+  e.gauge("journal_size_bytes",
+          "Size of the journal: the SQLite file and its WAL, or Redis's used memory.",
           s.journal_bytes);
+  e.gauge("store_ready", "1 while the journal's store takes messages (Redis reachable), else 0.",
+          static_cast<std::uint64_t>(m.store_ready ? 1 : 0));
+  e.counter("store_failures_total", "Journaled SENDs the store failed to take (each got ERROR).",
+            m.store_failures);
+  e.counter("store_reconnects_total", "Connections to a shared store (Redis) made again.",
+            m.store_reconnects);
+  e.counter("live_not_shared_total",
+            "Live-only messages other nodes did not get: what waited for Redis was at its budget.",
+            m.live_not_shared);
   e.gauge("resident_memory_bytes", "Resident memory of the broker process.", s.rss_bytes);
   e.gauge("held_bytes",
           "Messages held for clients and open transactions (limits.max_held_bytes_total).",

@@ -106,6 +106,11 @@ struct metrics {
   histogram replay_seconds;
   histogram journal_commit_seconds;
   histogram journal_batch_size;
+  // The store behind the journal (SQLite, or Redis with cluster.redis).
+  bool store_ready = true;             // /readyz's view of it
+  std::uint64_t store_failures = 0;    // journaled SENDs the store failed to take
+  std::uint64_t store_reconnects = 0;  // connections to a shared store made again
+  std::uint64_t live_not_shared = 0;   // live messages other nodes did not get (budget)
 };
 
 struct publish_result {

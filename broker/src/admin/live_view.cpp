@@ -267,6 +267,12 @@ admin::metrics live_view::collect_metrics() {
   m.replay_seconds = ctx_.metrics.replay_seconds.snapshot();
   m.journal_commit_seconds = ctx_.metrics.journal_commit_seconds.snapshot();
   m.journal_batch_size = ctx_.metrics.journal_batch_size.snapshot();
+  const auto& store = ctx_.publishing->store();
+  m.store_ready = store.ready();
+  m.store_failures = ctx_.publishing->store_failures();
+  const auto counted = store.statistics();
+  m.store_reconnects = counted.reconnects;
+  m.live_not_shared = counted.live_not_shared;
   return m;
 }
 

@@ -76,6 +76,13 @@ class engine {
 
   // False while the store can't take messages (a shared store unreachable): /readyz.
   virtual bool ready() const { return true; }
+  // For /metrics: connections to a shared store made again after one was lost; live
+  // messages not passed to other nodes because what waited to go had reached its budget.
+  struct counters {
+    std::uint64_t reconnects = 0;
+    std::uint64_t live_not_shared = 0;
+  };
+  virtual counters statistics() const { return {}; }
 };
 
 }  // namespace broker

@@ -140,6 +140,7 @@ publisher::status publisher::publish(std::size_t w, const request& r,
         w, std::string(r.destination), std::move(kept), std::string(r.body),
         [this, bytes, listener = std::move(listener), ticket](const storage::append_result& a) {
           pending_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+          if (a.ec) store_failures_.fetch_add(1, std::memory_order_relaxed);
           if (auto l = listener.lock()) l->on_stored(ticket, a);
         });
     if (accepted) return status::storing;

@@ -117,6 +117,10 @@ class publisher {
   std::size_t pending_bytes() const noexcept {
     return pending_bytes_.load(std::memory_order_relaxed);
   }
+  // Journaled publishes the engine failed to store (each got an ERROR); any thread.
+  std::uint64_t store_failures() const noexcept {
+    return store_failures_.load(std::memory_order_relaxed);
+  }
   // What a publish of `r` counts against the pending-store budgets.
   static std::size_t store_bytes(const request& r) noexcept;
   // "" when x-replay may be used on `destination`, else the ERROR's detail.
@@ -152,6 +156,7 @@ class publisher {
   std::unique_ptr<engine> engine_;
   std::atomic<std::uint64_t> admin_messages_{0};  // names the admin API's live messages
   std::atomic<std::size_t> pending_bytes_{0};
+  std::atomic<std::uint64_t> store_failures_{0};
 };
 
 }  // namespace broker

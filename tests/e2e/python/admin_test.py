@@ -227,6 +227,10 @@ class AdminApiTest(AdminCase):
             "stompd_replay_duration_seconds": "histogram",
             "stompd_journal_commit_duration_seconds": "histogram",
             "stompd_journal_batch_messages": "histogram",
+            "stompd_store_ready": "gauge",
+            "stompd_store_failures": "counter",
+            "stompd_store_reconnects": "counter",
+            "stompd_live_not_shared": "counter",
         }
         for name, kind in expected.items():
             self.assertIn(name, families, f"missing {name}")

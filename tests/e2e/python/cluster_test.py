@@ -31,6 +31,7 @@ import http.client
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -62,6 +63,20 @@ def node_config(name, addresses=None, extra=None, redis_extra=None):
     if addresses:
         redis["addresses"] = addresses
     return {"node_name": name, "cluster": {"redis": redis}, **(extra or {})}
+
+
+def metric(broker, name):
+    """One unlabelled sample of the node's /metrics, as a number."""
+    conn = http.client.HTTPConnection("127.0.0.1", broker.admin_port, timeout=scaled(5))
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name} in /metrics:\n{text}")
 
 
 def readyz(broker):
@@ -804,6 +819,38 @@ class RedisRestartTest(ClusterCase):
         self.assert_view(sub, 1, last, seq_to_body, epoch)
 
 
+class RedisPausedTest(ClusterCase):
+    """A Redis that stops answering without closing anything (SIGSTOP: paused, swapping, a
+    network that drops silently) is given up on after command_timeout_ms: the SEND waiting on
+    it gets an ERROR, never a RECEIPT, and the node is ready again once Redis answers."""
+    NODES = 1
+
+    def test_a_silent_redis_fails_the_waiting_send_and_the_node_recovers(self):
+        dest = unique("/topic/cluster.paused")
+        node = self.nodes[0]
+        conn = self.connect(node)
+        self.assertEqual(conn.publish_confirmed(dest, "before")["x-seq"], "1")
+        self.redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            conn.publish(dest, "while-paused", receipt="paused")
+            frame = conn.frame(NOTICE_OUTAGE_S)
+            took = time.monotonic() - started
+            self.assertEqual(frame[0], "ERROR", describe(frame))
+            self.assertEqual(frame[1].get("receipt-id"), "paused", describe(frame))
+            self.assertGreaterEqual(took, COMMAND_TIMEOUT_MS / 1000 * 0.9,
+                                    "given up on before the command timeout")
+            self.wait_readyz(node, 503, NOTICE_OUTAGE_S)
+            self.assertIn("no reply for", node.log())
+        finally:
+            self.redis.proc.send_signal(signal.SIGCONT)
+        self.wait_readyz(node, 200, RECONNECT_S)
+        r = self.connect(node).publish_confirmed(dest, "after")
+        # The paused SEND may or may not have been stored before Redis stopped: what the
+        # ERROR says ("the connection to Redis was closed"), and why a resend may duplicate.
+        self.assertIn(r["x-seq"], ("2", "3"), r)
+
+
 class RedisDataLossTest(ClusterCase):
     NODES = 2
 
@@ -846,9 +893,15 @@ class ReadinessTest(ClusterCase):
     def test_readyz_is_503_while_redis_is_down_and_200_after_it_is_back(self):
         node = self.nodes[0]
         self.assertEqual(readyz(node)[0], 200)
+        self.assertEqual(metric(node, "stompd_store_ready"), 1)
         self.kill_redis_and_wait_unready()
+        self.assertEqual(metric(node, "stompd_store_ready"), 0)
+        self.assert_send_refused(node, unique("/topic/cluster.ready.down"), "refused")
+        self.assertGreaterEqual(metric(node, "stompd_store_failures_total"), 1)
         self.redis.restart()
         self.wait_readyz(node, 200, RECONNECT_S)
+        self.assertEqual(metric(node, "stompd_store_ready"), 1)
+        self.assertEqual(metric(node, "stompd_store_reconnects_total"), 1)
         r = self.connect(node).publish_confirmed(unique("/topic/cluster.ready"), "m")
         self.assertEqual(r.get("x-seq"), "1", f"RECEIPT {r}")
 

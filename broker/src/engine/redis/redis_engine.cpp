@@ -168,6 +168,8 @@ void redis_engine::connect(shard& s) {
   const auto& r = settings_.cluster.redis;
   s.commands = redis::connection::create(io_);
   s.subscriber = redis::connection::create(io_);
+  s.replies_seen = 0;
+  s.silent_since.reset();
   for (const auto& c : {s.commands, s.subscriber}) {
     c->on_lost([this, &s, weak = std::weak_ptr<redis::connection>(c)](error_code) {
       auto gone = weak.lock();
@@ -247,9 +249,13 @@ void redis_engine::set_up(shard& s) {
           s.name, *appendonly, appendfsync);
       log_error("{}", s.refusal);
     }
+    if (s.was_up) reconnects_.fetch_add(1, std::memory_order_relaxed);
+    s.was_up = true;
     s.up = true;
     s.backoff = std::chrono::milliseconds(0);
+    // The watchdog counts silence from now, not from before the outage.
     s.replies_seen = c->replies();
+    s.silent_since.reset();
     update_ready();
     // The new pub/sub connection follows nothing yet: every destination wanted comes back,
     // and each feed catches up with what was stored meanwhile.
@@ -288,11 +294,15 @@ void redis_engine::watchdog() {
   const auto now = std::chrono::steady_clock::now();
   for (auto& s : shards_) {
     auto& c = s->commands;
-    if (!c || !s->up) continue;
+    if (!c) continue;  // set-up too: a Redis that accepts and never answers is given up on
     if (c->pending() == 0 || c->replies() != s->replies_seen) {
       s->replies_seen = c->replies();
-      s->waiting_since = now;
-    } else if (now - s->waiting_since >= settings_.cluster.redis.command_timeout) {
+      s->silent_since.reset();
+    } else if (!s->silent_since) {
+      // Counted from the first tick that sees it: never less than the timeout after the
+      // command was sent, at most one tick more.
+      s->silent_since = now;
+    } else if (now - *s->silent_since >= settings_.cluster.redis.command_timeout) {
       lost(*s, fmt::format("no reply for {} ms (cluster.redis.command_timeout_ms)",
                            settings_.cluster.redis.command_timeout.count()));
     }

@@ -60,6 +60,10 @@ class redis_engine final : public engine {
   std::optional<std::uint64_t> purge(std::string_view destination) override;
   std::uint64_t stored_bytes() const override;
   bool ready() const override { return ready_.load(std::memory_order_relaxed); }
+  counters statistics() const override {
+    return {reconnects_.load(std::memory_order_relaxed),
+            live_dropped_.load(std::memory_order_relaxed)};
+  }
 
  private:
   // One Redis primary and the connections to it.
@@ -68,12 +72,14 @@ class redis_engine final : public engine {
     std::string name;  // "host:port", for logs
     std::shared_ptr<redis::connection> commands, subscriber;
     bool up = false;      // both connections ready, the library loaded
+    bool was_up = false;  // once: a later set-up is a reconnect
     std::string refusal;  // why appends are refused although connected (durability)
     std::chrono::milliseconds backoff{0};
     std::unique_ptr<boost::asio::steady_timer> retry;
-    // The command watchdog: the reply count when a wait began, and when.
+    // The command watchdog: the reply count it last saw, and since when commands have been
+    // pending with no reply (unset: not silent).
     std::uint64_t replies_seen = 0;
-    std::chrono::steady_clock::time_point waiting_since;
+    std::optional<std::chrono::steady_clock::time_point> silent_since;
   };
   // One destination this node's subscribers want, followed from its shard's channel.
   // Callbacks find it again by (destination, generation): a follow ended and begun again
@@ -145,6 +151,7 @@ class redis_engine final : public engine {
   std::vector<message_ptr> delivered_;  // by the feeds, handed to the router in one batch
   boost::asio::steady_timer watchdog_;
   std::atomic<bool> ready_{false};
+  std::atomic<std::uint64_t> reconnects_{0};
 
   // Destinations this node has written or followed, for limits.max_journaled_destinations.
   mutable std::mutex known_mutex_;
