@@ -27,7 +27,6 @@ Run with /usr/bin/python3. Not named test_*.py: CTest runs it as its own test (e
 """
 
 import collections
-import http.client
 import os
 import re
 import shutil
@@ -40,7 +39,7 @@ import unittest
 
 from history_support import BrokerError, Stomp, bodies_of, describe, seq_of, seqs_of
 from redis_support import RedisServer, free_port
-from stompd_harness import Broker, sanitizer_reports, scaled, unique
+from stompd_harness import Broker, metric, readyz, sanitizer_reports, scaled, unique
 
 CONNECT_TIMEOUT_MS = 1000
 COMMAND_TIMEOUT_MS = 2000
@@ -65,53 +64,10 @@ def node_config(name, addresses=None, extra=None, redis_extra=None):
     return {"node_name": name, "cluster": {"redis": redis}, **(extra or {})}
 
 
-def metric(broker, name):
-    """One unlabelled sample of the node's /metrics, as a number."""
-    conn = http.client.HTTPConnection("127.0.0.1", broker.admin_port, timeout=scaled(5))
-    try:
-        conn.request("GET", "/metrics")
-        text = conn.getresponse().read().decode()
-    finally:
-        conn.close()
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"no {name} in /metrics:\n{text}")
-
-
-def readyz(broker):
-    """(status, body) of GET /readyz, or (None, why) when the admin port does not answer."""
-    conn = http.client.HTTPConnection("127.0.0.1", broker.admin_port, timeout=scaled(5))
-    try:
-        conn.request("GET", "/readyz")
-        reply = conn.getresponse()
-        return reply.status, reply.read().decode("utf-8", "replace")
-    except OSError as e:
-        return None, repr(e)
-    finally:
-        conn.close()
-
-
 def subscribe_resuming(conn, destination, sub_id, replay, epoch=None, timeout=None):
-    """Stomp.subscribe_replay with x-epoch as well when `epoch` is given: (MESSAGEs before the
-    RECEIPT, RECEIPT headers)."""
-    if epoch is None:
-        return conn.subscribe_replay(destination, sub_id, replay, timeout)
-    rid = conn.next_receipt_id("sub")
-    conn.send_frame("SUBSCRIBE", [("id", sub_id), ("destination", destination), ("ack", "auto"),
-                                  ("receipt", rid), ("x-replay", replay), ("x-epoch", epoch)])
-    messages = []
-    while True:
-        frame = conn.frame(scaled(10) if timeout is None else timeout)
-        if frame[0] == "MESSAGE":
-            messages.append(frame)
-        elif frame[0] == "RECEIPT" and frame[1].get("receipt-id") == rid:
-            return messages, frame[1]
-        elif frame[0] == "ERROR":
-            raise BrokerError(frame)
-        else:
-            raise AssertionError(f"unexpected frame before the SUBSCRIBE RECEIPT: "
-                                 f"{describe(frame)}")
+    """Stomp.subscribe_replay with x-epoch as well when `epoch` is given."""
+    return conn.subscribe_replay(destination, sub_id, replay, timeout,
+                                 headers=[("x-epoch", epoch)] if epoch else ())
 
 
 def read_history(port, destination):

@@ -90,14 +90,15 @@ class Stomp(RawStomp):
             raise AssertionError(f"expected RECEIPT {rid}, got {describe(frame)}")
         return frame[1]
 
-    def subscribe_replay(self, destination, sub_id, replay=None, timeout=None):
-        """SUBSCRIBE (x-replay if given) with a receipt; returns (messages before the RECEIPT,
-        RECEIPT headers). Anything but MESSAGE before the RECEIPT fails the test."""
+    def subscribe_replay(self, destination, sub_id, replay=None, timeout=None, headers=()):
+        """SUBSCRIBE (x-replay if given, and `headers`, e.g. x-epoch) with a receipt; returns
+        (messages before the RECEIPT, RECEIPT headers). Anything but MESSAGE before the
+        RECEIPT fails the test."""
         rid = self.next_receipt_id("sub")
         h = [("id", sub_id), ("destination", destination), ("ack", "auto"), ("receipt", rid)]
         if replay is not None:
             h.append(("x-replay", replay))
-        self.send_frame("SUBSCRIBE", h)
+        self.send_frame("SUBSCRIBE", h + list(headers))
         messages = []
         while True:
             frame = self.frame(scaled(10) if timeout is None else timeout)

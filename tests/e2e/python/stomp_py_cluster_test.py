@@ -15,7 +15,6 @@ it fails, naming scripts/install-deps test, when there is none. Every wait has a
 it as its own test (e2e_stomp_py_cluster).
 """
 
-import http.client
 import threading
 import time
 import unittest
@@ -29,7 +28,7 @@ except ImportError as e:  # a clear message instead of a bare traceback
 
 from redis_support import RedisServer
 from stomp_py_support import Collector
-from stompd_harness import Broker, sanitizer_reports, scaled, unique
+from stompd_harness import Broker, readyz, sanitizer_reports, scaled, unique
 
 PER_CLIENT = 4  # messages each of A and B publishes while both are in the room
 MISSED = 3      # messages A publishes while B is away
@@ -122,19 +121,6 @@ class RoomListener(Collector):
         self._wait(lambda: set(found()) == wanted, scaled(10) if timeout is None else timeout,
                    f"RECEIPTs {sorted(wanted)}")
         return found()
-
-
-def readyz(node):
-    """(status, body) of GET /readyz, or (None, why) when the admin port does not answer."""
-    conn = http.client.HTTPConnection("127.0.0.1", node.admin_port, timeout=scaled(5))
-    try:
-        conn.request("GET", "/readyz")
-        reply = conn.getresponse()
-        return reply.status, reply.read().decode("utf-8", "replace")
-    except OSError as e:
-        return None, repr(e)
-    finally:
-        conn.close()
 
 
 class StompPyClusterTest(unittest.TestCase):

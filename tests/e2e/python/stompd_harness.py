@@ -6,6 +6,7 @@ bound ports are read from its "listening transport=... address=HOST:PORT" log li
 kept for failure messages.
 """
 
+import http.client
 import os
 import queue
 import re
@@ -88,6 +89,34 @@ def to_yaml(obj, indent=""):
 # The development config scripts/run uses, with its guest/guest user.
 SHIPPED_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..",
                               "conf", "stompd.yaml")
+
+
+def readyz(broker):
+    """(status, body) of the broker's GET /readyz, or (None, why) when its admin port does not
+    answer."""
+    conn = http.client.HTTPConnection("127.0.0.1", broker.admin_port, timeout=scaled(5))
+    try:
+        conn.request("GET", "/readyz")
+        reply = conn.getresponse()
+        return reply.status, reply.read().decode("utf-8", "replace")
+    except OSError as e:
+        return None, repr(e)
+    finally:
+        conn.close()
+
+
+def metric(broker, name):
+    """One unlabelled sample of the broker's /metrics, as a number."""
+    conn = http.client.HTTPConnection("127.0.0.1", broker.admin_port, timeout=scaled(5))
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name} in /metrics:\n{text}")
 
 
 class Broker:
