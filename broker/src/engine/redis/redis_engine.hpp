@@ -33,6 +33,9 @@ class worker_pool;
 // cluster.redis.addresses by a consistent hash of the name. Queues and live-only topics stay
 // on the node (the in-process router and queue registry), as with local_engine.
 //
+// Files: redis_engine.cpp (construction and the engine interface), shards.cpp (the
+// connections to each Redis), follows.cpp (following destinations for subscribers).
+//
 // Its own thread runs an io_context with every Redis connection: per Redis, one for commands
 // (pipelined) and one for pub/sub. Workers hand it work by posting; it hands results back the
 // same way, so no lock is shared with the workers' hot path.
