@@ -30,8 +30,9 @@ class worker_pool;
 // (stream_store: one stream per destination, x-seq given by a server-side function) and every
 // node follows the destinations its subscribers want through pub/sub (ordered_feed: in x-seq
 // order, exactly once, gaps filled from the stream). Destinations are spread over
-// cluster.redis.addresses by a consistent hash of the name. Queues and live-only topics stay
-// on the node (the in-process router and queue registry), as with local_engine.
+// cluster.redis.addresses by a consistent hash of the name. Live-only topics reach the other
+// nodes through pub/sub too ({...}:live, at most once). Queues stay on the node (the queue
+// registry), as with local_engine, for now.
 //
 // Files: redis_engine.cpp (construction and the engine interface), shards.cpp (the
 // connections to each Redis), follows.cpp (following destinations for subscribers).
