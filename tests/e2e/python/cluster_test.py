@@ -27,6 +27,8 @@ Run with /usr/bin/python3. Not named test_*.py: CTest runs it as its own test (e
 """
 
 import collections
+import http.client
+import json
 import os
 import re
 import shutil
@@ -36,6 +38,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.parse
 
 from history_support import BrokerError, Stomp, bodies_of, describe, seq_of, seqs_of
 from redis_support import RedisServer, free_port
@@ -661,6 +664,57 @@ class TwoPrimariesTest(ClusterCase):
         for room in rooms:
             history, receipt = read_history(b.tcp_port, room)
             self.assertEqual(seqs_of(history), [1, 2, 3], room)
+
+
+def admin(broker, method, path):
+    """(status, parsed JSON) of an admin API call on the node (no admin token configured)."""
+    conn = http.client.HTTPConnection("127.0.0.1", broker.admin_port, timeout=scaled(5))
+    try:
+        conn.request(method, path)
+        reply = conn.getresponse()
+        return reply.status, json.loads(reply.read() or b"null")
+    finally:
+        conn.close()
+
+
+class AdminAcrossNodesTest(ClusterCase):
+    """The admin API (and so stompctl destinations, destination, history, purge) reads and
+    purges the shared history from any node."""
+    NODES = 2
+
+    def test_history_destinations_and_purge_work_from_the_other_node(self):
+        room = unique("/topic/cluster.admin")
+        a, b = self.nodes
+        pub = self.connect(a)
+        for i in range(3):
+            pub.publish_confirmed(room, f"m{i}")
+        path = "/api/destinations/" + urllib.parse.quote(room, safe="")
+
+        status, page = admin(b, "GET", path + "/messages")
+        self.assertEqual(status, 200, page)
+        self.assertEqual([(m["seq"], m["body"]) for m in page["messages"]],
+                         [(1, "m0"), (2, "m1"), (3, "m2")], page)
+        self.assertEqual((page["head_seq"], page["complete"]), (3, True), page)
+
+        deadline = time.monotonic() + scaled(10)  # the list's stored counts are ~1 s old
+        while True:
+            status, listing = admin(b, "GET", "/api/destinations?limit=1000")
+            found = [d for d in listing["destinations"] if d["name"] == room]
+            if found and found[0]["stored"] == 3:
+                break
+            self.assertLess(time.monotonic(), deadline, f"{room} not listed on node-1: {listing}")
+            time.sleep(0.1)  # polling a cache with a one-second life
+        self.assertEqual((found[0]["last_seq"], found[0]["journaled"]), (3, True), found)
+        status, one = admin(b, "GET", path)
+        self.assertEqual((status, one["last_seq"], one["stored"]), (200, 3, 3), one)
+
+        status, purged = admin(b, "DELETE", path + "/messages")
+        self.assertEqual((status, purged["deleted"]), (200, 3), purged)
+        history, receipt = read_history(a.tcp_port, room)
+        self.assertEqual(history, [], "purged from node-1, gone on node-0")
+        self.assertEqual(receipt["x-replay-complete"], "false", receipt)
+        self.assertEqual(pub.publish_confirmed(room, "after")["x-seq"], "4",
+                         "a purged destination's numbering goes on")
 
 
 class NodeCrashTest(ClusterCase):
