@@ -313,8 +313,7 @@ std::optional<T> redis_engine::ask(std::function<void(std::function<void(T)>)> s
 
 std::vector<storage::destination_stats> redis_engine::stored() const {
   using list = std::vector<storage::destination_stats>;
-  auto self = const_cast<redis_engine*>(this);  // the engine thread's state, touched there
-  auto out = ask<list>([self](std::function<void(list)> done) {
+  auto out = ask<list>([this](std::function<void(list)> done) {
     struct gather {
       list found;
       std::size_t left = 1;
@@ -325,16 +324,16 @@ std::vector<storage::destination_stats> redis_engine::stored() const {
     };
     auto g = std::make_shared<gather>();
     g->done = std::move(done);
-    for (auto& s : self->shards_) {
+    for (auto& s : shards_) {
       if (!s->up) continue;
       ++g->left;
-      self->store_.destinations(
-          *s->commands, self->settings_.limits.max_journaled_destinations,
-          [self, g, c = s->commands](error_code ec, std::vector<std::string> names) {
+      store_.destinations(
+          *s->commands, settings_.limits.max_journaled_destinations,
+          [this, g, c = s->commands](error_code ec, std::vector<std::string> names) {
             if (!ec) {
               for (auto& name : names) {
                 ++g->left;
-                self->store_.stats_of(*c, name, [g](redis::stream_store::stats st) {
+                store_.stats_of(*c, name, [g](redis::stream_store::stats st) {
                   if (!st.ec) g->found.push_back(std::move(st.value));
                   g->one();
                 });
@@ -364,14 +363,13 @@ std::optional<std::uint64_t> redis_engine::purge(std::string_view destination) {
 }
 
 std::uint64_t redis_engine::stored_bytes() const {
-  auto self = const_cast<redis_engine*>(this);
-  auto out = ask<std::uint64_t>([self](std::function<void(std::uint64_t)> done) {
+  auto out = ask<std::uint64_t>([this](std::function<void(std::uint64_t)> done) {
     auto total = std::make_shared<std::uint64_t>(0);
     auto left = std::make_shared<std::size_t>(1);
     auto one = [total, left, done = std::move(done)] {
       if (--*left == 0) done(*total);
     };
-    for (auto& s : self->shards_) {
+    for (auto& s : shards_) {
       if (!s->up) continue;
       ++*left;
       s->commands->command({"INFO", "memory"}, [total, one](error_code ec, redis::reply r) {
