@@ -42,7 +42,7 @@ import urllib.parse
 
 from history_support import BrokerError, Stomp, bodies_of, describe, seq_of, seqs_of
 from redis_support import RedisServer, free_port
-from stompd_harness import Broker, metric, readyz, sanitizer_reports, scaled, unique
+from stompd_harness import Broker, metric, readyz, scaled, stop_all, unique
 
 CONNECT_TIMEOUT_MS = 1000
 COMMAND_TIMEOUT_MS = 2000
@@ -320,20 +320,7 @@ class ClusterCase(unittest.TestCase):
                                    f"{self.nodes[k].log()}")
 
     def stop_nodes(self):
-        problems = []
-        for k, node in enumerate(self.nodes):
-            if k in self.killed:
-                code, graceful = -9, True
-            else:
-                code, graceful = node.stop()
-            log = node.log()
-            node.cleanup()
-            reports = sanitizer_reports(log)
-            if reports or not graceful or (code != 0 and k not in self.killed):
-                problems.append(f"node-{k}: exit code {code}, graceful={graceful}, sanitizer "
-                                f"reports {reports}\n{log}")
-        if problems:
-            raise AssertionError("\n".join(problems))
+        stop_all(self.nodes, self.killed)
 
     def logs(self):
         """Every node's log and Redis's, for a failure message."""

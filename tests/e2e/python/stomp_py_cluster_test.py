@@ -28,7 +28,7 @@ except ImportError as e:  # a clear message instead of a bare traceback
 
 from redis_support import RedisServer
 from stomp_py_support import Collector
-from stompd_harness import Broker, readyz, sanitizer_reports, scaled, unique
+from stompd_harness import Broker, readyz, scaled, stop_all, unique
 
 PER_CLIENT = 4  # messages each of A and B publishes while both are in the room
 MISSED = 3      # messages A publishes while B is away
@@ -151,17 +151,7 @@ class StompPyClusterTest(unittest.TestCase):
             time.sleep(0.05)  # polling a state that changes on the node's own timers
 
     def stop_nodes(self):
-        problems = []
-        for k, node in enumerate(self.nodes):
-            code, graceful = node.stop()
-            log = node.log()
-            node.cleanup()
-            reports = sanitizer_reports(log)
-            if reports or not graceful or code != 0:
-                problems.append(f"node-{k + 1}: exit code {code}, graceful={graceful}, "
-                                f"sanitizer reports {reports}\n{log}")
-        if problems:
-            raise AssertionError("\n".join(problems))
+        stop_all(self.nodes)
 
     def logs(self):
         return "\n".join([f"=== node-{k + 1} ===\n{n.log()}" for k, n in enumerate(self.nodes)]

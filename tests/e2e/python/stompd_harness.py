@@ -119,6 +119,23 @@ def metric(broker, name):
     raise AssertionError(f"no {name} in /metrics:\n{text}")
 
 
+def stop_all(brokers, killed=()):
+    """Stops every broker (SIGTERM) and removes its files; raises AssertionError naming each
+    one that did not exit 0 gracefully or whose sanitizer build reported something. Those
+    whose index is in `killed` were SIGKILLed on purpose: only their reports count."""
+    problems = []
+    for k, broker in enumerate(brokers):
+        code, graceful = (-9, True) if k in killed else broker.stop()
+        log = broker.log()
+        broker.cleanup()
+        reports = sanitizer_reports(log)
+        if reports or not graceful or (code != 0 and k not in killed):
+            problems.append(f"broker {k}: exit code {code}, graceful={graceful}, sanitizer "
+                            f"reports {reports}\n{log}")
+    if problems:
+        raise AssertionError("\n".join(problems))
+
+
 class Broker:
     """One stompd process: Broker.start(config={...}), .tcp_port, .ws_port, .stop()."""
 
