@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -229,6 +230,84 @@ TEST(QueueRegistryTest, DroppedQueuesFreeTheirPlace) {
       reg.with_queue("/queue/c", [&](queue& x) { x.add_consumer(&c, 3, ack_mode::auto_ack, 0); }),
       nullptr);
   EXPECT_EQ(reg.with_queue("/queue/d", [](queue&) {}), nullptr);
+}
+
+// What a shared engine's store hears from a queue (queue_source), called with the queue's
+// mutex held: recorded only.
+struct recording_source final : queue_source {
+  int hungry_calls = 0;
+  std::vector<std::string> settled_ids, returned_ids;
+  int returned_calls = 0;
+  void hungry(const std::shared_ptr<queue>&) override { ++hungry_calls; }
+  void settled(const queue&, const message_ptr& m) override { settled_ids.push_back(m->id); }
+  void returned(const queue&, std::vector<message_ptr> ms) override {
+    ++returned_calls;
+    for (auto& m : ms) returned_ids.push_back(m->id);
+  }
+};
+
+std::vector<queue::supplied> supply_of(std::initializer_list<const char*> ids) {
+  std::vector<queue::supplied> out;
+  for (const char* id : ids) out.push_back({make_message(id), false});
+  return out;
+}
+
+class QueueSourceTest : public ::testing::Test {
+ protected:
+  recording_source src;
+  std::atomic<queue_source*> source{&src};
+  std::shared_ptr<queue> q =
+      std::make_shared<queue>("/queue/q", 10, queue::write_window{}, &source);
+};
+
+TEST_F(QueueSourceTest, AConsumerMakesTheQueueHungryOnceUntilSomethingIsSupplied) {
+  fake_consumer c;
+  q->add_consumer(&c, 1, ack_mode::client_individual, 3);
+  EXPECT_EQ(src.hungry_calls, 1);
+  EXPECT_EQ(q->wanted(), 3u);  // its prefetch
+  fake_consumer d;
+  q->add_consumer(&d, 1, ack_mode::client_individual, 2);
+  EXPECT_EQ(src.hungry_calls, 1) << "still hungry: told once";
+  EXPECT_EQ(q->wanted(), 5u);
+  q->supply(supply_of({"1", "2", "3", "4", "5"}));
+  EXPECT_EQ(c.got.size() + d.got.size(), 5u);
+  EXPECT_EQ(q->wanted(), 0u);
+  EXPECT_EQ(src.hungry_calls, 1) << "fed: not hungry";
+  EXPECT_TRUE(q->ack(&c, 1, c.got[0].id, false));
+  EXPECT_EQ(src.settled_ids, std::vector<std::string>{c.got[0].id});
+  EXPECT_EQ(src.hungry_calls, 2) << "an ack opened room for one more";
+  EXPECT_EQ(q->wanted(), 1u);
+}
+
+TEST_F(QueueSourceTest, NackRequeuesHereAndAutoAckSettlesWhenWritten) {
+  fake_consumer c, a;
+  q->add_consumer(&c, 1, ack_mode::client_individual, 1);
+  q->supply(supply_of({"1"}));
+  ASSERT_EQ(c.got.size(), 1u);
+  EXPECT_TRUE(q->nack(&c, 1, "1", false));
+  ASSERT_EQ(c.got.size(), 2u);
+  EXPECT_TRUE(c.got[1].redelivered);
+  EXPECT_TRUE(src.settled_ids.empty()) << "a NACK settles nothing";
+  q->add_consumer(&a, 2, ack_mode::auto_ack, 0);
+  q->supply(supply_of({"2"}));
+  ASSERT_EQ(a.got.size(), 1u);
+  EXPECT_TRUE(src.settled_ids.empty()) << "auto-ack: settled once written, not before";
+  q->written(&a, 2, 1, queue::delivery_bytes(*make_message("2")));
+  EXPECT_EQ(src.settled_ids, std::vector<std::string>{"2"});
+}
+
+TEST_F(QueueSourceTest, TheLastConsumerLeavingGivesBackWhatItHeldAndWhatWaited) {
+  fake_consumer c;
+  q->add_consumer(&c, 1, ack_mode::client_individual, 2);
+  q->supply(supply_of({"1", "2", "3"}));  // one more than its prefetch: it waits
+  ASSERT_EQ(c.got.size(), 2u);
+  q->remove_consumer(&c, 1);
+  EXPECT_EQ(src.returned_calls, 1);
+  EXPECT_EQ(src.returned_ids, (std::vector<std::string>{"1", "2", "3"}));
+  EXPECT_TRUE(q->idle());
+  q->supply(supply_of({"4"}));  // a take that was on its way: straight back
+  EXPECT_EQ(src.returned_ids.back(), "4");
+  EXPECT_TRUE(q->idle());
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "engine/redis/connection.hpp"
 #include "engine/redis/live_channel.hpp"
 #include "engine/redis/ordered_feed.hpp"
+#include "engine/redis/queue_store.hpp"
 #include "engine/redis/stream_store.hpp"
 #include "redis_server.hpp"
 
@@ -23,6 +24,7 @@ namespace {
 using broker::redis::connection;
 using broker::redis::errc;
 using broker::redis::ordered_feed;
+using broker::redis::queue_store;
 using broker::redis::reply;
 using broker::redis::stream_store;
 using namespace std::chrono_literals;
@@ -60,6 +62,17 @@ class RedisConnectionTest : public ::testing::Test {
     });
     run_until([&] { return r.has_value(); });
     return r.value_or(reply{});
+  }
+
+  // Loads a store's function library.
+  template <typename Store>
+  void load(const Store& store, connection& c) {
+    std::optional<boost::system::error_code> loaded;
+    store.load(c, [&](boost::system::error_code ec, std::string why) {
+      EXPECT_FALSE(ec) << why;
+      loaded = ec;
+    });
+    run_until([&] { return loaded.has_value(); });
   }
 
   stompd_test::redis_server redis_;
@@ -159,12 +172,7 @@ class RedisStreamStoreTest : public RedisConnectionTest {
  protected:
   void SetUp() override {
     c_ = connected();
-    std::optional<boost::system::error_code> loaded;
-    store_.load(*c_, [&](boost::system::error_code ec, std::string why) {
-      EXPECT_FALSE(ec) << why;
-      loaded = ec;
-    });
-    run_until([&] { return loaded.has_value(); });
+    load(store_, *c_);
   }
   void TearDown() override { c_->close(); }
 
@@ -699,3 +707,112 @@ TEST(RedisLiveChannelTest, PayloadsThatAreNotLiveMessagesAreRejected) {
        {"", "no newline", "origin id\n", " id 0\n", "o  0\n", "o id x\n", "o id 99\nshort"})
     EXPECT_FALSE(broker::redis::parse_live(bad).has_value()) << bad;
 }
+
+namespace {
+
+class RedisQueueStoreTest : public RedisConnectionTest {
+ protected:
+  void SetUp() override {
+    c_ = connected();
+    load(store_, *c_);
+  }
+  void TearDown() override { c_->close(); }
+
+  queue_store::queued enqueue(std::string body, std::size_t max_waiting = 100) {
+    std::optional<queue_store::queued> q;
+    store_.enqueue(*c_, jobs, {{"k", "v"}}, body, max_waiting,
+                   [&](queue_store::queued got) { q = std::move(got); });
+    run_until([&] { return q.has_value(); });
+    EXPECT_FALSE(q->ec) << q->ec.message() << ": " << q->error;
+    return *q;
+  }
+  std::vector<queue_store::entry> take(std::string_view consumer, std::size_t count,
+                                       std::chrono::milliseconds redelivery = 60s) {
+    std::optional<queue_store::taken> t;
+    store_.take(*c_, jobs, consumer, count, redelivery,
+                [&](queue_store::taken got) { t = std::move(got); });
+    run_until([&] { return t.has_value(); });
+    EXPECT_FALSE(t->ec) << t->ec.message() << ": " << t->error;
+    return t->entries;
+  }
+  template <typename Step>
+  void done(Step step) {
+    std::optional<boost::system::error_code> ec;
+    step([&](boost::system::error_code got) { ec = got; });
+    run_until([&] { return ec.has_value(); });
+    EXPECT_FALSE(*ec) << ec->message();
+  }
+  static std::vector<std::string> ids_of(const std::vector<queue_store::entry>& es) {
+    std::vector<std::string> out;
+    for (const auto& e : es) out.push_back(e.id);
+    return out;
+  }
+
+  const std::string jobs = "/queue/jobs";
+  queue_store store_{"stompd-test:"};
+  std::shared_ptr<connection> c_;
+};
+
+TEST_F(RedisQueueStoreTest, EachMessageIsTakenByOneConsumerOnceAsItWasSent) {
+  for (int i = 0; i < 5; ++i) EXPECT_FALSE(enqueue(fmt::format("job {}", i)).full);
+  auto a = take("node-a", 3);
+  auto b = take("node-b", 10);
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_EQ(a[0].body, "job 0");
+  EXPECT_EQ(b[1].body, "job 4");
+  EXPECT_EQ(a[0].headers, (queue_store::header_list{{"k", "v"}}));
+  EXPECT_FALSE(a[0].redelivered);
+  EXPECT_TRUE(take("node-c", 10).empty());
+  EXPECT_EQ(store_.key(jobs), "{stompd-test:/queue/jobs}:queue");
+}
+
+TEST_F(RedisQueueStoreTest, AFullQueueCountsWhatWaitsNotWhatIsHeld) {
+  EXPECT_FALSE(enqueue("1", 2).full);
+  EXPECT_FALSE(enqueue("2", 2).full);
+  EXPECT_TRUE(enqueue("3", 2).full);
+  auto held = take("node-a", 1);
+  EXPECT_FALSE(enqueue("3", 2).full) << "one is held, one waits";
+  done([&](auto cb) { store_.settle(*c_, jobs, ids_of(held), cb); });
+  EXPECT_EQ(call(*c_, {"XLEN", store_.key(jobs)}).integer, 2) << "settled: gone from the stream";
+}
+
+TEST_F(RedisQueueStoreTest, WhatNobodyRenewedIsClaimedFirstAndMarkedRedelivered) {
+  enqueue("old");
+  enqueue("new");
+  auto dead = take("node-dead", 1);
+  ASSERT_EQ(dead.size(), 1u);
+  auto live = take("node-live", 1);
+  ASSERT_EQ(live.size(), 1u);
+  run_for(300ms);
+  done([&](auto cb) { store_.touch(*c_, jobs, "node-live", ids_of(live), cb); });
+  enqueue("newest");
+  auto claimed = take("node-b", 5, 200ms);
+  ASSERT_EQ(claimed.size(), 2u) << "the dead node's, then the new one; not the renewed one";
+  EXPECT_EQ(claimed[0].body, "old");
+  EXPECT_TRUE(claimed[0].redelivered);
+  EXPECT_EQ(claimed[1].body, "newest");
+  EXPECT_FALSE(claimed[1].redelivered);
+}
+
+TEST_F(RedisQueueStoreTest, GivenBackIsClaimedAtOnceAndAnnounced) {
+  std::optional<bool> heard;
+  auto listener = connected();
+  std::optional<boost::system::error_code> subscribed;
+  listener->subscribe(
+      store_.channel(jobs), [&](std::string) { heard = true; },
+      [&](boost::system::error_code ec) { subscribed = ec; });
+  run_until([&] { return subscribed.has_value(); });
+  enqueue("job");
+  run_until([&] { return heard.has_value(); });
+  heard.reset();
+  auto mine = take("node-a", 1);
+  done([&](auto cb) { store_.give_back(*c_, jobs, "node-a", ids_of(mine), cb); });
+  run_until([&] { return heard.has_value(); });
+  auto other = take("node-b", 1, 60s);
+  ASSERT_EQ(other.size(), 1u) << "given back: no need to wait for the timeout";
+  EXPECT_EQ(other[0].body, "job");
+  listener->close();
+}
+
+}  // namespace

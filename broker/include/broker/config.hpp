@@ -238,6 +238,9 @@ struct config {
       // A command unanswered this long counts the connection as lost: pending SENDs get an
       // ERROR, and the node reconnects.
       std::chrono::milliseconds command_timeout{5000};
+      // A queue message held by a node that stopped renewing its hold this long (the node
+      // died) goes to a consumer on another node.
+      std::chrono::milliseconds queue_redelivery_timeout{30000};
     } redis;
     bool enabled() const noexcept { return !redis.addresses.empty(); }
   };

@@ -448,6 +448,8 @@ std::vector<entry> schema(config& c) {
                 {"key_prefix", read_string(c.cluster.redis.key_prefix, any_string)},
                 {"connect_timeout_ms", read_ms(c.cluster.redis.connect_timeout, 1)},
                 {"command_timeout_ms", read_ms(c.cluster.redis.command_timeout, 1)},
+                {"queue_redelivery_timeout_ms",
+                 read_ms(c.cluster.redis.queue_redelivery_timeout, 100)},
             }},
        }},
       {"threads", read_uint(c.threads, 0, config::max_threads)},  // 0: one per core

@@ -11,10 +11,21 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
 namespace broker {
+
+// Why an engine did not store a message it was asked to (append_result::ec), besides the
+// store's own failures.
+enum class engine_errc {
+  queue_full = 1,  // the queue already holds limits.max_queue_messages waiting messages
+};
+const std::error_category& engine_category() noexcept;
+inline std::error_code make_error_code(engine_errc e) noexcept {
+  return {static_cast<int>(e), engine_category()};
+}
 
 // What keeps messages and carries them to subscribers: the part behind the publish path
 // (routing/publish.hpp). Sessions and the admin API never call it directly, so they do not
@@ -48,9 +59,20 @@ class engine {
   virtual bool append(std::size_t w, std::string destination, header_list headers, std::string body,
                       append_callback done) = 0;
 
+  // Where /queue/ messages wait. False: in this node's queue registry, put there by route().
+  // True: in the shared store, put there by enqueue(), and each node's registry takes from it
+  // what its consumers can take (queue_source).
+  virtual bool shares_queues() const noexcept { return false; }
+  // Stores a message for queue `destination` of an engine that shares_queues(); `done` as for
+  // append (seq 0; ec engine_errc::queue_full when limits.max_queue_messages wait). False, and
+  // `done` never runs, when the queue is new here and limits.max_queues exist, or (the
+  // default) when the engine does not share queues.
+  virtual bool enqueue(std::size_t w, std::string destination, header_list headers,
+                       std::string body, append_callback done);
+
   // Delivers a message that is not stored: to a topic's subscribers (on every node, with a
-  // shared engine), or into a queue, which may be full. On w's thread. `passed` and `body` are
-  // what `m` was made from, for an engine that carries it to other nodes.
+  // shared engine), or into this node's queue, which may be full. On w's thread. `passed` and
+  // `body` are what `m` was made from, for an engine that carries it to other nodes.
   virtual route_result route(std::size_t w, const message_ptr& m,
                              std::span<const stomp::header_view> passed, std::string_view body) = 0;
 
@@ -86,3 +108,6 @@ class engine {
 };
 
 }  // namespace broker
+
+template <>
+struct std::is_error_code_enum<broker::engine_errc> : std::true_type {};

@@ -128,7 +128,10 @@ publisher::status publisher::publish(std::size_t w, const request& r,
                                      std::weak_ptr<publish_listener> listener,
                                      std::uint64_t ticket) {
   auto passed = passable_headers(r.headers);
-  if (engine_->journaled(r.destination)) {
+  // A queue kept in a shared store is stored like a journaled topic's message: the RECEIPT
+  // after the store answered.
+  const bool shared_queue = r.destination.starts_with("/queue/") && engine_->shares_queues();
+  if (shared_queue || engine_->journaled(r.destination)) {
     engine::header_list kept;
     kept.reserve(passed.size());
     for (const auto& h : passed) kept.emplace_back(h.name, h.value);
@@ -136,16 +139,21 @@ publisher::status publisher::publish(std::size_t w, const request& r,
     // does delivery: the engine delivers once the message is stored.
     const auto bytes = store_bytes(r);
     pending_bytes_.fetch_add(bytes, std::memory_order_relaxed);
-    const bool accepted = engine_->append(
-        w, std::string(r.destination), std::move(kept), std::string(r.body),
-        [this, bytes, listener = std::move(listener), ticket](const storage::append_result& a) {
-          pending_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
-          if (a.ec) store_failures_.fetch_add(1, std::memory_order_relaxed);
-          if (auto l = listener.lock()) l->on_stored(ticket, a);
-        });
+    auto done = [this, bytes, listener = std::move(listener),
+                 ticket](const storage::append_result& a) {
+      pending_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+      if (a.ec && a.ec != engine_errc::queue_full)
+        store_failures_.fetch_add(1, std::memory_order_relaxed);
+      if (auto l = listener.lock()) l->on_stored(ticket, a);
+    };
+    const bool accepted = shared_queue
+                              ? engine_->enqueue(w, std::string(r.destination), std::move(kept),
+                                                 std::string(r.body), std::move(done))
+                              : engine_->append(w, std::string(r.destination), std::move(kept),
+                                                std::string(r.body), std::move(done));
     if (accepted) return status::storing;
     pending_bytes_.fetch_sub(bytes, std::memory_order_relaxed);  // refused: never pending
-    return status::too_many_journaled;
+    return shared_queue ? status::too_many_queues : status::too_many_journaled;
   }
   auto m = make_live_message(held_, r.destination, fmt::format("{}-{}", r.sender, r.sender_seq),
                              passed, r.body);
@@ -215,6 +223,7 @@ void publisher::publish_from_admin(std::size_t w, std::string destination,
   auto n = admin_messages_.fetch_add(1, std::memory_order_relaxed) + 1;
   auto listener = std::make_shared<callback_listener>([done](const storage::append_result& r) {
     if (r.ec) return done({503, r.ec.message(), 0, {}, {}});
+    if (r.seq == 0) return done({200, {}, 0, {}, {}});  // a shared queue's: no x-seq
     done({200, {}, r.seq, fmt::format("{}", r.seq), r.epoch});
   });
   request r{destination, views, body, "admin", n};

@@ -77,8 +77,10 @@ class publisher {
     std::uint64_t sender_seq = 0;
   };
   enum class status {
-    routed,      // live: delivered to the router or queued, nothing to wait for
-    storing,     // journaled: the listener hears on_stored(ticket, ...) once it is stored
+    routed,  // live: delivered to the router or queued, nothing to wait for
+    // journaled, or a queue the engine shares: the listener hears on_stored(ticket, ...)
+    // once it is stored
+    storing,
     queue_full,  // live queue at its limit: nothing was accepted
     // A broker-wide bound (issue 11), nothing accepted; destinations that exist keep working:
     too_many_queues,     // a new /queue/ while limits.max_queues exist

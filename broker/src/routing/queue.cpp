@@ -4,8 +4,9 @@
 
 namespace broker {
 
-queue::queue(std::string name, std::size_t max_messages, write_window window)
-    : name_(std::move(name)), max_messages_(max_messages), window_(window) {}
+queue::queue(std::string name, std::size_t max_messages, write_window window,
+             const std::atomic<queue_source*>* source)
+    : name_(std::move(name)), max_messages_(max_messages), window_(window), source_(source) {}
 
 std::size_t queue::delivery_bytes(const message& m) noexcept {
   return m.encoded.tail(stomp::version::v1_2).size();
@@ -20,11 +21,56 @@ bool queue::enqueue(message_ptr m) {
   return true;
 }
 
+void queue::supply(std::vector<supplied> messages) {
+  std::lock_guard lock(mutex_);
+  for (auto& m : messages) waiting_.push_back({std::move(m.msg), m.redelivered});
+  hungry_ = false;
+  dispatch();
+  tell_source({});
+}
+
+std::size_t queue::wanted() const {
+  std::lock_guard lock(mutex_);
+  return wanted_locked();
+}
+
+std::size_t queue::wanted_locked() const noexcept {
+  std::size_t room = 0;
+  for (const auto& c : consumers_) {
+    if (c.unwritten_bytes >= window_.bytes || c.unwritten >= window_.frames) continue;
+    std::size_t n = window_.frames - c.unwritten;
+    if (c.mode != ack_mode::auto_ack && c.prefetch != 0)
+      n = std::min(n, c.prefetch > c.unacked.size() ? c.prefetch - c.unacked.size() : 0);
+    room += n;
+  }
+  return room > waiting_.size() ? room - waiting_.size() : 0;
+}
+
+void queue::tell_source(std::vector<message_ptr> settled) {
+  auto* s = source();
+  if (s == nullptr) return;
+  for (const auto& m : settled) s->settled(*this, m);
+  if (consumers_.empty()) {
+    // Nobody here takes them: what waits goes back (and the source stops taking for us).
+    std::vector<message_ptr> back;
+    back.reserve(waiting_.size());
+    for (auto& e : waiting_) back.push_back(std::move(e.msg));
+    waiting_.clear();
+    hungry_ = false;
+    return s->returned(*this, std::move(back));
+  }
+  if (!hungry_ && wanted_locked() > 0) {
+    hungry_ = true;
+    s->hungry(shared_from_this());
+  }
+}
+
 void queue::add_consumer(queue_consumer* c, std::uint64_t key, ack_mode mode,
                          std::size_t prefetch) {
   std::lock_guard lock(mutex_);
   consumers_.push_back({c, key, mode, prefetch, {}, 0, 0});
   dispatch();
+  tell_source({});
 }
 
 void queue::remove_consumer(const queue_consumer* c, std::uint64_t key) {
@@ -42,6 +88,7 @@ void queue::remove_consumer(const queue_consumer* c, std::uint64_t key) {
   if (next_ > index) --next_;
   if (next_ >= consumers_.size()) next_ = 0;
   dispatch();
+  tell_source({});
 }
 
 queue::consumer* queue::find(const queue_consumer* c, std::uint64_t key) {
@@ -61,13 +108,17 @@ bool queue::settle(const queue_consumer* c, std::uint64_t key, std::string_view 
   if (it == unacked.end()) return false;
   auto first = cumulative ? unacked.begin() : it;
   auto last = std::next(it);
+  std::vector<message_ptr> settled;
   if (requeue) {
     // Back to the head, keeping their order, ahead of messages that never went out.
     for (auto u = std::make_reverse_iterator(last); u != std::make_reverse_iterator(first); ++u)
       waiting_.push_front({std::move(u->msg), true});
+  } else if (source() != nullptr) {
+    for (auto u = first; u != last; ++u) settled.push_back(std::move(u->msg));
   }
   unacked.erase(first, last);
   dispatch();
+  tell_source(std::move(settled));
   return true;
 }
 
@@ -79,12 +130,16 @@ void queue::written(const queue_consumer* c, std::uint64_t key, std::size_t coun
   count = std::min(count, con->unwritten);
   con->unwritten -= count;
   con->unwritten_bytes -= std::min(bytes, con->unwritten_bytes);
+  std::vector<message_ptr> settled;
   if (con->mode == ack_mode::auto_ack) {
     // Written is delivered for auto-ack: the oldest `count` leave the queue for good.
-    con->unacked.erase(con->unacked.begin(),
-                       con->unacked.begin() + static_cast<std::ptrdiff_t>(count));
+    const auto end = con->unacked.begin() + static_cast<std::ptrdiff_t>(count);
+    if (source() != nullptr)
+      for (auto u = con->unacked.begin(); u != end; ++u) settled.push_back(std::move(u->msg));
+    con->unacked.erase(con->unacked.begin(), end);
   }
   dispatch();
+  tell_source(std::move(settled));
 }
 
 bool queue::awaiting(const queue_consumer* c, std::uint64_t key,
@@ -171,7 +226,8 @@ std::shared_ptr<queue> queue_registry::with_queue(std::string_view name,
       return nullptr;
     }
     it = sh.queues
-             .emplace(std::string(name), std::make_shared<queue>(std::string(name), max_messages_))
+             .emplace(std::string(name), std::make_shared<queue>(std::string(name), max_messages_,
+                                                                 queue::write_window{}, &source_))
              .first;
   }
   fn(*it->second);

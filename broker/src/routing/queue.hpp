@@ -21,6 +21,24 @@ enum class ack_mode : std::uint8_t { auto_ack, client, client_individual };
 
 class queue;
 
+// Where a queue's messages are kept when they are not this node's alone (a shared engine's
+// store, docs/CLUSTER.md): the queue takes its messages from the source as its consumers can
+// take them, and gives back what they are done with. Called with the queue's mutex held, from
+// whichever thread changed the queue: it must only hand the call to its own thread (post),
+// never call back into the queue synchronously.
+class queue_source {
+ public:
+  // q's consumers can take more than waits here (q.wanted() says how many, when asked).
+  virtual void hungry(const std::shared_ptr<queue>& q) = 0;
+  // Acknowledged (or written, in ack mode auto): gone for good.
+  virtual void settled(const queue& q, const message_ptr& m) = 0;
+  // No consumer is left here: these waited, and go back for other nodes' consumers.
+  virtual void returned(const queue& q, std::vector<message_ptr> messages) = 0;
+
+ protected:
+  ~queue_source() = default;
+};
+
 // Takes messages from a queue. on_queue_message is called with the queue's mutex held, from
 // whichever thread dispatched, so it must only hand the message to its own thread (post) and
 // never call back into the queue synchronously.
@@ -53,15 +71,28 @@ struct queue_write_window {
   std::size_t bytes = 256 * 1024;  // a larger single message still goes, alone
 };
 
-class queue {
+class queue : public std::enable_shared_from_this<queue> {
  public:
   using write_window = queue_write_window;
-  queue(std::string name, std::size_t max_messages, write_window window = {});
+  // With a `source` (the registry's, set by a shared engine), messages come from it and go
+  // back to it: see queue_source.
+  queue(std::string name, std::size_t max_messages, write_window window = {},
+        const std::atomic<queue_source*>* source = nullptr);
 
   const std::string& name() const noexcept { return name_; }
 
   // False when the queue already holds max_messages waiting messages.
   bool enqueue(message_ptr m);
+  // From the source: messages for the consumers here (redelivered: someone may have had them
+  // before). Without consumers any more, they go straight back.
+  struct supplied {
+    message_ptr msg;
+    bool redelivered = false;
+  };
+  void supply(std::vector<supplied> messages);
+  // How many more messages the consumers could take than wait here now: their write windows'
+  // frames and, in the client ack modes, their prefetch left.
+  std::size_t wanted() const;
 
   // `c` must call remove_consumer() before it is destroyed; until then the queue calls
   // c->on_queue_message() for each message it hands out.
@@ -115,6 +146,13 @@ class queue {
     std::size_t unwritten_bytes = 0;
   };
   bool has_credit(const consumer& c) const noexcept;
+  std::size_t wanted_locked() const noexcept;
+  queue_source* source() const noexcept {
+    return source_ ? source_->load(std::memory_order_acquire) : nullptr;
+  }
+  // With mutex_ held: tells the source what changed (settled messages, hunger, a queue left
+  // without consumers).
+  void tell_source(std::vector<message_ptr> settled);
 
   consumer* find(const queue_consumer* c, std::uint64_t key);
   bool settle(const queue_consumer* c, std::uint64_t key, std::string_view message_id,
@@ -124,6 +162,8 @@ class queue {
   const std::string name_;
   const std::size_t max_messages_;
   const write_window window_;
+  const std::atomic<queue_source*>* const source_;
+  bool hungry_ = false;  // told the source so, and nothing came since
   mutable std::mutex mutex_;
   std::deque<entry> waiting_;
   std::vector<consumer> consumers_;
@@ -153,6 +193,11 @@ class queue_registry {
 
   std::vector<std::pair<std::string, queue::stats>> snapshot() const;
 
+  // A shared engine's store, for the queues made from now on and those that exist (null:
+  // queues are this node's alone). Set before sessions subscribe, cleared before the source
+  // is destroyed.
+  void set_source(queue_source* s) noexcept { source_.store(s, std::memory_order_release); }
+
  private:
   struct shard {
     mutable std::mutex mutex;
@@ -168,6 +213,7 @@ class queue_registry {
   // Queues in every shard: reserved before a queue is made, released when one is dropped,
   // so concurrent creations on several shards never pass max_queues_ together.
   std::atomic<std::size_t> count_{0};
+  std::atomic<queue_source*> source_{nullptr};
   std::array<shard, shard_count> shards_;
 };
 

@@ -139,6 +139,12 @@ void session::on_stored(std::uint64_t ticket, const storage::append_result& r) {
   stores_.pop_front();
   pending_store_bytes_ -= done.bytes;
   if (closing_) return;
+  if (r.ec == engine_errc::queue_full)
+    return send_error_and_close(
+        close_reason::protocol_error, "queue full",
+        fmt::format("queue '{}' already holds {} messages", done.destination,
+                    ctx_.settings.limits.max_queue_messages),
+        receipts_.id(done.receipt));
   if (r.ec) {
     log_error("session={} journal append failed destination={}: {}", id_, done.destination,
               r.ec.message());
@@ -147,7 +153,9 @@ void session::on_stored(std::uint64_t ticket, const storage::append_result& r) {
                                             done.destination, r.ec.message()),
                                 receipts_.id(done.receipt));
   }
-  if (done.receipt)
+  if (done.receipt && r.seq == 0)  // a queue's message: no x-seq
+    complete_receipt(*done.receipt);
+  else if (done.receipt)
     complete_receipt(*done.receipt, {{"x-seq", fmt::format("{}", r.seq)}, {"x-epoch", r.epoch}});
   resume_reading();
 }

@@ -653,6 +653,29 @@ class TwoPrimariesTest(ClusterCase):
             self.assertEqual(seqs_of(history), [1, 2, 3], room)
 
 
+    def test_one_connections_pipelined_sends_to_both_get_their_receipts_in_order(self):
+        # Rooms on different Redis primaries answer in any order; a connection's RECEIPTs
+        # still come in the order of its SENDs, each one after its own message was stored.
+        a, b = self.nodes
+        rooms = [unique(f"/topic/cluster.pipelined.{k}") for k in range(self.ROOMS)]
+        writer = self.connect(a)
+        sent = []
+        for i in range(10):
+            for room in rooms:
+                rid = f"p-{len(sent)}"
+                writer.publish(room, rid, receipt=rid)
+                sent.append((room, rid))
+        got = []
+        while len(got) < len(sent):
+            frame = writer.frame(scaled(20))
+            self.assertEqual(frame[0], "RECEIPT", describe(frame))
+            got.append(frame[1]["receipt-id"])
+        self.assertEqual(got, [rid for _, rid in sent])
+        for room in rooms[:4]:
+            history, _ = read_history(b.tcp_port, room)
+            self.assertEqual(seqs_of(history), list(range(1, 11)), room)
+
+
 def admin(broker, method, path):
     """(status, parsed JSON) of an admin API call on the node (no admin token configured)."""
     conn = http.client.HTTPConnection("127.0.0.1", broker.admin_port, timeout=scaled(5))

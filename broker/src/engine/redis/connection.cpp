@@ -300,4 +300,13 @@ void connection::deliver(reply_handler handler, boost::system::error_code ec, re
   });
 }
 
+void load_functions(connection& c, std::string_view library,
+                    std::function<void(boost::system::error_code, std::string)> done) {
+  c.command({"FUNCTION", "LOAD", "REPLACE", std::string(library)},
+            [done = std::move(done)](boost::system::error_code ec, reply r) {
+              if (!ec && r.is_error()) return done(errc::server_error, r.str);
+              done(ec, {});
+            });
+}
+
 }  // namespace broker::redis

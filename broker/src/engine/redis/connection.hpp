@@ -48,6 +48,28 @@ struct reply {
   bool is_error() const noexcept { return kind == type::error; }
 };
 
+class connection;
+
+// FUNCTION LOAD REPLACE of a Lua library (Redis 7 functions); `done` gets the error, and
+// Redis's words for it.
+void load_functions(connection& c, std::string_view library,
+                    std::function<void(boost::system::error_code, std::string)> done);
+
+// A command's failure, the transport's (`ec`) or Redis's error reply, put into the caller's
+// result (its `ec` and `error`); `function` names what was called ("stompd_append: ERR
+// Function not found"). False when the command did not fail.
+template <typename Result>
+bool failed(boost::system::error_code ec, const reply& r, std::string_view function, Result& out) {
+  if (ec) {
+    out.ec = ec;
+    return true;
+  }
+  if (!r.is_error()) return false;
+  out.ec = make_error_code(errc::server_error);
+  out.error = std::string(function) + ": " + r.str;
+  return true;
+}
+
 // Commands are pipelined: each is written as soon as the socket takes it, and replies come
 // back in the order the commands were made. Every handler runs on the io_context (posted, never
 // from inside hiredis), once. Not thread-safe: use it on its io_context's thread only.

@@ -96,11 +96,9 @@ void redis_engine::subscribe(follow& f) {
         if (!here || sub != here->home->subscriber) return;
         if (ec == redis::errc::already_subscribed) {
           // Leaving from an earlier follow, not yet confirmed: try again shortly.
-          auto t = std::make_shared<net::steady_timer>(io_, std::chrono::milliseconds(20));
-          t->async_wait([this, t, d, g](error_code) {
+          return soon([this, d, g] {
             if (auto* again = find_follow(d, g); again && again->home->up) subscribe(*again);
           });
-          return;
         }
         if (ec) return;  // the connection ended: lost() and on_connected() take it from here
         here->subscribed = true;

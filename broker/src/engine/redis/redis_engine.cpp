@@ -63,10 +63,14 @@ redis_engine::redis_engine(const config& settings, worker_pool& workers, router&
       held_(held),
       rules_(settings.journal),
       store_(settings.cluster.redis.key_prefix),
+      queue_store_(settings.cluster.redis.key_prefix),
       password_(read_password(settings.cluster.redis.password_file)),
       epochs_(std::random_device{}()),
       origin_(fmt::format("{:012x}", epochs_() & 0xffff'ffff'ffffULL)),
-      watchdog_(io_) {
+      lines_(workers.size()),
+      watchdog_(io_),
+      queue_timer_(io_),
+      consumer_(fmt::format("stompd-{}", origin_)) {
   for (const auto& a : settings.cluster.redis.addresses) {
     auto s = std::make_unique<shard>();
     s->address = a;
@@ -77,6 +81,7 @@ redis_engine::redis_engine(const config& settings, worker_pool& workers, router&
   }
   if (shards_.empty()) throw std::invalid_argument("redis_engine: no cluster.redis.addresses");
   // Before any session subscribes (the engine is made before the listeners open).
+  queues_.set_source(this);
   topics_.on_interest([this](std::string_view destination, bool wanted) {
     if (!destination.starts_with("/topic/")) return;  // queues are per node, for now
     net::post(io_, [this, d = std::string(destination), wanted]() mutable {
@@ -97,19 +102,34 @@ redis_engine::redis_engine(const config& settings, worker_pool& workers, router&
   net::post(io_, [this] {
     for (auto& s : shards_) connect(*s);
     watchdog();
+    queue_tick();
   });
 }
 
 redis_engine::~redis_engine() {
   topics_.on_interest(nullptr);
+  // The event loops have ended: no queue calls the source any more.
+  queues_.set_source(nullptr);
+  {
+    // What the queues settled and gave back as their sessions closed reaches Redis before the
+    // connections close, or is claimed by another node after the redelivery timeout.
+    auto flushed = std::make_shared<std::promise<void>>();
+    net::post(io_, [this, flushed] {
+      settle_now();
+      when_all_answered([flushed] { flushed->set_value(); });
+    });
+    flushed->get_future().wait_for(settings_.cluster.redis.command_timeout);
+  }
   net::post(io_, [this] {
     watchdog_.cancel();
+    queue_timer_.cancel();
     for (auto& s : shards_) {
       s->retry->cancel();
       if (auto c = std::exchange(s->commands, nullptr)) c->close();
       if (auto c = std::exchange(s->subscriber, nullptr)) c->close();
     }
     follows_.clear();
+    shared_queues_.clear();
     guard_.reset();
   });
   thread_.join();
@@ -148,26 +168,18 @@ std::string redis_engine::propose_epoch() {
 
 bool redis_engine::append(std::size_t w, std::string destination, header_list headers,
                           std::string body, append_callback done) {
-  {
-    std::lock_guard lock(known_mutex_);
-    if (!known_.contains(destination)) {
-      if (known_.size() >= settings_.limits.max_journaled_destinations) return false;
-      known_.insert(destination);
-    }
-  }
+  if (!admit(known_, settings_.limits.max_journaled_destinations, destination)) return false;
   storage::record r;
   r.destination = std::move(destination);
   r.headers = std::move(headers);
   r.body = std::move(body);
   net::post(io_, [this, w, r = std::move(r), done = std::move(done)]() mutable {
     auto& s = shard_for(r.destination);
-    auto answer = [this, w, done = std::move(done)](storage::append_result result) mutable {
-      workers_.post(w, [done = std::move(done), result = std::move(result)] { done(result); });
-    };
+    auto answer = answer_for(w, std::move(done));
     if (!s.up || !s.refusal.empty()) {
       storage::append_result failed;
       failed.ec = error_code(s.up ? redis::errc::weaker_durability : redis::errc::not_connected);
-      return answer(std::move(failed));
+      return answer(std::move(failed), nullptr);
     }
     const auto retention = rules_.policy_for(r.destination).retention;
     // What this node has delivered of the destination: Redis behind it in the same epoch
@@ -187,20 +199,66 @@ bool redis_engine::append(std::size_t w, std::string destination, header_list he
           result.timestamp_ms = a.timestamp_ms;
           result.epoch = a.epoch;
           if (!a.error.empty()) log_error("redis {}: {}", s.name, a.error);
-          // The RECEIPT is posted before the delivery: it reaches the publisher first.
-          answer(std::move(result));
-          if (a.ec) return;
-          // Our own message reaches our subscribers now, not after its announcement's round
-          // trip; the announcement is then a duplicate the feed drops.
-          auto it = follows_.find(stored->destination);
-          if (it == follows_.end() || !it->second->feed) return;
-          stored->seq = a.seq;
-          stored->timestamp_ms = a.timestamp_ms;
-          it->second->feed->on_announcement({std::move(*stored), std::move(a.epoch)});
-          publish_delivered();
+          if (a.ec) return answer(std::move(result), nullptr);
+          // The RECEIPT is posted before the delivery: it reaches the publisher first. Our own
+          // message reaches our subscribers then, not after its announcement's round trip;
+          // the announcement is a duplicate the feed drops.
+          answer(std::move(result), [this, stored, epoch = std::move(a.epoch), seq = a.seq,
+                                     ts = a.timestamp_ms]() mutable {
+            auto it = follows_.find(stored->destination);
+            if (it == follows_.end() || !it->second->feed) return;
+            stored->seq = seq;
+            stored->timestamp_ms = ts;
+            it->second->feed->on_announcement({std::move(*stored), std::move(epoch)});
+            publish_delivered();
+          });
         });
   });
   return true;
+}
+
+bool redis_engine::admit(std::unordered_set<std::string, string_hash, std::equal_to<>>& known,
+                         std::size_t limit, const std::string& name) {
+  std::lock_guard lock(known_mutex_);
+  if (known.contains(name)) return true;
+  if (known.size() >= limit) return false;
+  known.insert(name);
+  return true;
+}
+
+void redis_engine::soon(std::function<void()> step) {
+  auto t = std::make_shared<net::steady_timer>(io_, std::chrono::milliseconds(20));
+  t->async_wait([t, step = std::move(step)](error_code) { step(); });
+}
+
+redis_engine::turn_answer redis_engine::answer_for(std::size_t w, append_callback done) {
+  return [this, w, turn = take_turn(w), done = std::move(done)](
+             storage::append_result result, std::function<void()> then) mutable {
+    answer_in_turn(w, turn,
+                   [this, w, done = std::move(done), result = std::move(result),
+                    then = std::move(then)]() mutable {
+                     workers_.post(
+                         w, [done = std::move(done), result = std::move(result)] { done(result); });
+                     if (then) then();
+                   });
+  };
+}
+
+std::uint64_t redis_engine::take_turn(std::size_t w) {
+  auto& line = lines_[w];
+  line.answers.emplace_back();
+  return line.front + line.answers.size() - 1;
+}
+
+void redis_engine::answer_in_turn(std::size_t w, std::uint64_t turn, std::function<void()> answer) {
+  auto& line = lines_[w];
+  line.answers[turn - line.front] = std::move(answer);
+  while (!line.answers.empty() && line.answers.front()) {
+    auto next = std::move(line.answers.front());
+    line.answers.pop_front();
+    ++line.front;
+    next();
+  }
 }
 
 engine::route_result redis_engine::route(std::size_t w, const message_ptr& m,
@@ -266,7 +324,10 @@ void redis_engine::when_stored(std::size_t w, std::function<void()> done) {
 }
 
 void redis_engine::drain(std::function<void()> done) {
-  net::post(io_, [this, done = std::move(done)]() mutable { when_all_answered(std::move(done)); });
+  net::post(io_, [this, done = std::move(done)]() mutable {
+    settle_now();  // acknowledgements, and what the queues gave back, are answered too
+    when_all_answered(std::move(done));
+  });
 }
 
 void redis_engine::replay(storage::replay_request request, replay_callback done) {

@@ -5,17 +5,21 @@
 #include "engine/journal_rules.hpp"
 #include "engine/redis/connection.hpp"
 #include "engine/redis/ordered_feed.hpp"
+#include "engine/redis/queue_store.hpp"
 #include "engine/redis/stream_store.hpp"
+#include "routing/queue.hpp"
 #include "routing/router.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_set>
@@ -23,7 +27,6 @@
 
 namespace broker {
 
-class queue_registry;
 class worker_pool;
 
 // The engine of several nodes (docs/CLUSTER.md): journaled topics are stored in Redis
@@ -31,11 +34,13 @@ class worker_pool;
 // node follows the destinations its subscribers want through pub/sub (ordered_feed: in x-seq
 // order, exactly once, gaps filled from the stream). Destinations are spread over
 // cluster.redis.addresses by a consistent hash of the name. Live-only topics reach the other
-// nodes through pub/sub too ({...}:live, at most once). Queues stay on the node (the queue
-// registry), as with local_engine, for now.
+// nodes through pub/sub too ({...}:live, at most once). Queues are Redis streams with one
+// consumer group (queue_store): the node's queue registry takes from them what its consumers
+// can take, and settles what they acknowledge (the engine is the registry's queue_source).
 //
 // Files: redis_engine.cpp (construction and the engine interface), shards.cpp (the
-// connections to each Redis), follows.cpp (following destinations for subscribers).
+// connections to each Redis), follows.cpp (following destinations for subscribers),
+// queues.cpp (queues shared by the nodes).
 //
 // Its own thread runs an io_context with every Redis connection: per Redis, one for commands
 // (pipelined) and one for pub/sub. Workers hand it work by posting; it hands results back the
@@ -44,7 +49,7 @@ class worker_pool;
 // Failure: a Redis that cannot be reached, or stops answering for command_timeout, fails the
 // appends and replays waiting on it (the SENDs get an ERROR, never a RECEIPT), makes ready()
 // false, and is reconnected with back-off; the feeds then catch up from the streams.
-class redis_engine final : public engine {
+class redis_engine final : public engine, private queue_source {
  public:
   redis_engine(const config& settings, worker_pool& workers, router& topics, queue_registry& queues,
                held_bytes& held);
@@ -53,6 +58,9 @@ class redis_engine final : public engine {
   bool journaled(std::string_view destination) const override;
   bool append(std::size_t w, std::string destination, header_list headers, std::string body,
               append_callback done) override;
+  bool shares_queues() const noexcept override { return true; }
+  bool enqueue(std::size_t w, std::string destination, header_list headers, std::string body,
+               append_callback done) override;
   route_result route(std::size_t w, const message_ptr& m,
                      std::span<const stomp::header_view> passed, std::string_view body) override;
   void when_following(std::size_t w, std::string_view destination,
@@ -105,6 +113,21 @@ class redis_engine final : public engine {
     bool started() const noexcept { return live ? subscribed : feed.has_value(); }
   };
 
+  // A queue this node's consumers take from: its messages held here (taken, and not yet
+  // settled or given back) are renewed while the node lives.
+  struct shared_queue {
+    std::string destination;
+    std::uint64_t generation = 0;
+    shard* home = nullptr;
+    const queue* local = nullptr;  // the registry's queue it supplies (identity only)
+    std::weak_ptr<queue> local_alive;
+    bool subscribed = false;  // to the ready channel
+    bool taking = false;      // a take in flight
+    bool again = false;       // told of new messages while taking
+    bool drained = false;     // the last take got less than it asked for
+    std::set<std::string> held;
+  };
+
   shard& shard_for(std::string_view destination);
   const shard& shard_for(std::string_view destination) const;
 
@@ -123,11 +146,41 @@ class redis_engine final : public engine {
   void read_head(follow& f);
   void run_waiting(follow& f);
   void publish_delivered();
+  // queue_source, from any thread: handed to the engine thread.
+  void hungry(const std::shared_ptr<queue>& q) override;
+  void settled(const queue& q, const message_ptr& m) override;
+  void returned(const queue& q, std::vector<message_ptr> messages) override;
+  // Engine thread, from here on.
+  shared_queue* find_queue(std::string_view destination, std::uint64_t generation);
+  void on_hungry(std::string destination, std::weak_ptr<queue> q);
+  void subscribe(shared_queue& sq);
+  void take(shared_queue& sq);
+  void on_taken(std::string destination, std::uint64_t generation, std::size_t asked,
+                redis::queue_store::taken t);
+  void give_back(shard& s, std::string_view destination, std::vector<std::string> ids);
+  void settle_soon(std::string_view destination, std::string id);
+  void settle_now();
+  void queue_tick();
+  void resume_queues(shard& s);  // once s is set up again
+  void lose_queues(shard& s);
   // The epoch an append proposes, taken only when the destination has none in Redis (new, or
   // its data lost).
   std::string propose_epoch();
+  // An answer to one of worker w's appends or enqueues, for the engine thread to call: it is
+  // passed to w in turn (take_turn), and `then` runs right after.
+  using turn_answer = std::function<void(storage::append_result, std::function<void()> then)>;
+  turn_answer answer_for(std::size_t w, append_callback done);
+  // True when `name` is in `known` or could be added within `limit` (added then).
+  bool admit(std::unordered_set<std::string, string_hash, std::equal_to<>>& known,
+             std::size_t limit, const std::string& name);
+  // Runs `step` on the engine thread shortly (a subscription still being left).
+  void soon(std::function<void()> step);
   // `done` once every command made before on every connected Redis was answered.
   void when_all_answered(std::function<void()> done);
+  // A place in worker w's line of answers (take it when the request is made), and the answer
+  // for it: `answer` runs on the engine thread once every earlier one of w's has.
+  std::uint64_t take_turn(std::size_t w);
+  void answer_in_turn(std::size_t w, std::uint64_t turn, std::function<void()> answer);
   // Runs `step` on the engine thread and waits for what it hands `done`, up to the command
   // timeout (for the admin API, which calls from its own thread).
   template <typename T>
@@ -140,6 +193,7 @@ class redis_engine final : public engine {
   held_bytes& held_;
   journal_rules rules_;
   redis::stream_store store_;
+  redis::queue_store queue_store_;
   const std::string password_;  // cluster.redis.password_file's first line
 
   std::mt19937_64 epochs_;    // engine thread
@@ -153,13 +207,29 @@ class redis_engine final : public engine {
   string_map<std::unique_ptr<follow>> follows_;
   std::uint64_t generations_ = 0;
   std::vector<message_ptr> delivered_;  // by the feeds, handed to the router in one batch
+  // Per worker, the answers to its appends in the order they were made: a session counts on
+  // that, and destinations on different Redis primaries answer in any order.
+  struct answer_line {
+    std::uint64_t front = 0;                    // the turn of answers.front()
+    std::deque<std::function<void()>> answers;  // empty: not answered yet
+  };
+  std::vector<answer_line> lines_;
   boost::asio::steady_timer watchdog_;
   std::atomic<bool> ready_{false};
   std::atomic<std::uint64_t> reconnects_{0};
 
-  // Destinations this node has written or followed, for limits.max_journaled_destinations.
+  string_map<std::unique_ptr<shared_queue>> shared_queues_;
+  // Acknowledged queue messages, settled in one call per queue soon after.
+  string_map<std::vector<std::string>> to_settle_;
+  bool settle_posted_ = false;
+  boost::asio::steady_timer queue_timer_;
+  std::chrono::steady_clock::time_point last_touch_;
+  const std::string consumer_;  // this run's name in the queues' consumer group
+
+  // Destinations this node has written or followed, for limits.max_journaled_destinations;
+  // queues it has sent to, for limits.max_queues.
   mutable std::mutex known_mutex_;
-  std::unordered_set<std::string, string_hash, std::equal_to<>> known_;
+  std::unordered_set<std::string, string_hash, std::equal_to<>> known_, known_queues_;
 
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guard_;
   std::thread thread_;

@@ -102,10 +102,12 @@ void redis_engine::set_up(shard& s) {
   if (!password_.empty()) c->command({"AUTH", password_}, check("AUTH"));
   if (settings_.cluster.redis.db != 0)
     c->command({"SELECT", std::to_string(settings_.cluster.redis.db)}, check("SELECT"));
-  store_.load(*c, [first_error](error_code ec, std::string error) {
+  auto loaded = [first_error](error_code ec, std::string error) {
     if (first_error->empty() && (ec || !error.empty()))
       *first_error = fmt::format("FUNCTION LOAD: {}", error.empty() ? ec.message() : error);
-  });
+  };
+  store_.load(*c, loaded);
+  queue_store_.load(*c, loaded);
   auto appendonly = std::make_shared<std::string>();
   c->command({"CONFIG", "GET", "appendonly"},
              [appendonly](error_code ec, redis::reply r) { *appendonly = config_value(ec, r); });
@@ -138,6 +140,7 @@ void redis_engine::set_up(shard& s) {
     // and each feed catches up with what was stored meanwhile.
     for (auto& [name, f] : follows_)
       if (f->home == &s) start_follow(*f);
+    resume_queues(s);
   });
 }
 
@@ -152,6 +155,7 @@ void redis_engine::lost(shard& s, std::string_view why) {
   if (auto c = std::exchange(s.subscriber, nullptr)) c->close();
   for (auto& [name, f] : follows_)
     if (f->home == &s) run_waiting(*f);
+  lose_queues(s);
   s.backoff = std::clamp(s.backoff * 2, first_backoff, max_backoff);
   s.retry->expires_after(s.backoff);
   s.retry->async_wait([this, &s](error_code ec) {

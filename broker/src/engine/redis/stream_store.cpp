@@ -238,22 +238,6 @@ bool to_u64(std::string_view s, std::uint64_t& out) {
   return ec == std::errc{} && end == s.data() + s.size();
 }
 
-// A Redis error reply, or the transport's error, as what the caller gets; `function` names
-// what was called ("stompd_append: ERR Function not found").
-template <typename Result>
-bool failed(boost::system::error_code ec, const reply& r, std::string_view function, Result& out) {
-  if (ec) {
-    out.ec = ec;
-    return true;
-  }
-  if (r.is_error()) {
-    out.ec = errc::server_error;
-    out.error = fmt::format("{}: {}", function, r.str);
-    return true;
-  }
-  return false;
-}
-
 // One XRANGE entry: ["<seq>-0", ["t", ts, "h", headers, "b", body]].
 bool parse_entry(const reply& e, std::string_view destination, storage::record& out) {
   if (e.kind != reply::type::array || e.elements.size() != 2 ||
@@ -328,11 +312,7 @@ std::optional<stream_store::announcement> stream_store::parse_announcement(
 
 void stream_store::load(connection& c,
                         std::function<void(boost::system::error_code, std::string)> done) const {
-  c.command({"FUNCTION", "LOAD", "REPLACE", std::string(library)},
-            [done = std::move(done)](boost::system::error_code ec, reply r) {
-              if (!ec && r.is_error()) return done(errc::server_error, r.str);
-              done(ec, {});
-            });
+  load_functions(c, library, std::move(done));
 }
 
 void stream_store::append(connection& c, const storage::record& r, std::uint64_t max_messages,

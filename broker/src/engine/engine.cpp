@@ -1,0 +1,29 @@
+#include "engine/engine.hpp"
+
+namespace broker {
+
+namespace {
+
+struct engine_error_category final : std::error_category {
+  const char* name() const noexcept override { return "stompd.engine"; }
+  std::string message(int e) const override {
+    switch (static_cast<engine_errc>(e)) {
+      case engine_errc::queue_full:
+        return "the queue is full (limits.max_queue_messages)";
+    }
+    return "unknown engine error";
+  }
+};
+
+}  // namespace
+
+bool engine::enqueue(std::size_t, std::string, header_list, std::string, append_callback) {
+  return false;  // route() takes this engine's queue messages
+}
+
+const std::error_category& engine_category() noexcept {
+  static const engine_error_category category;
+  return category;
+}
+
+}  // namespace broker
