@@ -234,7 +234,9 @@ void redis_engine::settle_soon(std::string_view destination, std::string id) {
 void redis_engine::settle_now() {
   settle_posted_ = false;
   auto batch = std::exchange(to_settle_, {});
-  for (auto& [destination, ids] : batch) {
+  for (auto& entry : batch) {
+    const std::string& destination = entry.first;  // a name, not a binding: lambdas take it
+    const auto& ids = entry.second;
     auto& s = shard_for(destination);
     if (!s.up) {  // kept for when it is back: settled late is better than delivered twice
       auto& later = to_settle_[destination];
@@ -260,11 +262,12 @@ void redis_engine::queue_tick() {
   const auto now = std::chrono::steady_clock::now();
   const bool renew = now - last_touch_ >= redelivery / 3;
   if (renew) last_touch_ = now;
-  for (auto& [destination, sq] : shared_queues_) {
+  for (auto& entry : shared_queues_) {
+    auto& sq = entry.second;
     if (!sq->home->up) continue;
     if (renew && !sq->held.empty()) {
       in_batches({sq->held.begin(), sq->held.end()}, [&](std::vector<std::string> batch) {
-        queue_store_.touch(*sq->home->commands, destination, consumer_, batch, nullptr);
+        queue_store_.touch(*sq->home->commands, sq->destination, consumer_, batch, nullptr);
       });
     }
     // Claiming what a dead node held needs asking; new messages are announced.
