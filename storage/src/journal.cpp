@@ -70,6 +70,11 @@ struct append_task {
   record r;
   journal::append_callback done;
   dest_entry* dest = nullptr;  // set when the batch assigns the seq
+  // A retry of a stored idempotency key: nothing is written, r.seq and r.timestamp_ms are
+  // the first append's. `first` names an append of the same batch that has the key (its
+  // outcome is this one's), or is npos when the key was stored by an earlier batch.
+  bool duplicate = false;
+  std::size_t first = SIZE_MAX;
 };
 // An append, or a function run on the writer once every earlier task is done (flush, and
 // the start of purge and enforce_retention).
@@ -126,6 +131,9 @@ struct journal::impl {
   void run_front(std::deque<write_task>& tasks);
   void commit_batch(std::deque<write_task>& tasks, std::size_t n);
   status write_batch(std::deque<write_task>& tasks, std::size_t n);
+  // Marks the appends whose idempotency key is stored, or taken by an earlier append of the
+  // batch (append_task::duplicate).
+  status find_duplicates(std::deque<write_task>& tasks, std::size_t n, std::int64_t now);
   void rollback();
   bool retention_enabled() const;
   std::shared_ptr<sweep> start_sweep(std::function<void(std::uint64_t, const status&)> done);
@@ -148,7 +156,7 @@ struct journal::impl {
 
   detail::db_ptr db_;  // the write connection; writer thread only once it started
   statement begin_, commit_, rollback_, insert_dest_, insert_message_, update_last_seq_,
-      first_stored_, prune_, update_purged_;
+      first_stored_, prune_, update_purged_, find_key_, insert_key_, expire_keys_;
   std::vector<std::unique_ptr<reader>> readers_;
 
   std::mutex queue_mu_;
@@ -223,6 +231,15 @@ journal::impl::impl(journal_options o) : opts_(std::move(o)), path_(opts_.path.s
   prune_ = statement(db,
                      "DELETE FROM messages WHERE dest_id = ?1 AND seq BETWEEN ?2 AND ?3 AND "
                      "(seq <= ?4 OR ts < ?5) RETURNING seq, ts");
+  find_key_ = statement(db,
+                        "SELECT seq, ts FROM idempotency WHERE dest_id = ?1 AND key = ?2 AND "
+                        "expires_ms > ?3");
+  insert_key_ = statement(db,
+                          "INSERT OR REPLACE INTO idempotency (dest_id, key, seq, ts, expires_ms) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5)");
+  expire_keys_ = statement(db,
+                           "DELETE FROM idempotency WHERE (dest_id, key) IN (SELECT dest_id, key "
+                           "FROM idempotency WHERE expires_ms <= ?1 ORDER BY expires_ms LIMIT ?2)");
   update_purged_ = statement(db,
                              "UPDATE destinations SET purged_seq = max(purged_seq, ?1), "
                              "purged_ms = max(purged_ms, ?2) WHERE id = ?3");
@@ -397,10 +414,20 @@ void journal::impl::commit_batch(std::deque<write_task>& tasks, std::size_t n) {
   const auto gen = ++batch_gen_;
   const auto now = now_ms();
   undo_.clear();
+  if (status st = find_duplicates(tasks, n, now); st.failed()) {
+    remember_error(st);
+    for (std::size_t i = 0; i < n; ++i) {
+      auto& a = std::get<append_task>(tasks[i]);
+      if (a.done) a.done(append_result{st.ec, 0, 0, epoch_, false}, a.r);
+    }
+    if (opts_.on_batch_done) opts_.on_batch_done();
+    return;
+  }
   {
     std::lock_guard lk(heads_mu_);
     for (std::size_t i = 0; i < n; ++i) {
       auto& a = std::get<append_task>(tasks[i]);
+      if (a.duplicate) continue;
       auto it = dests_.find(a.r.destination);
       bool created = false;
       if (it == dests_.end()) {
@@ -441,9 +468,15 @@ void journal::impl::commit_batch(std::deque<write_task>& tasks, std::size_t n) {
   const auto ec = st.ec;
   for (std::size_t i = 0; i < n; ++i) {
     auto& a = std::get<append_task>(tasks[i]);
+    if (a.first != SIZE_MAX) {  // the outcome of the batch's first append with the key
+      const auto& f = std::get<append_task>(tasks[a.first]);
+      a.r.seq = f.r.seq;
+      a.r.timestamp_ms = f.r.timestamp_ms;
+    }
     if (ec) a.r.seq = 0, a.r.timestamp_ms = 0;
     a.dest = nullptr;  // may be gone after a rollback
-    if (a.done) a.done(append_result{ec, a.r.seq, a.r.timestamp_ms, epoch_}, a.r);
+    if (a.done)
+      a.done(append_result{ec, a.r.seq, a.r.timestamp_ms, epoch_, a.duplicate && !ec}, a.r);
   }
   if (opts_.on_batch_done) opts_.on_batch_done();
   if (opts_.on_commit && !ec)
@@ -461,8 +494,21 @@ status journal::impl::write_batch(std::deque<write_task>& tasks, std::size_t n) 
     }
     u.dest->second.id = sqlite3_last_insert_rowid(db);
   }
+  std::int64_t keys = 0;
+  const auto expires = now_ms() + opts_.idempotency_window.count();
   for (std::size_t i = 0; i < n; ++i) {
     const auto& a = std::get<append_task>(tasks[i]);
+    if (a.duplicate) continue;
+    if (!a.r.idempotency_key.empty()) {
+      ++keys;
+      insert_key_.bind(1, a.dest->second.id);
+      int rc = insert_key_.bind_blob(2, a.r.idempotency_key);
+      insert_key_.bind(3, to_sql(a.r.seq));
+      insert_key_.bind(4, a.r.timestamp_ms);
+      insert_key_.bind(5, expires);
+      if (rc == SQLITE_OK) rc = insert_key_.run();
+      if (rc != SQLITE_OK) return detail::failure(db, rc, "insert idempotency key");
+    }
     encode_headers(a.r.headers, header_buf_);
     insert_message_.bind(1, a.dest->second.id);
     insert_message_.bind(2, to_sql(a.r.seq));
@@ -479,7 +525,46 @@ status journal::impl::write_batch(std::deque<write_task>& tasks, std::size_t n) 
       return detail::failure(db, rc, "update last_seq");
     }
   }
+  if (keys > 0) {
+    // Two expired keys go for every new one: the table stays near what the window holds.
+    expire_keys_.bind(1, now_ms());
+    expire_keys_.bind(2, 2 * keys);
+    if (int rc = expire_keys_.run(); rc != SQLITE_OK)
+      return detail::failure(db, rc, "expire idempotency keys");
+  }
   if (int rc = commit_.run(); rc != SQLITE_OK) return detail::failure(db, rc, "commit");
+  return {};
+}
+
+status journal::impl::find_duplicates(std::deque<write_task>& tasks, std::size_t n,
+                                      std::int64_t now) {
+  // Keys within the batch first (the first append with a key stores it), then those an
+  // earlier batch stored (a destination the writer has no id for has none stored).
+  std::unordered_map<std::string, std::size_t> firsts;
+  for (std::size_t i = 0; i < n; ++i) {
+    auto& a = std::get<append_task>(tasks[i]);
+    if (a.r.idempotency_key.empty()) continue;
+    auto [it, inserted] = firsts.try_emplace(a.r.destination + '\n' + a.r.idempotency_key, i);
+    if (!inserted) {
+      a.duplicate = true;
+      a.first = it->second;
+      continue;
+    }
+    auto d = dests_.find(a.r.destination);
+    if (d == dests_.end() || d->second.id == 0) continue;
+    reset_on_exit reset(find_key_);
+    find_key_.bind(1, d->second.id);
+    find_key_.bind_blob(2, a.r.idempotency_key);
+    find_key_.bind(3, now);
+    const int rc = find_key_.step();
+    if (rc == SQLITE_ROW) {
+      a.duplicate = true;
+      a.r.seq = from_sql(find_key_.column_int64(0));
+      a.r.timestamp_ms = find_key_.column_int64(1);
+    } else if (rc != SQLITE_DONE) {
+      return detail::failure(db_.get(), rc, "find idempotency key");
+    }
+  }
   return {};
 }
 
@@ -664,6 +749,14 @@ status journal::impl::read_history(reader& rd, const replay_request& req, replay
       top = req.value + wanted;
       lost = purged_seq > req.value;
       break;
+    case replay_request::kind::before: {
+      // The newest `limit` below `value`: the read below ends at `top`, not at the head.
+      top = std::min(head, req.value > 0 ? req.value - 1 : 0);
+      const std::size_t limit =
+          req.limit == 0 ? req.max_messages : std::min(req.limit, req.max_messages);
+      wanted = std::min<std::uint64_t>(top, limit);
+      break;
+    }
     case replay_request::kind::since: {
       const auto since = to_sql(req.value);
       // Deleted messages had timestamps up to purged_ms: some of them were asked for.
@@ -712,6 +805,11 @@ status journal::impl::read_history(reader& rd, const replay_request& req, replay
     std::reverse(res.records.begin(), res.records.end());
   }
   res.complete = !lost && res.records.size() == wanted;
+  if (req.mode == replay_request::kind::before) {
+    // Retention and purge delete from the oldest up: what is above purged_seq is stored.
+    const std::uint64_t below = res.records.empty() ? top : res.records.front().seq - 1;
+    res.older = below > purged_seq;
+  }
   return {};
 }
 
@@ -775,9 +873,10 @@ void journal::replay(replay_request request, std::function<void(replay_result&&)
     replay_result res;
     if (rd != nullptr) {
       using kind = replay_request::kind;
-      const bool other_epoch = !req.epoch.empty() && req.epoch != im->epoch_ &&
-                               (req.mode == kind::after || req.mode == kind::page);
-      if (other_epoch) req.value = 0;
+      const bool other_epoch =
+          !req.epoch.empty() && req.epoch != im->epoch_ &&
+          (req.mode == kind::after || req.mode == kind::page || req.mode == kind::before);
+      if (other_epoch) req.value = req.mode == kind::before ? UINT64_MAX : 0;
       res = im->run_replay(*rd, req);
       if (other_epoch) res.complete = false;
       res.epoch = im->epoch_;

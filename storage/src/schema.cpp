@@ -151,7 +151,26 @@ status add_epoch_v2(sqlite3* db) {
                      "add the journal's epoch (schema version 2)");
 }
 
-constexpr std::array<migration, schema_version> migrations = {create_v1, add_epoch_v2};
+status add_idempotency_v3(sqlite3* db) {
+  // The idempotency keys of recent appends (x-idempotency-key): a retry with a key stored
+  // here and not yet expired gets the seq it had, and nothing is stored again. Rows are
+  // deleted once expired, a few with every batch that adds some.
+  return exec_status(db, R"sql(
+    CREATE TABLE idempotency (
+      dest_id INTEGER NOT NULL,
+      key BLOB NOT NULL,
+      seq INTEGER NOT NULL,
+      ts INTEGER NOT NULL,
+      expires_ms INTEGER NOT NULL,
+      PRIMARY KEY (dest_id, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX idempotency_by_expiry ON idempotency (expires_ms);
+  )sql",
+                     "add idempotency keys (schema version 3)");
+}
+
+constexpr std::array<migration, schema_version> migrations = {create_v1, add_epoch_v2,
+                                                              add_idempotency_v3};
 
 void migrate(const std::string& path, sqlite3* db) {
   exec(path, db, "BEGIN IMMEDIATE");

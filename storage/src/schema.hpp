@@ -15,7 +15,7 @@ namespace storage::detail {
 
 // The schema this build writes, stored in PRAGMA user_version. A file with a higher
 // version is refused (newer_schema); a lower one is migrated step by step.
-inline constexpr int schema_version = 2;
+inline constexpr int schema_version = 3;
 // PRAGMA application_id of a stompd journal ("STMD"), so a foreign SQLite file given as
 // the journal path is refused instead of getting our tables added to it.
 inline constexpr std::int32_t application_id = 0x53544d44;

@@ -223,6 +223,8 @@ TEST(AdminRequestTest, HeaderSetByTheBrokerIsRefusedInAnyCase) {
   EXPECT_EQ(e->message, "header Content-Length is set by the broker");
   EXPECT_TRUE(check_header("x-seq", "1").has_value());
   EXPECT_FALSE(check_header("x-app", "1").has_value());
+  // Reserved (not passed on), but the publisher's to set, over HTTP as over STOMP.
+  EXPECT_FALSE(check_header("x-idempotency-key", "order-17").has_value());
 }
 
 TEST(AdminRequestTest, HeaderWithColonLineBreakOrNulIsRefused) {

@@ -204,6 +204,9 @@ class RedisStreamStoreTest : public RedisConnectionTest {
     r.max_messages = max_messages;
     r.max_bytes = max_bytes;
     r.epoch = std::move(epoch);
+    return replay(r);
+  }
+  stream_store::history replay(const storage::replay_request& r) {
     std::optional<stream_store::history> h;
     store_.replay(*c_, r, [&](stream_store::history got) { h = std::move(got); });
     run_until([&] { return h.has_value(); });
@@ -218,7 +221,8 @@ class RedisStreamStoreTest : public RedisConnectionTest {
   static storage::record record(std::string body) {
     return {.destination = std::string(room),
             .headers = {{"content-type", "text/plain"}, {"x-from", "alice"}},
-            .body = std::move(body)};
+            .body = std::move(body),
+            .idempotency_key = {}};
   }
 
   static constexpr std::string_view room = "/topic/lost-item.42.room.7";
@@ -334,6 +338,58 @@ TEST_F(RedisStreamStoreTest, ReplayAfterAndPage) {
   EXPECT_EQ(other.records.size(), 10u);
   EXPECT_FALSE(other.complete);
   EXPECT_TRUE(replay(kind::after, 5, 10'000, 8 << 20, "e1").complete);
+}
+
+// x-idempotency-key, as the SQLite journal answers it (JournalTest.ARetryWith*).
+TEST_F(RedisStreamStoreTest, ARetryWithAStoredIdempotencyKeyGetsTheFirstSeqAndStoresNothing) {
+  auto keyed = [&](std::string key, std::string body) {
+    auto r = record(std::move(body));
+    r.idempotency_key = std::move(key);
+    std::optional<stream_store::appended> a;
+    store_.append(*c_, r, 0, "e1", [&](stream_store::appended got) { a = std::move(got); });
+    run_until([&] { return a.has_value(); });
+    EXPECT_FALSE(a->ec) << a->ec.message() << ": " << a->error;
+    return *a;
+  };
+  const auto first = keyed("k1", "first");
+  EXPECT_FALSE(first.duplicate);
+  append(*c_, "unkeyed");
+  const auto retry = keyed("k1", "again");
+  EXPECT_TRUE(retry.duplicate);
+  EXPECT_EQ(retry.seq, 1u);
+  EXPECT_EQ(retry.timestamp_ms, first.timestamp_ms);
+  EXPECT_EQ(retry.epoch, first.epoch);
+  EXPECT_EQ(keyed("k2", "other").seq, 3u);
+  EXPECT_EQ(seqs(read_after(0)), (seq_list{1, 2, 3}));
+  const auto ttl = call(*c_, {"PTTL", fmt::format("{{stompd:{}}}:key:k1", room)}).integer;
+  EXPECT_GT(ttl, 0) << "the key expires with its window";
+}
+
+// x-replay: before:SEQ, as the SQLite journal answers it (JournalTest.ReplayBefore*).
+TEST_F(RedisStreamStoreTest, ReplayBeforeReadsTheNewestBelowTheSeqAndWhetherOlderAreStored) {
+  for (int i = 1; i <= 30; ++i) append(*c_, fmt::format("m{}", i), "e1", 10);  // 21..30 kept
+  auto before = [&](std::uint64_t seq, std::size_t limit, std::string epoch = "") {
+    storage::replay_request r;
+    r.destination = std::string(room);
+    r.mode = kind::before;
+    r.value = seq;
+    r.limit = limit;
+    r.epoch = std::move(epoch);
+    return replay(r);
+  };
+  auto page = before(29, 3);
+  EXPECT_EQ(seqs(page), (seq_list{26, 27, 28}));
+  EXPECT_EQ(page.head_seq, 30u);
+  EXPECT_TRUE(page.complete);
+  EXPECT_TRUE(page.older);
+  auto cut = before(25, 10);
+  EXPECT_EQ(seqs(cut), (seq_list{21, 22, 23, 24}));
+  EXPECT_FALSE(cut.complete) << "15..20 were asked for and were trimmed";
+  EXPECT_FALSE(cut.older);
+  EXPECT_EQ(seqs(before(1000, 2)), (seq_list{29, 30})) << "past the head: the newest";
+  auto other = before(5, 2, "another-epoch");
+  EXPECT_EQ(seqs(other), (seq_list{29, 30}));
+  EXPECT_FALSE(other.complete);
 }
 
 TEST_F(RedisStreamStoreTest, ReplaySinceReadsByRedisTimestamps) {

@@ -131,6 +131,13 @@ replay_request since(std::string d, std::int64_t ms, std::size_t cap = 10'000) {
   return request(std::move(d), replay_request::kind::since, static_cast<std::uint64_t>(ms), cap);
 }
 
+replay_request before(std::string d, std::uint64_t seq, std::size_t limit,
+                      std::size_t cap = 10'000) {
+  auto r = request(std::move(d), replay_request::kind::before, seq, cap);
+  r.limit = limit;
+  return r;
+}
+
 std::vector<std::uint64_t> seqs(const replay_result& r) {
   std::vector<std::uint64_t> out;
   for (const auto& rec : r.records) out.push_back(rec.seq);
@@ -336,6 +343,123 @@ TEST_F(JournalTest, ReplayAfterReturnsTheMessagesAfterTheSeq) {
   EXPECT_TRUE(all.complete);
 }
 
+// Issue 15: "load older messages" (x-replay: before:SEQ).
+TEST_F(JournalTest, ReplayBeforeReturnsTheNewestBelowTheSeqAndWhetherOlderAreStored) {
+  auto j = open();
+  append_many(*j, "/topic/a", 30);
+  auto page = replay_sync(*j, before("/topic/a", 21, 5));
+  EXPECT_EQ(seqs(page), range(16, 20));
+  EXPECT_EQ(page.head_seq, 30u);
+  EXPECT_TRUE(page.complete);
+  EXPECT_TRUE(page.older);
+  auto last_page = replay_sync(*j, before("/topic/a", 4, 5));
+  EXPECT_EQ(seqs(last_page), range(1, 3));
+  EXPECT_TRUE(last_page.complete) << "fewer than asked, because there are no more";
+  EXPECT_FALSE(last_page.older);
+  EXPECT_EQ(seqs(replay_sync(*j, before("/topic/a", 1000, 2))), range(29, 30))
+      << "past the head: the newest";
+  EXPECT_TRUE(replay_sync(*j, before("/topic/a", 1, 5)).records.empty());
+}
+
+TEST_F(JournalTest, ReplayBeforeIsCappedAndSaysWhatRetentionRemoved) {
+  auto o = options();
+  o.retention_for = [](std::string_view) { return retention{10, {}}; };
+  o.retention_interval = 0ms;
+  journal j(o);
+  append_many(j, "/topic/a", 30);
+  j.enforce_retention();  // 21..30 stay
+  auto capped = replay_sync(j, before("/topic/a", 31, 0, 4));
+  EXPECT_EQ(seqs(capped), range(27, 30)) << "no limit: the replay cap";
+  EXPECT_TRUE(capped.older);
+  auto cut = replay_sync(j, before("/topic/a", 25, 10));
+  EXPECT_EQ(seqs(cut), range(21, 24));
+  EXPECT_FALSE(cut.complete) << "16..20 were asked for and are gone";
+  EXPECT_FALSE(cut.older);
+}
+
+TEST_F(JournalTest, ReplayBeforeASeqOfAnotherEpochReadsTheNewestAndIsIncomplete) {
+  auto j = open();
+  append_many(*j, "/topic/a", 10);
+  auto r = before("/topic/a", 5, 3);
+  r.epoch = "another";
+  const auto res = replay_sync(*j, r);
+  EXPECT_EQ(seqs(res), range(8, 10));
+  EXPECT_FALSE(res.complete);
+}
+
+// Issue 15: x-idempotency-key. A retry within the window gets the first append's seq and
+// stores nothing, across a reopen too.
+record keyed(std::string destination, std::string key, std::string body = "x") {
+  auto r = make_record(std::move(destination), std::move(body));
+  r.idempotency_key = std::move(key);
+  return r;
+}
+
+TEST_F(JournalTest, ARetryWithAStoredIdempotencyKeyGetsTheFirstSeqAndStoresNothing) {
+  {
+    auto j = open();
+    const auto first = append_sync(*j, keyed("/topic/a", "k1", "first"));
+    EXPECT_EQ(first.seq, 1u);
+    EXPECT_FALSE(first.duplicate);
+    append_sync(*j, make_record("/topic/a"));
+    const auto retry = append_sync(*j, keyed("/topic/a", "k1", "again"));
+    EXPECT_TRUE(retry.duplicate);
+    EXPECT_EQ(retry.seq, 1u);
+    EXPECT_EQ(retry.timestamp_ms, first.timestamp_ms);
+    EXPECT_EQ(append_sync(*j, keyed("/topic/b", "k1")).seq, 1u) << "keys are per destination";
+    EXPECT_FALSE(append_sync(*j, keyed("/topic/a", "k2")).duplicate);
+  }
+  auto j = open();  // keys survive a restart
+  EXPECT_TRUE(append_sync(*j, keyed("/topic/a", "k1")).duplicate);
+  const auto all = replay_sync(*j, after("/topic/a", 0));
+  EXPECT_EQ(seqs(all), range(1, 3));
+  EXPECT_EQ(all.records[0].body, "first");
+}
+
+TEST_F(JournalTest, TheSameKeyTwiceInOneBatchIsStoredOnce) {
+  auto j = open();
+  writer_gate gate(*j);  // holds the writer: the appends below form one batch
+  std::vector<append_result> got(3);
+  std::atomic<int> done{0};
+  for (int i = 0; i < 3; ++i)
+    j->append(keyed("/topic/a", i == 1 ? "other" : "same"),
+              [&, i](const append_result& r, const record&) {
+                got[static_cast<std::size_t>(i)] = r;
+                ++done;
+              });
+  gate.release();
+  while (done < 3) std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(got[0].seq, 1u);
+  EXPECT_EQ(got[1].seq, 2u);
+  EXPECT_EQ(got[2].seq, 1u);
+  EXPECT_TRUE(got[2].duplicate);
+  EXPECT_EQ(seqs(replay_sync(*j, after("/topic/a", 0))), range(1, 2));
+}
+
+TEST_F(JournalTest, AnIdempotencyKeyExpiresAfterItsWindow) {
+  auto o = options();
+  o.idempotency_window = 50ms;
+  journal j(o);
+  EXPECT_EQ(append_sync(j, keyed("/topic/a", "k")).seq, 1u);
+  std::this_thread::sleep_for(80ms);
+  const auto later = append_sync(j, keyed("/topic/a", "k"));
+  EXPECT_FALSE(later.duplicate) << "the window is over: a new message";
+  EXPECT_EQ(later.seq, 2u);
+}
+
+TEST_F(JournalTest, AVersion2JournalGetsIdempotencyKeysWhenMigrated) {
+  append_many(*open(), "/topic/a", 2);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(db_path().c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE idempotency; PRAGMA user_version = 2;", nullptr, nullptr,
+                         nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto j = open();
+  EXPECT_EQ(append_sync(*j, keyed("/topic/a", "k")).seq, 3u);
+  EXPECT_TRUE(append_sync(*j, keyed("/topic/a", "k")).duplicate);
+}
+
 // Issue 14: x-epoch. A journal file's epoch lasts as long as the file; a new file has
 // another, so x-seq values of the old file are known to number other messages.
 TEST_F(JournalTest, TheEpochIsMadeWithTheFileAndKeptForItsLife) {
@@ -359,9 +483,10 @@ TEST_F(JournalTest, AVersion1JournalGetsAnEpochWhenMigratedAndKeepsItsMessages) 
   append_many(*open(), "/topic/a", 2);
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(db_path().c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "DROP TABLE journal_info; PRAGMA user_version = 1;", nullptr, nullptr,
-                         nullptr),
-            SQLITE_OK);
+  ASSERT_EQ(
+      sqlite3_exec(db, "DROP TABLE journal_info; DROP TABLE idempotency; PRAGMA user_version = 1;",
+                   nullptr, nullptr, nullptr),
+      SQLITE_OK);
   sqlite3_close(db);
   auto j = open();
   EXPECT_EQ(j->epoch().size(), 12u);
@@ -859,7 +984,7 @@ TEST_F(JournalTest, RefusesANewerSchemaNamingBothVersions) {
   const std::string what = e.what();
   EXPECT_NE(what.find(path.string()), std::string::npos) << what;
   EXPECT_NE(what.find("schema version 999"), std::string::npos) << what;
-  EXPECT_NE(what.find("version 2 "), std::string::npos) << what;
+  EXPECT_NE(what.find("version 3 "), std::string::npos) << what;
   EXPECT_EQ(read_file(path), before);
 }
 
@@ -883,7 +1008,7 @@ TEST_F(JournalTest, MigratesAnEmptyFileToTheCurrentSchema) {
   }
   const auto file = read_file(db_path());
   ASSERT_GE(file.size(), 100u);
-  EXPECT_EQ(header_u32(file, 60), 2u);           // PRAGMA user_version
+  EXPECT_EQ(header_u32(file, 60), 3u);           // PRAGMA user_version
   EXPECT_EQ(header_u32(file, 68), 0x53544d44u);  // PRAGMA application_id, "STMD"
   EXPECT_EQ(append_sync(*open(), make_record("/topic/a")).seq, 2u);
 }

@@ -202,6 +202,9 @@ struct config {
     std::size_t replay_max_messages = 10'000;
     std::size_t replay_max_bytes = 8 * 1024 * 1024;
     std::chrono::milliseconds retention_interval{1000};
+    // A SEND's x-idempotency-key is remembered this long (across restarts): a retry with it
+    // gets the first SEND's RECEIPT, and nothing is stored again.
+    std::chrono::milliseconds idempotency_window{10LL * 60 * 1000};
 
     // Retention of a /topic/ destination that no rule matches: the newest
     // default_max_messages, none older than default_max_age (0: no limit). Finite by

@@ -118,7 +118,8 @@ struct publish_result {
   std::string error;      // when not 200
   std::uint64_t seq = 0;  // journaled destinations
   std::string message_id;
-  std::string epoch;  // with seq
+  std::string epoch;       // with seq
+  bool duplicate = false;  // a retry of an x-idempotency-key: seq is the first publish's
 };
 
 // The broker as the admin listener sees it. Implemented by the server; thread-safe; calls

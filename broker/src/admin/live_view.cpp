@@ -296,7 +296,8 @@ void live_view::publish(std::string destination,
     ctx_.publishing->publish_from_admin(
         0, std::move(destination), std::move(headers), std::move(body),
         [done = std::move(done)](publisher::admin_result r) {
-          done({r.status, std::move(r.error), r.seq, std::move(r.message_id), std::move(r.epoch)});
+          done({r.status, std::move(r.error), r.seq, std::move(r.message_id), std::move(r.epoch),
+                r.duplicate});
         });
   });
 }

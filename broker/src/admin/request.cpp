@@ -154,7 +154,7 @@ std::optional<bad_request> check_header(std::string_view name, std::string_view 
   std::string lower(name);
   std::transform(lower.begin(), lower.end(), lower.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (is_reserved_header(lower))
+  if (is_reserved_header(lower) && lower != idempotency_header)
     return bad_request{fmt::format("header {} is set by the broker", name)};
   return std::nullopt;
 }

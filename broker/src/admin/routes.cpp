@@ -428,6 +428,7 @@ void routes::on_published(std::uint64_t id, publish_result r) {
       o["x-seq"] = r.seq;
       o["x-epoch"] = r.epoch;
     }
+    if (r.duplicate) o["x-duplicate"] = true;
     res = json_response(http::status::ok, o);
   } else {
     auto status = static_cast<http::status>(r.http_status);

@@ -55,9 +55,12 @@ class engine {
   // x-seq order. `done` runs on w's thread once the message is stored (or failed), before
   // its delivery reaches w's subscribers. False, and `done` never runs, when `destination`
   // has no history yet and limits.max_journaled_destinations already do: nothing was
-  // accepted, and destinations that have history keep working.
+  // accepted, and destinations that have history keep working. `idempotency_key` (the
+  // SEND's x-idempotency-key, or ""): a key the destination stored within
+  // journal.idempotency_window_ms stores and delivers nothing, and `done` gets the first
+  // append's x-seq with duplicate set.
   virtual bool append(std::size_t w, std::string destination, header_list headers, std::string body,
-                      append_callback done) = 0;
+                      std::string idempotency_key, append_callback done) = 0;
 
   // Where /queue/ messages wait. False: in this node's queue registry, put there by route().
   // True: in the shared store, put there by enqueue(), and each node's registry takes from it

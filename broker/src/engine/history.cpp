@@ -51,6 +51,7 @@ history::history(const config& settings, worker_pool& workers, router& topics, h
                ? storage::durability::power
                : storage::durability::process;
   o.retention_interval = settings.journal.retention_interval;
+  o.idempotency_window = settings.journal.idempotency_window;
   o.retention_for = [this](std::string_view d) { return policy_for(d).retention; };
   o.on_commit = [&metrics](std::size_t appends, std::chrono::nanoseconds took) {
     metrics.journal_batch_size.observe(static_cast<double>(appends));
@@ -99,6 +100,7 @@ void history::admitted_new(const std::string& destination) {
 }
 
 bool history::append(std::size_t w, std::string destination, header_list headers, std::string body,
+                     std::string idempotency_key,
                      std::function<void(const storage::append_result&)> done) {
   bool is_new = false;
   if (!admit(destination, is_new)) return false;
@@ -106,6 +108,7 @@ bool history::append(std::size_t w, std::string destination, header_list headers
   r.destination = std::move(destination);
   r.headers = std::move(headers);
   r.body = std::move(body);
+  r.idempotency_key = std::move(idempotency_key);
   journal_->append(std::move(r), [this, w, is_new, done = std::move(done)](
                                      const storage::append_result& result,
                                      const storage::record& stored) mutable {
@@ -114,7 +117,9 @@ bool history::append(std::size_t w, std::string destination, header_list headers
     if (is_new) admitted_new(stored.destination);
     // Handed to the workers with the rest of the batch in on_batch_done, after every
     // callback of the batch ran: receipts and deliveries both follow the commit.
-    if (!result.ec) batch_.push_back(make_stored_message(held_, stored, result.epoch, false));
+    // A retry of a stored idempotency key was delivered the first time.
+    if (!result.ec && !result.duplicate)
+      batch_.push_back(make_stored_message(held_, stored, result.epoch, false));
     if (w >= completions_.size()) completions_.resize(w + 1);
     completions_[w].push_back({std::move(done), result});
   });

@@ -47,7 +47,7 @@ class history {
   // `done` never runs, when the journal does not know `destination` yet and already keeps
   // limits.max_journaled_destinations (engine::append).
   bool append(std::size_t w, std::string destination, header_list headers, std::string body,
-              std::function<void(const storage::append_result&)> done);
+              std::string idempotency_key, std::function<void(const storage::append_result&)> done);
   // `done` runs (writer thread) once every earlier append completed.
   void flush(std::function<void()> done);
   // Reads history; `done` runs on a reader thread.

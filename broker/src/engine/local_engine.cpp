@@ -37,9 +37,9 @@ bool local_engine::journaled(std::string_view destination) const {
 }
 
 bool local_engine::append(std::size_t w, std::string destination, header_list headers,
-                          std::string body, append_callback done) {
+                          std::string body, std::string idempotency_key, append_callback done) {
   return history_->append(w, std::move(destination), std::move(headers), std::move(body),
-                          std::move(done));
+                          std::move(idempotency_key), std::move(done));
 }
 
 engine::route_result route_on_node(router& topics, queue_registry& queues, std::size_t w,

@@ -33,7 +33,7 @@ class local_engine final : public engine {
 
   bool journaled(std::string_view destination) const override;
   bool append(std::size_t w, std::string destination, header_list headers, std::string body,
-              append_callback done) override;
+              std::string idempotency_key, append_callback done) override;
   route_result route(std::size_t w, const message_ptr& m, std::span<const stomp::header_view>,
                      std::string_view) override;
   // At once: the router delivers every commit after the subscription.

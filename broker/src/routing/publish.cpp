@@ -48,9 +48,10 @@ std::string destination_problem(std::string_view d, std::size_t max_bytes) {
 }
 
 bool is_reserved_header(std::string_view name) noexcept {
-  static constexpr std::array<std::string_view, 11> reserved = {
-      "destination", "receipt",     "transaction", "content-length", "message-id", "subscription",
-      "ack",         "redelivered", "x-seq",       "x-epoch",        "x-replayed"};
+  static constexpr std::array<std::string_view, 12> reserved = {
+      "destination", "receipt",      "transaction", "content-length",
+      "message-id",  "subscription", "ack",         "redelivered",
+      "x-seq",       "x-epoch",      "x-replayed",  idempotency_header};
   return std::find(reserved.begin(), reserved.end(), name) != reserved.end();
 }
 
@@ -111,6 +112,9 @@ std::optional<storage::replay_request> parse_replay(std::string_view v) {
   } else if (v.starts_with("since:")) {
     r.mode = kind::since;
     number = v.substr(6);
+  } else if (v.starts_with("before:")) {
+    r.mode = kind::before;
+    number = v.substr(7);
   } else {
     return std::nullopt;
   }
@@ -127,6 +131,14 @@ publisher::publisher(const config& settings, worker_pool& workers, held_bytes& h
 publisher::status publisher::publish(std::size_t w, const request& r,
                                      std::weak_ptr<publish_listener> listener,
                                      std::uint64_t ticket) {
+  std::string_view key;
+  for (const auto& h : r.headers) {
+    if (h.name != idempotency_header) continue;
+    if (h.value.empty() || h.value.size() > max_idempotency_key_bytes)
+      return status::bad_idempotency_key;
+    key = h.value;
+    break;  // the first one counts, as for every repeated header
+  }
   auto passed = passable_headers(r.headers);
   // A queue kept in a shared store is stored like a journaled topic's message: the RECEIPT
   // after the store answered.
@@ -146,11 +158,11 @@ publisher::status publisher::publish(std::size_t w, const request& r,
         store_failures_.fetch_add(1, std::memory_order_relaxed);
       if (auto l = listener.lock()) l->on_stored(ticket, a);
     };
-    const bool accepted = shared_queue
-                              ? engine_->enqueue(w, std::string(r.destination), std::move(kept),
-                                                 std::string(r.body), std::move(done))
-                              : engine_->append(w, std::string(r.destination), std::move(kept),
-                                                std::string(r.body), std::move(done));
+    const bool accepted =
+        shared_queue ? engine_->enqueue(w, std::string(r.destination), std::move(kept),
+                                        std::string(r.body), std::move(done))
+                     : engine_->append(w, std::string(r.destination), std::move(kept),
+                                       std::string(r.body), std::string(key), std::move(done));
     if (accepted) return status::storing;
     pending_bytes_.fetch_sub(bytes, std::memory_order_relaxed);  // refused: never pending
     return shared_queue ? status::too_many_queues : status::too_many_journaled;
@@ -178,6 +190,10 @@ publisher::refusal publisher::limit_refusal(status s, std::string_view destinati
           fmt::format("destination '{}' cannot be journaled: the journal already keeps {} "
                       "destinations (limits.max_journaled_destinations)",
                       destination, settings_.limits.max_journaled_destinations)};
+}
+
+std::string publisher::bad_key_detail() {
+  return fmt::format("{} must be 1 to {} bytes", idempotency_header, max_idempotency_key_bytes);
 }
 
 std::size_t publisher::store_bytes(const request& r) noexcept {
@@ -224,7 +240,7 @@ void publisher::publish_from_admin(std::size_t w, std::string destination,
   auto listener = std::make_shared<callback_listener>([done](const storage::append_result& r) {
     if (r.ec) return done({503, r.ec.message(), 0, {}, {}});
     if (r.seq == 0) return done({200, {}, 0, {}, {}});  // a shared queue's: no x-seq
-    done({200, {}, r.seq, fmt::format("{}", r.seq), r.epoch});
+    done({200, {}, r.seq, fmt::format("{}", r.seq), r.epoch, r.duplicate});
   });
   request r{destination, views, body, "admin", n};
   listener->self = listener;
@@ -238,6 +254,8 @@ void publisher::publish_from_admin(std::size_t w, std::string destination,
     case status::too_many_queues:
     case status::too_many_journaled:
       return done({503, limit_refusal(outcome, destination).detail, 0, {}, {}});
+    case status::bad_idempotency_key:
+      return done({400, bad_key_detail(), 0, {}, {}});
     case status::routed:
       return done({200, {}, 0, fmt::format("admin-{}", n), {}});
   }

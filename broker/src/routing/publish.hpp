@@ -32,8 +32,15 @@ class worker_pool;
 std::string destination_problem(std::string_view d, std::size_t max_bytes);
 
 // Headers a SEND may not pass on to subscribers: the broker sets them, or they concern only
-// the SEND itself. The admin API refuses them in a publish request.
+// the SEND itself. The admin API refuses them in a publish request, except the one a
+// publisher sets for itself, idempotency_header.
 bool is_reserved_header(std::string_view name) noexcept;
+
+// A SEND's idempotency key: a retry with the same key to the same journaled destination,
+// within journal.idempotency_window_ms, gets the first one's RECEIPT (x-seq, x-epoch, and
+// x-duplicate: true) and stores and delivers nothing. At most max_idempotency_key_bytes.
+inline constexpr std::string_view idempotency_header = "x-idempotency-key";
+inline constexpr std::size_t max_idempotency_key_bytes = 256;
 
 // The sender's headers that subscribers see: reserved ones are dropped, and a repeated header
 // counts once, first value wins (STOMP 1.2, "Repeated Header Entries").
@@ -51,7 +58,8 @@ message_ptr make_live_message(held_bytes& budget, std::string_view destination,
 message_ptr make_stored_message(held_bytes& budget, const storage::record& r,
                                 std::string_view epoch, bool replayed);
 
-// x-replay: "last:N", "after:SEQ" or "since:UNIX_MS", decimal; nullopt when malformed.
+// x-replay: "last:N", "after:SEQ", "since:UNIX_MS" or "before:SEQ", decimal; nullopt when
+// malformed.
 std::optional<storage::replay_request> parse_replay(std::string_view value);
 
 // Hears that a journaled publish was stored (r.seq is its x-seq) or failed (r.ec), on the
@@ -83,8 +91,9 @@ class publisher {
     storing,
     queue_full,  // live queue at its limit: nothing was accepted
     // A broker-wide bound (issue 11), nothing accepted; destinations that exist keep working:
-    too_many_queues,     // a new /queue/ while limits.max_queues exist
-    too_many_journaled,  // a new journaled topic while max_journaled_destinations have history
+    too_many_queues,      // a new /queue/ while limits.max_queues exist
+    too_many_journaled,   // a new journaled topic while max_journaled_destinations have history
+    bad_idempotency_key,  // x-idempotency-key empty or longer than max_idempotency_key_bytes
   };
   // The ERROR for too_many_queues and too_many_journaled: its `message` header, and a detail
   // naming the destination and the config key. The same words for SEND, SUBSCRIBE and the
@@ -94,6 +103,8 @@ class publisher {
     std::string detail;
   };
   refusal limit_refusal(status s, std::string_view destination) const;
+  // The ERROR detail (or HTTP error) for bad_idempotency_key.
+  static std::string bad_key_detail();
 
   // Callbacks that run "on w's thread" are posted through `workers`; messages count
   // themselves in `held`.
@@ -141,7 +152,8 @@ class publisher {
     std::string error;
     std::uint64_t seq = 0;
     std::string message_id;
-    std::string epoch;  // with seq
+    std::string epoch;       // with seq
+    bool duplicate = false;  // a retry of an idempotency key: seq is the first publish's
   };
   void publish_from_admin(std::size_t w, std::string destination,
                           std::vector<std::pair<std::string, std::string>> headers,

@@ -58,6 +58,9 @@ bool session::publish(const stomp::frame_view& f, std::string_view destination,
                                  ctx_.settings.limits.max_queue_messages),
                      &f);
       return false;
+    case publisher::status::bad_idempotency_key:
+      protocol_error("invalid x-idempotency-key", publisher::bad_key_detail(), &f);
+      return false;
     case publisher::status::too_many_queues:
     case publisher::status::too_many_journaled: {
       auto why = ctx_.publishing->limit_refusal(sent, destination);
@@ -155,6 +158,10 @@ void session::on_stored(std::uint64_t ticket, const storage::append_result& r) {
   }
   if (done.receipt && r.seq == 0)  // a queue's message: no x-seq
     complete_receipt(*done.receipt);
+  else if (done.receipt && r.duplicate)  // a retry: the first SEND's RECEIPT, said so
+    complete_receipt(
+        *done.receipt,
+        {{"x-seq", fmt::format("{}", r.seq)}, {"x-epoch", r.epoch}, {"x-duplicate", "true"}});
   else if (done.receipt)
     complete_receipt(*done.receipt, {{"x-seq", fmt::format("{}", r.seq)}, {"x-epoch", r.epoch}});
   resume_reading();

@@ -23,6 +23,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -166,6 +167,9 @@ class session : public std::enable_shared_from_this<session>,
     }
     storage::replay_request replay;
     std::optional<receipt_order::ticket> replay_receipt;  // held until the history is sent
+    // x-replay: before:S ("load older messages"): history only, never live; the subscription
+    // ends with its RECEIPT.
+    bool history_only = false;
     std::vector<message_ptr> pending;
     std::size_t pending_bytes = 0;  // of `pending`, part of the session's pending_live_bytes_
   };
@@ -263,6 +267,9 @@ class session : public std::enable_shared_from_this<session>,
   // Replays run one at a time per connection, each once the previous one is written, so
   // history never holds more than one replay's worth of a connection's memory.
   void start_next_replay();
+  // "" when the SUBSCRIBE's x-replay `r` and x-replay-limit go together (and r.limit is set),
+  // else the ERROR's detail.
+  std::string older_history_problem(const stomp::frame_view& f, storage::replay_request& r) const;
   void on_replay(std::uint64_t key, storage::replay_result&& r);
 
   const std::uint64_t id_;
@@ -280,6 +287,9 @@ class session : public std::enable_shared_from_this<session>,
 
   std::unordered_map<std::uint64_t, subscription> subscriptions_;     // by key
   std::unordered_map<std::string, std::uint64_t> subscription_keys_;  // client id -> key
+  // Ids of x-replay: before:SEQ subscriptions that ended with their RECEIPT, newest last: an
+  // UNSUBSCRIBE of one (stomp.js's unsubscribe()) is accepted. At most 64 remembered.
+  std::deque<std::string> ended_history_ids_;
   std::uint64_t next_key_ = 1;
   std::unordered_map<std::string, open_transaction> transactions_;
   std::size_t transaction_bytes_ = 0;  // all open transactions: limits.max_transaction_bytes

@@ -62,10 +62,12 @@ void session::handle_subscribe(const stomp::frame_view& f) {
     if (!replay)
       return protocol_error(
           "invalid x-replay",
-          fmt::format("invalid x-replay header value '{}': expected last:N, after:SEQ or "
-                      "since:UNIX_MS",
+          fmt::format("invalid x-replay header value '{}': expected last:N, after:SEQ, "
+                      "since:UNIX_MS or before:SEQ",
                       *x),
           &f);
+    if (auto problem = older_history_problem(f, *replay); !problem.empty())
+      return protocol_error("invalid x-replay", problem, &f);
     if (auto problem = ctx_.publishing->replay_problem(*dest); !problem.empty())
       return protocol_error("history not kept", problem, &f);
     // The epoch the client's after:SEQ was seen in: another one numbers other messages.
@@ -78,11 +80,13 @@ void session::handle_subscribe(const stomp::frame_view& f) {
   sub.destination = std::string(*dest);
   sub.mode = mode;
   sub.is_queue = dest->starts_with("/queue/");
+  sub.history_only = replay && replay->mode == storage::replay_request::kind::before;
   sub.key = key;
   stomp::shared_message::head(sub.head, sub.id, {}, version_);
   if (mode != ack_mode::auto_ack && version_ == stomp::version::v1_2)
     sub.ack_prefix = fmt::format("ack:{}-", key);
   auto& stored = subscriptions_.emplace(key, std::move(sub)).first->second;
+  std::erase(ended_history_ids_, sub_id);  // the id names a new subscription now
   subscription_keys_.emplace(std::move(sub_id), key);
   if (stored.is_queue) {
     // The consumer is registered by raw pointer: release_resources() removes it before this
@@ -95,7 +99,7 @@ void session::handle_subscribe(const stomp::frame_view& f) {
       subscriptions_.erase(key);
       return protocol_error(why.message, why.detail, &f);
     }
-  } else {
+  } else if (!stored.history_only) {
     ctx_.topics.subscribe(worker_.index, stored.destination, this, key);
   }
   log_debug("session={} subscribed id={} destination={}", id_, stored.id, stored.destination);
@@ -118,6 +122,23 @@ void session::handle_subscribe(const stomp::frame_view& f) {
   if (auto r = f.header("receipt")) stored.replay_receipt = receipts_.hold(*r);
   replay_queue_.push_back(key);
   start_next_replay();
+}
+
+std::string session::older_history_problem(const stomp::frame_view& f,
+                                           storage::replay_request& r) const {
+  auto limit = f.header("x-replay-limit");
+  if (r.mode != storage::replay_request::kind::before)
+    return limit ? "x-replay-limit goes with x-replay: before:SEQ only" : "";
+  if (r.value == 0) return "x-replay: before:SEQ needs a SEQ of 1 or more";
+  // Its end is its RECEIPT: without one a client could not tell the page is complete.
+  if (!f.header("receipt")) return "x-replay: before:SEQ needs a receipt header";
+  if (limit) {
+    auto n = stomp::parse_decimal<std::size_t>(*limit);
+    if (!n || *n == 0)
+      return fmt::format("x-replay-limit must be a count of 1 or more, got '{}'", *limit);
+    r.limit = *n;
+  }
+  return {};
 }
 
 void session::start_next_replay() {
@@ -151,12 +172,25 @@ void session::on_replay(std::uint64_t key, storage::replay_result&& r) {
   }
   for (const auto& rec : r.records)
     deliver(sub, make_stored_message(ctx_.held, rec, r.epoch, true), false, true);
-  if (sub.replay_receipt)
-    complete_receipt(*std::exchange(sub.replay_receipt, std::nullopt),
-                     {{"x-replay-count", fmt::format("{}", r.records.size())},
-                      {"x-head-seq", fmt::format("{}", r.head_seq)},
-                      {"x-replay-complete", r.complete ? "true" : "false"},
-                      {"x-epoch", r.epoch}});
+  if (sub.replay_receipt) {
+    std::vector<receipt_order::header> said = {
+        {"x-replay-count", fmt::format("{}", r.records.size())},
+        {"x-head-seq", fmt::format("{}", r.head_seq)},
+        {"x-replay-complete", r.complete ? "true" : "false"},
+        {"x-epoch", r.epoch}};
+    if (sub.history_only) said.push_back({"x-replay-older", r.older ? "true" : "false"});
+    complete_receipt(*std::exchange(sub.replay_receipt, std::nullopt), std::move(said));
+  }
+  if (sub.history_only) {
+    // Older messages only, and they are sent: the subscription ends, its id free again.
+    log_debug("session={} sent older history destination={} count={} older={}", id_,
+              sub.destination, r.records.size(), r.older);
+    subscription_keys_.erase(sub.id);
+    if (ended_history_ids_.size() == 64) ended_history_ids_.pop_front();
+    ended_history_ids_.push_back(std::move(sub.id));
+    subscriptions_.erase(it);
+    return start_next_replay();
+  }
   // Live messages that arrived meanwhile, and any still on their way, that the read already
   // returned are dropped (last_seq), so history and live meet with no gap and no duplicate:
   // every commit after the read began is published after we subscribed, so it comes live.
@@ -181,9 +215,15 @@ void session::handle_unsubscribe(const stomp::frame_view& f) {
   if (!id && version_ == stomp::version::v1_0) id = f.header("destination");
   if (!id) return protocol_error("missing header", "UNSUBSCRIBE requires 'id'", &f);
   auto k = subscription_keys_.find(std::string(*id));
-  if (k == subscription_keys_.end())
-    return protocol_error("unknown subscription", fmt::format("no subscription with id '{}'", *id),
-                          &f);
+  if (k == subscription_keys_.end()) {
+    // A page of older history ended by itself: leaving it again is no mistake.
+    auto ended = std::find(ended_history_ids_.begin(), ended_history_ids_.end(), *id);
+    if (ended == ended_history_ids_.end())
+      return protocol_error("unknown subscription",
+                            fmt::format("no subscription with id '{}'", *id), &f);
+    ended_history_ids_.erase(ended);
+    return send_receipt(f);
+  }
   auto key = k->second;
   subscription_keys_.erase(k);
   auto it = subscriptions_.find(key);

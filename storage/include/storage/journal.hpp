@@ -56,6 +56,10 @@ struct record {
   std::int64_t timestamp_ms = 0;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  // For append: "" or the sender's idempotency key (x-idempotency-key). An append whose key
+  // an earlier append of the destination stored within journal_options::idempotency_window
+  // stores nothing and gets that append's seq and timestamp (append_result::duplicate).
+  std::string idempotency_key;
 };
 
 // How much of a destination's history to keep; 0 means no limit.
@@ -83,6 +87,8 @@ struct journal_options {
   // that would grow it further fails with disk_full, as on a full disk, until retention or
   // purge frees space. Tests use it to exercise the disk-full path.
   std::uint64_t max_file_bytes = 0;
+  // How long an idempotency key (record::idempotency_key) is remembered.
+  std::chrono::milliseconds idempotency_window{std::chrono::minutes(10)};
 };
 
 struct append_result {
@@ -90,31 +96,42 @@ struct append_result {
   std::uint64_t seq = 0;
   std::int64_t timestamp_ms = 0;
   std::string epoch;  // what numbers `seq` (journal::epoch)
+  // The idempotency key was stored already: seq and timestamp_ms are the first append's,
+  // and nothing was stored (or is to be delivered) now.
+  bool duplicate = false;
 };
 
 struct replay_request {
   // page: up to max_messages after seq `value`, OLDEST first kept (for paging through
-  // history); the other kinds keep the newest, to join the live stream.
-  enum class kind { last, after, since, page };
+  // history); before: up to `limit` before seq `value`, the newest of them kept (for "load
+  // older messages"); the other kinds keep the newest, to join the live stream.
+  enum class kind { last, after, since, page, before };
   std::string destination;
   kind mode = kind::last;
-  std::uint64_t value = 0;  // last: N; after: seq S (exclusive); since: T in ms (inclusive)
-  // after and page: the epoch `value` was seen in, when the client said. Another epoch's seq
-  // numbers other messages: then everything is read as after 0, and the result is not
-  // complete (what the client had may be gone).
+  // last: N; after: seq S (exclusive); since: T in ms (inclusive); page: seq S (exclusive);
+  // before: seq S (exclusive)
+  std::uint64_t value = 0;
+  // after, page and before: the epoch `value` was seen in, when the client said. Another
+  // epoch's seq numbers other messages: then after and page read everything as after 0,
+  // before reads the newest, and the result is not complete (what the client had may be gone).
   std::string epoch;
-  std::size_t max_messages = 10'000;        // cap; the newest messages are kept when cut
+  std::size_t limit = 0;              // before: how many (0, or over max_messages: max_messages)
+  std::size_t max_messages = 10'000;  // cap; the newest messages are kept when cut
   std::size_t max_bytes = 8 * 1024 * 1024;  // cap on the summed body + encoded header bytes
 };
 
 struct replay_result {
   std::error_code ec;
-  std::string epoch;            // the journal's (journal::epoch)
-  std::vector<record> records;  // oldest first, consecutive seqs, the last one is head_seq
-  std::uint64_t head_seq = 0;   // the destination's latest committed seq when read; 0: none
+  std::string epoch;  // the journal's (journal::epoch)
+  // Oldest first, consecutive seqs; the last one is head_seq, except for page and before.
+  std::vector<record> records;
+  std::uint64_t head_seq = 0;  // the destination's latest committed seq when read; 0: none
   // False when a message the request asked for is no longer stored (retention, purge) or
   // was cut by a cap. A destination that simply has fewer messages than asked is complete.
   bool complete = true;
+  // before: messages older than the first one returned (or than `value`, when none was)
+  // are still stored: the client may ask again, before the first one it got.
+  bool older = false;
 };
 
 struct destination_stats {

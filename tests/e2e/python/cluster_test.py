@@ -16,11 +16,14 @@ What is checked:
                      an ERROR, never a RECEIPT; after the restart the receipted history is all
                      there and the sequence goes on at head+1 in the same epoch; a subscriber
                      on another node keeps receiving.
+  OlderHistoryTest   x-replay: before:SEQ pages back through the history on another node.
+  IdempotencyTest    a SEND resent with its x-idempotency-key on another node gets the first
+                     RECEIPT and is stored and delivered once.
   RedisDataLossTest  Redis back on an empty directory: a new epoch from x-seq 1, and resuming
                      with the old epoch's after:S says x-replay-complete: false.
   ReadinessTest      /readyz: 200 with Redis, 503 without, 200 again after the reconnect;
                      --redis overrides cluster.redis.addresses.
-Queues stay per node in this version and are not tested across nodes.
+Queues across nodes are in cluster_queue_test.py.
 
 Every wait has a deadline (scaled by STOMPD_E2E_TIME_SCALE) and every thread ends by itself.
 Run with /usr/bin/python3. Not named test_*.py: CTest runs it as its own test (e2e_cluster).
@@ -725,6 +728,59 @@ class AdminAcrossNodesTest(ClusterCase):
         self.assertEqual(receipt["x-replay-complete"], "false", receipt)
         self.assertEqual(pub.publish_confirmed(room, "after")["x-seq"], "4",
                          "a purged destination's numbering goes on")
+
+
+class OlderHistoryTest(ClusterCase):
+    """x-replay: before:SEQ on another node than the publisher's: the same pages as on one
+    node (history_test.OlderHistoryTest), read from Redis."""
+    NODES = 2
+
+    def test_pages_back_through_the_shared_history(self):
+        a, b = self.nodes
+        room = unique("/topic/cluster.older")
+        pub = self.connect(a)
+        for i in range(1, 41):
+            pub.publish_confirmed(room, f"m{i}")
+        reader = self.connect(b)
+        pages, before = [], 41
+        while True:
+            got, receipt = reader.subscribe_replay(room, "older", f"before:{before}",
+                                                   headers=[("x-replay-limit", "15")])
+            pages.append(seqs_of(got))
+            self.assertEqual((receipt["x-head-seq"], receipt["x-replay-complete"]),
+                             ("40", "true"), receipt)
+            if receipt["x-replay-older"] == "false":
+                break
+            before = seq_of(got[0])
+        self.assertEqual(pages, [list(range(26, 41)), list(range(11, 26)), list(range(1, 11))])
+        pub.publish_confirmed(room, "live")
+        with self.assertRaises(TimeoutError):
+            frame = reader.frame(0.5)
+            self.fail(f"nothing live after a before: page, got {describe(frame)}")
+
+
+class IdempotencyTest(ClusterCase):
+    """x-idempotency-key across nodes: a backend whose node went away resends on another
+    node and gets the first RECEIPT; every subscriber has the message once."""
+    NODES = 2
+
+    def test_a_retry_on_another_node_gets_the_first_receipt(self):
+        a, b = self.nodes
+        room = unique("/topic/cluster.idem")
+        sub = self.connect(b)
+        sub.subscribe_replay(room, "s")
+        key = [("x-idempotency-key", "order-17")]
+        first = self.connect(a).publish_confirmed(room, "order 17", headers=key)
+        again = self.connect(b).publish_confirmed(room, "order 17", headers=key)
+        self.assertEqual((again["x-seq"], again["x-epoch"], again.get("x-duplicate")),
+                         (first["x-seq"], first["x-epoch"], "true"))
+        self.assertNotIn("x-duplicate", first)
+        self.assertEqual(sub.frame(scaled(5))[2], b"order 17")
+        with self.assertRaises(TimeoutError):
+            frame = sub.frame(0.3)
+            self.fail(f"the retry was delivered: {describe(frame)}")
+        history, _ = read_history(a.tcp_port, room)
+        self.assertEqual(bodies_of(history), ["order 17"])
 
 
 class NodeCrashTest(ClusterCase):

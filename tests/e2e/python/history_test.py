@@ -1,5 +1,7 @@
 """History (the journal and x-replay) against the real stompd over TCP: replay racing
-concurrent publishers, retention, a graceful restart, and a corrupt journal at startup.
+concurrent publishers, retention, paging back with x-replay: before:SEQ, x-idempotency-key
+(a resend after a lost RECEIPT, across a restart, through the HTTP API too), a graceful
+restart, and a corrupt journal at startup.
 
 Run with /usr/bin/python3 (Debian's python3-stomp). Not named test_*.py: CTest runs it as its
 own test (e2e_history_py), apart from e2e_stomp_py's discovery, so the two run in parallel and
@@ -8,6 +10,8 @@ keep separate time limits.
 STOMPD_E2E_SEED=N repeats the random choices of a failed run (the seed is in every failure).
 """
 
+import http.client
+import json
 import os
 import queue
 import random
@@ -358,6 +362,163 @@ class ReplayCapTest(BrokerCase):
         self.assertTrue(1 <= n <= 2, f"{n} messages of 1500 bytes replayed under a 4096-byte cap; "
                                      f"RECEIPT {receipt}")
         self.check_replay(replayed, receipt, 5 - n, 4, 4, False, "after:0 over the byte cap")
+
+
+def load_older(conn, destination, before, limit=None, sub_id="older", epoch=None):
+    """SUBSCRIBE with x-replay: before:<before> (and x-replay-limit): the MESSAGEs before its
+    RECEIPT, and the RECEIPT's headers."""
+    headers = [("x-epoch", epoch)] if epoch else []
+    if limit is not None:
+        headers.append(("x-replay-limit", str(limit)))
+    return conn.subscribe_replay(destination, sub_id, f"before:{before}", headers=headers)
+
+
+class OlderHistoryTest(BrokerCase):
+    """x-replay: before:SEQ, "load older messages": the newest N before SEQ, oldest first,
+    whether older ones are stored, and no live messages after (the subscription ends)."""
+
+    CONFIG = {"journal": {"replay_max_messages": 50}}
+
+    def test_pages_back_to_the_first_message_and_never_subscribes(self):
+        dest = unique("/topic/older")
+        pub = self.connect()
+        for i in range(1, 121):
+            pub.publish(dest, f"m{i}", receipt=f"s{i}")
+        for i in range(1, 121):
+            self.assertEqual(pub.frame()[0], "RECEIPT")
+        reader = self.connect()
+        pages, before = [], 121
+        while True:
+            got, receipt = load_older(reader, dest, before, limit=30)
+            pages.append(seqs_of(got))
+            for m in got:
+                self.assertEqual(m[1].get("x-replayed"), "true", describe(m))
+                self.assertEqual(m[1]["subscription"], "older", describe(m))
+            self.assertEqual(receipt["x-replay-count"], str(len(got)), receipt)
+            self.assertEqual(receipt["x-head-seq"], "120", receipt)
+            self.assertEqual(receipt["x-replay-complete"], "true", receipt)
+            if receipt["x-replay-older"] == "false":
+                break
+            before = seq_of(got[0])
+        self.assertEqual(pages, [list(range(k - 29, k + 1)) for k in (120, 90, 60, 30)])
+        # The subscription ended with its RECEIPT: its id is free, and nothing live comes.
+        pub.publish_confirmed(dest, "live")
+        got, receipt = load_older(reader, dest, 2)
+        self.assertEqual((seqs_of(got), receipt["x-replay-older"]), ([1], "false"))
+        with self.assertRaises(TimeoutError):
+            frame = reader.frame(0.5)
+            self.fail(f"nothing live after a before: page, got {describe(frame)}")
+        # No limit: the replay cap.
+        got, receipt = load_older(reader, dest, 121)
+        self.assertEqual(seqs_of(got), list(range(71, 121)))
+        self.assertEqual(receipt["x-replay-older"], "true")
+
+    def test_malformed_or_receiptless_requests_get_an_error(self):
+        dest = unique("/topic/older")
+        for headers, words in (
+                ([("x-replay", "before:0"), ("receipt", "r")], "SEQ of 1 or more"),
+                ([("x-replay", "before:5")], "needs a receipt"),
+                ([("x-replay", "before:5"), ("x-replay-limit", "0"), ("receipt", "r")],
+                 "x-replay-limit must be a count"),
+                ([("x-replay", "last:5"), ("x-replay-limit", "3"), ("receipt", "r")],
+                 "before:SEQ only")):
+            conn = self.connect()
+            conn.send_frame("SUBSCRIBE", [("id", "1"), ("destination", dest)] + headers)
+            frame = conn.frame(scaled(5))
+            self.assertEqual((frame[0], frame[1].get("message")), ("ERROR", "invalid x-replay"),
+                             describe(frame))
+            self.assertIn(words, frame[2].decode(), describe(frame))
+
+
+def admin_publish(broker, destination, body, headers):
+    """POST /api/publish on the broker's admin port: (status, JSON answer)."""
+    conn = http.client.HTTPConnection("127.0.0.1", broker.admin_port, timeout=scaled(5))
+    try:
+        conn.request("POST", "/api/publish",
+                     body=json.dumps({"destination": destination, "body": body,
+                                      "headers": headers}).encode(),
+                     headers={"Content-Type": "application/json"})
+        reply = conn.getresponse()
+        return reply.status, json.loads(reply.read() or b"null")
+    finally:
+        conn.close()
+
+
+class IdempotencyTest(unittest.TestCase):
+    """x-idempotency-key: a backend that resends after a lost RECEIPT (a dropped connection, a
+    restart) gets the first SEND's RECEIPT, and the room has the message once."""
+
+    def setUp(self):
+        self.brokers = []
+        self.addCleanup(self.stop_brokers)
+
+    def stop_brokers(self):
+        for b in self.brokers:
+            code, graceful = b.stop()
+            self.assertEqual((code, graceful), (0, True), b.log())
+        for b in self.brokers:
+            b.cleanup()
+
+    def start(self, data_dir=None):
+        b = Broker.start(data_dir=data_dir)
+        self.brokers.append(b)
+        return b
+
+    def send(self, conn, dest, body, key):
+        return conn.publish_confirmed(dest, body, headers=[("x-idempotency-key", key)])
+
+    def test_a_retry_gets_the_first_receipt_and_is_stored_and_delivered_once(self):
+        broker = self.start()
+        dest = unique("/topic/idem")
+        sub = Stomp.connected(broker.tcp_port)
+        self.addCleanup(sub.close)
+        sub.subscribe_replay(dest, "s")
+        pub = Stomp.connected(broker.tcp_port)
+        first = self.send(pub, dest, "order 17 shipped", "order-17")
+        self.assertNotIn("x-duplicate", first)
+        pub.close()  # the connection drops; the backend reconnects and resends
+        pub = Stomp.connected(broker.tcp_port)
+        self.addCleanup(pub.close)
+        again = self.send(pub, dest, "order 17 shipped", "order-17")
+        self.assertEqual((again["x-seq"], again["x-epoch"], again.get("x-duplicate")),
+                         (first["x-seq"], first["x-epoch"], "true"))
+        other = self.send(pub, dest, "order 18 shipped", "order-18")
+        self.assertEqual(int(other["x-seq"]), int(first["x-seq"]) + 1)
+        got = [sub.frame(scaled(5)) for _ in range(2)]
+        self.assertEqual([m[2] for m in got], [b"order 17 shipped", b"order 18 shipped"])
+        with self.assertRaises(TimeoutError):
+            frame = sub.frame(0.3)
+            self.fail(f"the retry was delivered: {describe(frame)}")
+        # The HTTP publish API takes the same header.
+        status, answer = admin_publish(broker, dest, "order 17 shipped",
+                                       {"x-idempotency-key": "order-17"})
+        self.assertEqual((status, answer.get("x-seq"), answer.get("x-duplicate")),
+                         (200, int(first["x-seq"]), True), answer)
+        status, answer = admin_publish(broker, dest, "x", {"x-idempotency-key": "k" * 257})
+        self.assertEqual(status, 400, answer)
+
+    def test_the_key_is_remembered_across_a_restart(self):
+        first_broker = self.start()
+        dest = unique("/topic/idem.restart")
+        pub = Stomp.connected(first_broker.tcp_port)
+        first = self.send(pub, dest, "hello", "k-1")
+        pub.close()
+        first_broker.stop()
+        broker = self.start(data_dir=first_broker.data_dir)
+        pub = Stomp.connected(broker.tcp_port)
+        self.addCleanup(pub.close)
+        again = self.send(pub, dest, "hello", "k-1")
+        self.assertEqual((again["x-seq"], again.get("x-duplicate")), (first["x-seq"], "true"))
+        history, _ = pub.subscribe_replay(dest, "h", "after:0")
+        self.assertEqual(bodies_of(history), ["hello"])
+
+    def test_a_key_too_long_is_an_error(self):
+        broker = self.start()
+        conn = Stomp.connected(broker.tcp_port)
+        self.addCleanup(conn.close)
+        with self.assertRaises(BrokerError) as e:
+            self.send(conn, unique("/topic/idem"), "x", "k" * 257)
+        self.assertIn("invalid x-idempotency-key", describe(e.exception.frame))
 
 
 class Events(stomp.ConnectionListener):

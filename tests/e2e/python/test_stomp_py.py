@@ -102,6 +102,50 @@ class TopicTest(BrokerTestCase):
         listener.no_message(scaled(0.3))
 
 
+class OlderHistoryTest(BrokerTestCase):
+
+    def test_loads_older_messages_page_by_page(self):
+        dest = unique("/topic/py.older")
+        conn, listener = self.connect()
+        for i in range(1, 13):
+            self.send_confirmed(conn, listener, dest, f"m{i}")
+        pages, before = [], 13
+        while True:
+            receipt = uuid.uuid4().hex
+            conn.subscribe(dest, id=f"older-{before}", headers={
+                "x-replay": f"before:{before}", "x-replay-limit": "5", "receipt": receipt})
+            done = listener.receipt(receipt)
+            page = []
+            while not listener.messages.empty():  # stomp.py queued them before the RECEIPT
+                page.append(int(listener.messages.get().headers["x-seq"]))
+            pages.append(page)
+            self.assertEqual(done.headers["x-replay-count"], str(len(page)))
+            if done.headers["x-replay-older"] == "false":
+                break
+            before = page[0]
+        self.assertEqual(pages, [[8, 9, 10, 11, 12], [3, 4, 5, 6, 7], [1, 2]])
+        self.send_confirmed(conn, listener, dest, "live")
+        listener.no_message(scaled(0.3))
+
+
+class IdempotencyTest(BrokerTestCase):
+
+    def test_a_resend_with_the_same_key_gets_the_same_x_seq_and_is_delivered_once(self):
+        dest = unique("/topic/py.idem")
+        sub, sub_l = self.connect()
+        self.subscribe_confirmed(sub, sub_l, dest, "s")
+        conn, listener = self.connect()
+        receipts = []
+        for _ in range(2):
+            rid = uuid.uuid4().hex
+            conn.send(dest, "once", headers={"receipt": rid, "x-idempotency-key": "k-1"})
+            receipts.append(listener.receipt(rid).headers)
+        self.assertEqual(receipts[0]["x-seq"], receipts[1]["x-seq"])
+        self.assertEqual(receipts[1].get("x-duplicate"), "true")
+        self.assertEqual(sub_l.message().body, "once")
+        sub_l.no_message(scaled(0.3))
+
+
 class LargeMessageTest(BrokerTestCase):
 
     def test_delivers_a_binary_body_of_exactly_max_body_bytes(self):

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { scaled, startBroker } from '../lib/broker.mjs';
 import {
-  connectClient, Inbox, makeClient, publishConfirmed, shutdown, subscribe,
+  connectClient, Inbox, makeClient, publishConfirmed, shutdown, subscribe, withDeadline,
 } from '../lib/stompjs-client.mjs';
 
 const T = { timeout: scaled(30_000) };
@@ -53,6 +53,22 @@ function checkLive(m, seq) {
   assert.equal(m.headers['x-seq'], String(seq), `live x-seq: ${show(m)}`);
   assert.equal(m.headers['message-id'], String(seq), `message-id equals x-seq: ${show(m)}`);
   assert.equal(m.headers['x-replayed'], undefined, `a live frame is not flagged replayed: ${show(m)}`);
+}
+
+// "Load older messages", as the README shows it: the `limit` messages before x-seq
+// `beforeSeq`, oldest first, and whether there are older ones still.
+function loadOlder(client, destination, beforeSeq, limit = 50) {
+  return new Promise((resolve) => {
+    const id = `older-${beforeSeq}-${Math.random().toString(36).slice(2)}`;
+    const messages = [];
+    client.watchForReceipt(id, (receipt) => {
+      subscription.unsubscribe();  // ended already; this only forgets it in stomp.js
+      resolve({ messages, older: receipt.headers['x-replay-older'] === 'true' });
+    });
+    const subscription = client.subscribe(destination, (msg) => messages.push(msg), {
+      id, receipt: id, 'x-replay': `before:${beforeSeq}`, 'x-replay-limit': String(limit),
+    });
+  });
 }
 
 describe('history over stomp.js', () => {
@@ -116,6 +132,44 @@ describe('history over stomp.js', () => {
     const pub = await connect();
     await publishConfirmed(pub, { destination: dest, body: 'first' });
     checkLive(await inbox.take(), 1);
+  });
+
+  it('LoadsOlderMessagesPageByPageWithBefore', T, async () => {
+    const dest = room('older');
+    const pub = await connect();
+    await publishAll(pub, dest, range(1, 25).map((i) => `m${i}`));
+    const reader = await connect();
+    const pages = [];
+    let beforeSeq = 26;
+    for (;;) {
+      const { messages, older } = await withDeadline(loadOlder(reader, dest, beforeSeq, 10),
+                                                     scaled(5000), 'a page of older messages');
+      pages.push(seqs(messages));
+      for (const m of messages) assert.equal(m.headers['x-replayed'], 'true', show(m));
+      if (!older) break;
+      beforeSeq = Number(messages[0].headers['x-seq']);
+    }
+    assert.deepEqual(pages, [range(16, 25), range(6, 15), range(1, 5)]);
+    // The pages never subscribed: a live message reaches a live subscription only.
+    const live = await subscribe(reader, dest);
+    await publishConfirmed(pub, { destination: dest, body: 'live' });
+    checkLive(await live.take(), 26);
+    assert.equal(live.items.length, 0);
+  });
+
+  it('AResendWithTheSameIdempotencyKeyGetsTheFirstReceiptAndIsDeliveredOnce', T, async () => {
+    const dest = room('idem');
+    const sub = await connect();
+    const inbox = await subscribe(sub, dest);
+    const pub = await connect();
+    const headers = { 'x-idempotency-key': 'message-from-api-17' };
+    const first = await publishConfirmed(pub, { destination: dest, body: 'hi', headers });
+    const again = await publishConfirmed(pub, { destination: dest, body: 'hi', headers });
+    assert.equal(again.headers['x-seq'], first.headers['x-seq']);
+    assert.equal(again.headers['x-duplicate'], 'true');
+    assert.equal(first.headers['x-duplicate'], undefined);
+    await publishConfirmed(pub, { destination: dest, body: 'next' });
+    assert.deepEqual((await inbox.takeN(2)).map((m) => m.body), ['hi', 'next']);
   });
 
   it('ReplaysEveryMessageAfterSWithAfter', T, async () => {

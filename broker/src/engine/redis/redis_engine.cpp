@@ -62,7 +62,7 @@ redis_engine::redis_engine(const config& settings, worker_pool& workers, router&
       queues_(queues),
       held_(held),
       rules_(settings.journal),
-      store_(settings.cluster.redis.key_prefix),
+      store_(settings.cluster.redis.key_prefix, settings.journal.idempotency_window),
       queue_store_(settings.cluster.redis.key_prefix),
       password_(read_password(settings.cluster.redis.password_file)),
       epochs_(std::random_device{}()),
@@ -167,12 +167,13 @@ std::string redis_engine::propose_epoch() {
 // --- the engine interface --------------------------------------------------------------------
 
 bool redis_engine::append(std::size_t w, std::string destination, header_list headers,
-                          std::string body, append_callback done) {
+                          std::string body, std::string idempotency_key, append_callback done) {
   if (!admit(known_, settings_.limits.max_journaled_destinations, destination)) return false;
   storage::record r;
   r.destination = std::move(destination);
   r.headers = std::move(headers);
   r.body = std::move(body);
+  r.idempotency_key = std::move(idempotency_key);
   net::post(io_, [this, w, r = std::move(r), done = std::move(done)]() mutable {
     auto& s = shard_for(r.destination);
     auto answer = answer_for(w, std::move(done));
@@ -198,8 +199,10 @@ bool redis_engine::append(std::size_t w, std::string destination, header_list he
           result.seq = a.seq;
           result.timestamp_ms = a.timestamp_ms;
           result.epoch = a.epoch;
+          result.duplicate = a.duplicate;
           if (!a.error.empty()) log_error("redis {}: {}", s.name, a.error);
-          if (a.ec) return answer(std::move(result), nullptr);
+          // A retry of an idempotency key: delivered the first time.
+          if (a.ec || a.duplicate) return answer(std::move(result), nullptr);
           // The RECEIPT is posted before the delivery: it reaches the publisher first. Our own
           // message reaches our subscribers then, not after its announcement's round trip;
           // the announcement is a duplicate the feed drops.
@@ -348,6 +351,7 @@ void redis_engine::replay(storage::replay_request request, replay_callback done)
                       r.records = std::move(h.records);
                       r.head_seq = h.head_seq;
                       r.complete = h.complete;
+                      r.older = h.older;
                       done(std::move(r));
                     });
     };

@@ -57,7 +57,7 @@ class redis_engine final : public engine, private queue_source {
 
   bool journaled(std::string_view destination) const override;
   bool append(std::size_t w, std::string destination, header_list headers, std::string body,
-              append_callback done) override;
+              std::string idempotency_key, append_callback done) override;
   bool shares_queues() const noexcept override { return true; }
   bool enqueue(std::size_t w, std::string destination, header_list headers, std::string body,
                append_callback done) override;

@@ -67,11 +67,21 @@ local function trim_older_than(log, meta, cutoff, chunks)
   end
 end
 
--- KEYS: log, meta. ARGV: channel, max_messages (0: no limit), new_epoch, headers, body,
--- seen_epoch, seen_seq (the newest x-seq the caller has seen stored, in that epoch; '', 0:
--- none), max_age_ms (0: no limit). Returns {seq, timestamp_ms, epoch}.
+-- KEYS: log, meta, key (the idempotency key's). ARGV: channel, max_messages (0: no limit),
+-- new_epoch, headers, body, seen_epoch, seen_seq (the newest x-seq the caller has seen
+-- stored, in that epoch; '', 0: none), max_age_ms (0: no limit), key_window_ms (0: no
+-- idempotency key). Returns {seq, timestamp_ms, epoch, duplicate (0/1)}: a key stored within
+-- its window returns what it was stored with, and nothing is stored or announced.
 local function append(keys, args)
-  local log, meta = keys[1], keys[2]
+  local log, meta, key = keys[1], keys[2], keys[3]
+  local key_window = tonumber(args[9]) or 0
+  if key_window > 0 then
+    local first = redis.call('GET', key)
+    if first then
+      local s, t, e = string.match(first, '^(%d+) (%d+) (.*)$')
+      return {tonumber(s), tonumber(t), e, 1}
+    end
+  end
   local channel, max_messages, headers, body = args[1], tonumber(args[2]), args[4], args[5]
   local epoch = redis.call('HGET', meta, 'epoch')
   if not epoch then
@@ -99,7 +109,8 @@ local function append(keys, args)
   redis.call('XADD', log, seq .. '-0', 't', ts, 'h', headers, 'b', body)
   redis.call('PUBLISH', channel,
              string.format('%d %d %s %d\n', seq, ts, epoch, #headers) .. headers .. body)
-  return {seq, ts, epoch}
+  if key_window > 0 then redis.call('SET', key, seq .. ' ' .. ts .. ' ' .. epoch, 'PX', key_window) end
+  return {seq, ts, epoch, 0}
 end
 
 -- KEYS: log, meta. ARGV: after (x-seq, exclusive), count. Returns {head, epoch, entries}.
@@ -137,11 +148,13 @@ local function first_since(log, head, since, bound)
   return first
 end
 
--- KEYS: log, meta. ARGV: mode (last, after, since, page), value, max_messages, max_bytes,
--- epoch (the one `value` was seen in, for after and page; '' when not said), max_age_ms (0:
--- no limit: older messages count as removed by retention).
--- Returns {head, epoch, complete (0/1), entries oldest first}: the same answer as the SQLite
--- journal's read_history, read in one atomic step so it ends exactly at head.
+-- KEYS: log, meta. ARGV: mode (last, after, since, page, before), value, max_messages,
+-- max_bytes, epoch (the one `value` was seen in, for after, page and before; '' when not
+-- said), max_age_ms (0: no limit: older messages count as removed by retention), limit
+-- (before: how many; 0: max_messages).
+-- Returns {head, epoch, complete (0/1), entries oldest first, older (0/1: before, messages
+-- older than those returned are stored)}: the same answer as the SQLite journal's
+-- read_history, read in one atomic step so it ends exactly at head.
 local function replay(keys, args)
   local log, meta = keys[1], keys[2]
   local mode, value = args[1], tonumber(args[2])
@@ -157,10 +170,11 @@ local function replay(keys, args)
   local lost_seq = tonumber(redis.call('HGET', meta, 'lost_seq')) or 0
   local lost_ts = tonumber(redis.call('HGET', meta, 'lost_ts')) or 0
   -- Another epoch's x-seq numbers other messages: read everything, and say it may not be all.
-  local other_epoch = (mode == 'after' or mode == 'page') and args[5] ~= '' and args[5] ~= epoch
+  local other_epoch = (mode == 'after' or mode == 'page' or mode == 'before') and
+                      args[5] ~= '' and args[5] ~= epoch
   -- This epoch's history starts at its first x-seq: nothing before it is asked for.
   local start = epoch_start(meta)
-  if other_epoch then value = 0 end
+  if other_epoch then value = (mode == 'before') and head + 1 or 0 end
   local wanted, top, lost = 0, head, other_epoch
   if mode == 'last' then
     wanted = math.max(0, math.min(value, head - start + 1))
@@ -172,6 +186,11 @@ local function replay(keys, args)
     if value < head then wanted = math.min(head - value, max_messages) end
     top = value + wanted
     lost = lost or lost_seq > value
+  elseif mode == 'before' then
+    top = math.min(head, value - 1)
+    local limit = tonumber(args[7]) or 0
+    if limit == 0 or limit > max_messages then limit = max_messages end
+    wanted = math.max(0, math.min(top - start + 1, limit))
   else
     lost = lost_seq > 0 and lost_ts >= value
     wanted = head - math.max(start, first_since(log, head, value, max_messages + 1)) + 1
@@ -198,7 +217,16 @@ local function replay(keys, args)
   local oldest_first = {}
   for i = #entries, 1, -1 do oldest_first[#oldest_first + 1] = entries[i] end
   local complete = (not lost) and #entries == wanted
-  return {head, epoch, complete and 1 or 0, oldest_first}
+  local older = 0
+  if mode == 'before' then
+    local below = top
+    if #entries > 0 then below = seq_of(entries[#entries][1]) - 1 end
+    if below >= start then
+      local e = redis.call('XREVRANGE', log, below .. '-0', '-', 'COUNT', 1)
+      if #e > 0 and seq_of(e[1][1]) >= start and ts_of(e[1][2]) >= cutoff then older = 1 end
+    end
+  end
+  return {head, epoch, complete and 1 or 0, oldest_first, older}
 end
 
 -- KEYS: log, meta. Returns {head, stored, oldest_ms, newest_ms} (0s when nothing is stored).
@@ -325,14 +353,17 @@ void stream_store::append(connection& c, const storage::record& r, std::uint64_t
                           append_handler done) const {
   std::string headers;
   storage::encode_headers(r.headers, headers);
-  c.command({"FCALL", "stompd_append", "2", log_key(r.destination), meta_key(r.destination),
+  const bool keyed = !r.idempotency_key.empty();
+  c.command({"FCALL", "stompd_append", "3", log_key(r.destination), meta_key(r.destination),
+             fmt::format("{{{}{}}}:key:{}", prefix_, r.destination, r.idempotency_key),
              channel(r.destination), std::to_string(max_messages), std::string(new_epoch),
              std::move(headers), r.body, std::string(known.epoch), std::to_string(known.seq),
-             std::to_string(known.max_age.count())},
+             std::to_string(known.max_age.count()),
+             std::to_string(keyed ? idempotency_window_.count() : 0)},
             [done = std::move(done)](boost::system::error_code ec, reply rep) {
               appended out;
               if (failed(ec, rep, "stompd_append", out)) return done(std::move(out));
-              if (rep.kind != reply::type::array || rep.elements.size() != 3 ||
+              if (rep.kind != reply::type::array || rep.elements.size() != 4 ||
                   rep.elements[0].kind != reply::type::integer ||
                   rep.elements[1].kind != reply::type::integer) {
                 out.ec = errc::bad_reply;
@@ -341,6 +372,7 @@ void stream_store::append(connection& c, const storage::record& r, std::uint64_t
               out.seq = static_cast<std::uint64_t>(rep.elements[0].integer);
               out.timestamp_ms = rep.elements[1].integer;
               out.epoch = std::move(rep.elements[2].str);
+              out.duplicate = rep.elements[3].integer != 0;
               done(std::move(out));
             });
 }
@@ -375,30 +407,33 @@ void stream_store::replay(connection& c, const storage::replay_request& r,
 void stream_store::replay(connection& c, const storage::replay_request& r,
                           std::chrono::milliseconds max_age, history_handler done) const {
   using kind = storage::replay_request::kind;
-  const char* mode = r.mode == kind::last    ? "last"
-                     : r.mode == kind::after ? "after"
-                     : r.mode == kind::page  ? "page"
-                                             : "since";
-  c.command({"FCALL_RO", "stompd_replay", "2", log_key(r.destination), meta_key(r.destination),
-             mode, std::to_string(r.value), std::to_string(r.max_messages),
-             std::to_string(r.max_bytes), r.epoch, std::to_string(max_age.count())},
-            [done = std::move(done), destination = r.destination](boost::system::error_code ec,
-                                                                  reply rep) {
-              history out;
-              if (failed(ec, rep, "stompd_replay", out)) return done(std::move(out));
-              if (rep.kind != reply::type::array || rep.elements.size() != 4 ||
-                  rep.elements[0].kind != reply::type::integer ||
-                  rep.elements[2].kind != reply::type::integer ||
-                  !parse_entries(rep.elements[3], destination, out.records)) {
-                out.records.clear();
-                out.ec = errc::bad_reply;
-                return done(std::move(out));
-              }
-              out.head_seq = static_cast<std::uint64_t>(rep.elements[0].integer);
-              out.epoch = std::move(rep.elements[1].str);
-              out.complete = rep.elements[2].integer != 0;
-              done(std::move(out));
-            });
+  const char* mode = r.mode == kind::last     ? "last"
+                     : r.mode == kind::after  ? "after"
+                     : r.mode == kind::page   ? "page"
+                     : r.mode == kind::before ? "before"
+                                              : "since";
+  c.command(
+      {"FCALL_RO", "stompd_replay", "2", log_key(r.destination), meta_key(r.destination), mode,
+       std::to_string(r.value), std::to_string(r.max_messages), std::to_string(r.max_bytes),
+       r.epoch, std::to_string(max_age.count()), std::to_string(r.limit)},
+      [done = std::move(done), destination = r.destination](boost::system::error_code ec,
+                                                            reply rep) {
+        history out;
+        if (failed(ec, rep, "stompd_replay", out)) return done(std::move(out));
+        if (rep.kind != reply::type::array || rep.elements.size() != 5 ||
+            rep.elements[0].kind != reply::type::integer ||
+            rep.elements[2].kind != reply::type::integer ||
+            !parse_entries(rep.elements[3], destination, out.records)) {
+          out.records.clear();
+          out.ec = errc::bad_reply;
+          return done(std::move(out));
+        }
+        out.head_seq = static_cast<std::uint64_t>(rep.elements[0].integer);
+        out.epoch = std::move(rep.elements[1].str);
+        out.complete = rep.elements[2].integer != 0;
+        out.older = rep.elements[4].integer != 0;
+        done(std::move(out));
+      });
 }
 
 void stream_store::stats_of(connection& c, std::string_view destination,

@@ -35,6 +35,7 @@ class stream_store {
     std::uint64_t seq = 0;
     std::int64_t timestamp_ms = 0;
     std::string epoch;
+    bool duplicate = false;  // as storage::append_result::duplicate
   };
   struct history {
     boost::system::error_code ec;
@@ -43,17 +44,23 @@ class stream_store {
     std::uint64_t head_seq = 0;            // the last x-seq given when read; 0: none yet
     std::string epoch;                     // "" when the destination has no history
     bool complete = true;                  // replay(): as storage::replay_result::complete
+    bool older = false;                    // replay(): as storage::replay_result::older
     // read_after(): the epoch's first x-seq; those below it are an earlier epoch's.
     std::uint64_t epoch_start = 1;
   };
   using append_handler = std::function<void(appended)>;
   using history_handler = std::function<void(history)>;
 
-  explicit stream_store(std::string key_prefix) : prefix_(std::move(key_prefix)) {}
+  // idempotency_window: how long an append's idempotency key (record::idempotency_key) is
+  // kept, in {<prefix><destination>}:key:<key>.
+  explicit stream_store(std::string key_prefix,
+                        std::chrono::milliseconds idempotency_window = std::chrono::minutes(10))
+      : prefix_(std::move(key_prefix)), idempotency_window_(idempotency_window) {}
 
   // Loads (or replaces) the function library in the Redis that `c` talks to.
   void load(connection& c, std::function<void(boost::system::error_code, std::string)> done) const;
-  // Stores `r` (destination, headers, body; seq and timestamp are Redis's to give).
+  // Stores `r` (destination, headers, body, idempotency key; seq and timestamp are Redis's to
+  // give).
   // max_messages: the stream is trimmed to this many; 0: no limit.
   void append(connection& c, const storage::record& r, std::uint64_t max_messages,
               std::string_view new_epoch, append_handler done) const;
@@ -73,8 +80,8 @@ class stream_store {
   void read_after(connection& c, std::string_view destination, std::uint64_t after,
                   std::size_t limit, history_handler done) const;
 
-  // The history `r` asks for (storage::replay_request: last, after, since, page, the caps,
-  // the epoch), the same answer as the SQLite journal gives, read in one atomic step.
+  // The history `r` asks for (storage::replay_request: last, after, since, page, before,
+  // the caps, the epoch), the same answer as the SQLite journal gives, read in one atomic step.
   void replay(connection& c, const storage::replay_request& r, history_handler done) const;
   // With age retention: messages older than `max_age` count as removed (0: none).
   void replay(connection& c, const storage::replay_request& r, std::chrono::milliseconds max_age,
@@ -111,6 +118,7 @@ class stream_store {
 
  private:
   std::string prefix_;
+  std::chrono::milliseconds idempotency_window_;
 };
 
 }  // namespace broker::redis
