@@ -107,7 +107,8 @@ struct journal::impl {
     explicit reader(detail::db_ptr connection);
 
     detail::db_ptr db;  // declared first: statements are finalized before it closes
-    statement begin, commit, find_dest, first_since, range_desc, list_dests, dest_stats;
+    statement begin, commit, find_dest, first_since, range_desc, list_dests, dest_stats,
+        with_prefix;
   };
   // Null when the readers have stopped: the task then reports errc::closed.
   using read_task = std::function<void(reader*)>;
@@ -134,6 +135,7 @@ struct journal::impl {
   // Marks the appends whose idempotency key is stored, or taken by an earlier append of the
   // batch (append_task::duplicate).
   status find_duplicates(std::deque<write_task>& tasks, std::size_t n, std::int64_t now);
+  status remove_messages(const std::vector<std::pair<std::string, std::uint64_t>>& messages);
   void rollback();
   bool retention_enabled() const;
   std::shared_ptr<sweep> start_sweep(std::function<void(std::uint64_t, const status&)> done);
@@ -156,7 +158,7 @@ struct journal::impl {
 
   detail::db_ptr db_;  // the write connection; writer thread only once it started
   statement begin_, commit_, rollback_, insert_dest_, insert_message_, update_last_seq_,
-      first_stored_, prune_, update_purged_, find_key_, insert_key_, expire_keys_;
+      first_stored_, prune_, update_purged_, find_key_, insert_key_, expire_keys_, remove_one_;
   std::vector<std::unique_ptr<reader>> readers_;
 
   std::mutex queue_mu_;
@@ -210,7 +212,11 @@ journal::impl::reader::reader(detail::db_ptr connection)
                  "SELECT seq, ts, headers, body FROM messages WHERE dest_id = ?1 AND seq "
                  "BETWEEN ?2 AND ?3 ORDER BY seq DESC LIMIT ?4"),
       list_dests(db.get(), "SELECT id, name, last_seq FROM destinations ORDER BY name"),
-      dest_stats(db.get(), "SELECT count(*), min(ts), max(ts) FROM messages WHERE dest_id = ?1") {}
+      dest_stats(db.get(), "SELECT count(*), min(ts), max(ts) FROM messages WHERE dest_id = ?1"),
+      with_prefix(db.get(),
+                  "SELECT d.name, m.seq, m.ts, m.headers, m.body FROM destinations d JOIN "
+                  "messages m ON m.dest_id = d.id WHERE substr(d.name, 1, length(?1)) = ?1 "
+                  "ORDER BY d.name, m.seq") {}
 
 journal::impl::impl(journal_options o) : opts_(std::move(o)), path_(opts_.path.string()) {
   opts_.max_batch = std::max<std::size_t>(opts_.max_batch, 1);
@@ -240,6 +246,7 @@ journal::impl::impl(journal_options o) : opts_(std::move(o)), path_(opts_.path.s
   expire_keys_ = statement(db,
                            "DELETE FROM idempotency WHERE (dest_id, key) IN (SELECT dest_id, key "
                            "FROM idempotency WHERE expires_ms <= ?1 ORDER BY expires_ms LIMIT ?2)");
+  remove_one_ = statement(db, "DELETE FROM messages WHERE dest_id = ?1 AND seq = ?2");
   update_purged_ = statement(db,
                              "UPDATE destinations SET purged_seq = max(purged_seq, ?1), "
                              "purged_ms = max(purged_ms, ?2) WHERE id = ?3");
@@ -418,7 +425,7 @@ void journal::impl::commit_batch(std::deque<write_task>& tasks, std::size_t n) {
     remember_error(st);
     for (std::size_t i = 0; i < n; ++i) {
       auto& a = std::get<append_task>(tasks[i]);
-      if (a.done) a.done(append_result{st.ec, 0, 0, epoch_, false}, a.r);
+      if (a.done) a.done(append_result{st.ec, 0, 0, epoch_, false, {}}, a.r);
     }
     if (opts_.on_batch_done) opts_.on_batch_done();
     return;
@@ -476,7 +483,7 @@ void journal::impl::commit_batch(std::deque<write_task>& tasks, std::size_t n) {
     if (ec) a.r.seq = 0, a.r.timestamp_ms = 0;
     a.dest = nullptr;  // may be gone after a rollback
     if (a.done)
-      a.done(append_result{ec, a.r.seq, a.r.timestamp_ms, epoch_, a.duplicate && !ec}, a.r);
+      a.done(append_result{ec, a.r.seq, a.r.timestamp_ms, epoch_, a.duplicate && !ec, {}}, a.r);
   }
   if (opts_.on_batch_done) opts_.on_batch_done();
   if (opts_.on_commit && !ec)
@@ -564,6 +571,27 @@ status journal::impl::find_duplicates(std::deque<write_task>& tasks, std::size_t
     } else if (rc != SQLITE_DONE) {
       return detail::failure(db_.get(), rc, "find idempotency key");
     }
+  }
+  return {};
+}
+
+status journal::impl::remove_messages(
+    const std::vector<std::pair<std::string, std::uint64_t>>& messages) {
+  sqlite3* db = db_.get();
+  if (int rc = begin_.run(); rc != SQLITE_OK) return detail::failure(db, rc, "begin remove");
+  for (const auto& [destination, seq] : messages) {
+    const auto it = dests_.find(destination);
+    if (it == dests_.end() || it->second.id == 0) continue;
+    remove_one_.bind(1, it->second.id);
+    remove_one_.bind(2, to_sql(seq));
+    if (int rc = remove_one_.run(); rc != SQLITE_OK) {
+      rollback();
+      return detail::failure(db, rc, "remove message");
+    }
+  }
+  if (int rc = commit_.run(); rc != SQLITE_OK) {
+    rollback();
+    return detail::failure(db, rc, "commit remove");
   }
   return {};
 }
@@ -848,7 +876,7 @@ void journal::append(record r, append_callback done) {
   write_task task{append_task{std::move(r), std::move(done)}};
   if (impl_->submit_write(task)) return;
   auto& a = std::get<append_task>(task);
-  if (a.done) a.done(append_result{make_error_code(errc::closed), 0, 0, {}}, a.r);
+  if (a.done) a.done(append_result{make_error_code(errc::closed), 0, 0, {}, false, {}}, a.r);
 }
 
 void journal::flush(std::function<void()> done) {
@@ -932,6 +960,48 @@ std::uint64_t journal::purge(std::string_view destination) {
   auto [deleted, st] = done.get();
   impl_->throw_if_failed(st, "purging " + std::string(destination));
   return deleted;
+}
+
+void journal::remove(std::vector<std::pair<std::string, std::uint64_t>> messages,
+                     std::function<void(std::error_code)> done) {
+  write_task task{
+      std::function<void()>([im = impl_.get(), messages = std::move(messages), done]() mutable {
+        const status st = im->remove_messages(messages);
+        if (st.failed()) im->remember_error(st);
+        if (done) done(st.ec);
+      })};
+  if (!impl_->submit_write(task) && done) done(make_error_code(errc::closed));
+}
+
+std::vector<record> journal::stored_with_prefix(std::string_view prefix) const {
+  assert(!impl_->on_journal_thread());
+  std::promise<status> promise;
+  auto done = promise.get_future();
+  std::vector<record> out;
+  impl_->submit_read([&promise, &out, prefix](impl::reader* rd) {
+    if (rd == nullptr) return promise.set_value(closed_status());
+    status st;
+    if (int rc = rd->begin.run(); rc != SQLITE_OK) {
+      st = detail::failure(rd->db.get(), rc, "begin reading stored messages");
+    } else {
+      reset_on_exit reset(rd->with_prefix);
+      rd->with_prefix.bind_text(1, prefix);
+      int rc2;
+      while ((rc2 = rd->with_prefix.step()) == SQLITE_ROW) {
+        auto& r = out.emplace_back();
+        r.destination = rd->with_prefix.column_blob(0);
+        r.seq = from_sql(rd->with_prefix.column_int64(1));
+        r.timestamp_ms = rd->with_prefix.column_int64(2);
+        r.headers = decode_headers(rd->with_prefix.column_blob(3));
+        r.body = rd->with_prefix.column_blob(4);
+      }
+      if (rc2 != SQLITE_DONE) st = detail::failure(rd->db.get(), rc2, "read stored messages");
+      rd->commit.run();
+    }
+    promise.set_value(st);
+  });
+  impl_->throw_if_failed(done.get(), "reading stored messages of " + std::string(prefix));
+  return out;
 }
 
 std::uint64_t journal::enforce_retention() {

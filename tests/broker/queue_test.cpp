@@ -238,6 +238,7 @@ struct recording_source final : queue_source {
   int hungry_calls = 0;
   std::vector<std::string> settled_ids, returned_ids;
   int returned_calls = 0;
+  bool shared() const noexcept override { return true; }
   void hungry(const std::shared_ptr<queue>&) override { ++hungry_calls; }
   void settled(const queue&, const message_ptr& m) override { settled_ids.push_back(m->id); }
   void returned(const queue&, std::vector<message_ptr> ms) override {
@@ -308,6 +309,23 @@ TEST_F(QueueSourceTest, TheLastConsumerLeavingGivesBackWhatItHeldAndWhatWaited) 
   q->supply(supply_of({"4"}));  // a take that was on its way: straight back
   EXPECT_EQ(src.returned_ids.back(), "4");
   EXPECT_TRUE(q->idle());
+}
+
+TEST(QueueTest, AReservedPlaceCountsAgainstTheBoundUntilSuppliedOrGivenUp) {
+  auto q = std::make_shared<queue>("/queue/q", 2);
+  EXPECT_TRUE(q->reserve());
+  EXPECT_TRUE(q->reserve());
+  EXPECT_FALSE(q->reserve()) << "two on their way to the store: full";
+  EXPECT_FALSE(q->idle()) << "a queue with places reserved is not dropped";
+  q->unreserve();  // a store that failed
+  q->supply({{make_message("1"), false}}, 1);
+  EXPECT_EQ(q->depth(), 1u);
+  EXPECT_TRUE(q->reserve());
+  EXPECT_FALSE(q->reserve()) << "one waits, one on its way";
+  fake_consumer c;
+  q->add_consumer(&c, 1, ack_mode::auto_ack, 0);
+  EXPECT_EQ(c.got.size(), 1u);
+  EXPECT_TRUE(q->reserve()) << "taken by a consumer: room again";
 }
 
 }  // namespace

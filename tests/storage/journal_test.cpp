@@ -460,6 +460,30 @@ TEST_F(JournalTest, AVersion2JournalGetsIdempotencyKeysWhenMigrated) {
   EXPECT_TRUE(append_sync(*j, keyed("/topic/a", "k")).duplicate);
 }
 
+// Issue 15: durable queues keep their messages in the journal until acknowledged; what is
+// stored when the journal opens again is read back by prefix.
+TEST_F(JournalTest, RemovedMessagesAreGoneAndTheRestAreReadBackByPrefixAfterAReopen) {
+  {
+    auto j = open();
+    append_many(*j, "/queue/jobs", 5);
+    append_many(*j, "/queue/mail", 2);
+    append_many(*j, "/topic/a", 3);
+    std::promise<std::error_code> removed;
+    j->remove({{"/queue/jobs", 2}, {"/queue/jobs", 4}, {"/queue/mail", 1}, {"/queue/none", 1}},
+              [&](std::error_code ec) { removed.set_value(ec); });
+    auto outcome = removed.get_future();
+    EXPECT_FALSE(get(outcome));
+  }
+  auto j = open();
+  const auto left = j->stored_with_prefix("/queue/");
+  std::vector<std::pair<std::string, std::uint64_t>> got;
+  for (const auto& r : left) got.emplace_back(r.destination, r.seq);
+  EXPECT_EQ(got,
+            (std::vector<std::pair<std::string, std::uint64_t>>{
+                {"/queue/jobs", 1}, {"/queue/jobs", 3}, {"/queue/jobs", 5}, {"/queue/mail", 2}}));
+  EXPECT_EQ(append_sync(*j, make_record("/queue/jobs")).seq, 6u) << "the sequence goes on";
+}
+
 // Issue 14: x-epoch. A journal file's epoch lasts as long as the file; a new file has
 // another, so x-seq values of the old file are known to number other messages.
 TEST_F(JournalTest, TheEpochIsMadeWithTheFileAndKeptForItsLife) {

@@ -62,14 +62,15 @@ class engine {
   virtual bool append(std::size_t w, std::string destination, header_list headers, std::string body,
                       std::string idempotency_key, append_callback done) = 0;
 
-  // Where /queue/ messages wait. False: in this node's queue registry, put there by route().
-  // True: in the shared store, put there by enqueue(), and each node's registry takes from it
-  // what its consumers can take (queue_source).
-  virtual bool shares_queues() const noexcept { return false; }
-  // Stores a message for queue `destination` of an engine that shares_queues(); `done` as for
-  // append (seq 0; ec engine_errc::queue_full when limits.max_queue_messages wait). False, and
-  // `done` never runs, when the queue is new here and limits.max_queues exist, or (the
-  // default) when the engine does not share queues.
+  // True when a SEND to queue `destination` is stored before its RECEIPT (enqueue()): a
+  // durable queue in this node's journal, or any queue in a shared store, from which each
+  // node's registry takes what its consumers can take (queue_source). False: the message
+  // waits in this node's memory only, put there by route().
+  virtual bool stores_queue(std::string_view /*destination*/) const noexcept { return false; }
+  // Stores a message for queue `destination` of an engine that stores_queue() it; `done` as
+  // for append (seq 0; ec engine_errc::queue_full when limits.max_queue_messages wait). False,
+  // and `done` never runs, when the queue is new here and limits.max_queues exist, or (the
+  // default) when the engine stores no queue.
   virtual bool enqueue(std::size_t w, std::string destination, header_list headers,
                        std::string body, append_callback done);
 

@@ -1,8 +1,10 @@
 #include "engine/history.hpp"
 
+#include "broker/log.hpp"
 #include "metrics.hpp"
 #include "net/event_loop.hpp"
 #include "routing/publish.hpp"
+#include "routing/queue.hpp"
 #include "routing/router.hpp"
 
 #include <fcntl.h>
@@ -37,10 +39,11 @@ history::lock_file::~lock_file() {
   if (fd >= 0) ::close(fd);  // releases the lock
 }
 
-history::history(const config& settings, worker_pool& workers, router& topics, held_bytes& held,
-                 shared_metrics& metrics)
+history::history(const config& settings, worker_pool& workers, router& topics,
+                 queue_registry& queues, held_bytes& held, shared_metrics& metrics)
     : workers_(workers),
       topics_(topics),
+      queues_(queues),
       held_(held),
       lock_(settings.data_dir / "stompd.lock"),
       rules_(settings.journal),
@@ -52,7 +55,10 @@ history::history(const config& settings, worker_pool& workers, router& topics, h
                : storage::durability::process;
   o.retention_interval = settings.journal.retention_interval;
   o.idempotency_window = settings.journal.idempotency_window;
-  o.retention_for = [this](std::string_view d) { return policy_for(d).retention; };
+  o.retention_for = [this](std::string_view d) {
+    // A queue's messages are removed when acknowledged, never by age or count.
+    return d.starts_with("/queue/") ? storage::retention{} : policy_for(d).retention;
+  };
   o.on_commit = [&metrics](std::size_t appends, std::chrono::nanoseconds took) {
     metrics.journal_batch_size.observe(static_cast<double>(appends));
     metrics.journal_commit_seconds.observe(std::chrono::duration<double>(took).count());
@@ -64,6 +70,16 @@ history::history(const config& settings, worker_pool& workers, router& topics, h
       workers_.post(w, [done = std::exchange(completions_[w], {})] {
         for (const auto& c : done) c.done(c.result);
       });
+    }
+    for (auto& m : std::exchange(queued_, {})) {
+      // Stored, so accepted: into its queue whatever its bound (queue::supply). Only a queue
+      // that can't be made (limits.max_queues) leaves it in the journal, for the next start.
+      auto d = m->destination;
+      if (!queues_.with_queue(d, [&](queue& q) { q.supply({{std::move(m), false}}, 1); }))
+        log_warn(
+            "queue {} cannot be made (limits.max_queues): a stored message waits for the "
+            "next start",
+            d);
     }
     if (batch_.empty()) return;
     topics_.publish_batch(batch_);
@@ -124,6 +140,52 @@ bool history::append(std::size_t w, std::string destination, header_list headers
     completions_[w].push_back({std::move(done), result});
   });
   return true;
+}
+
+void history::enqueue(std::size_t w, std::string destination, header_list headers, std::string body,
+                      std::function<void(const storage::append_result&)> done) {
+  storage::record r;
+  r.destination = std::move(destination);
+  r.headers = std::move(headers);
+  r.body = std::move(body);
+  journal_->append(std::move(r),
+                   [this, w, done = std::move(done)](const storage::append_result& result,
+                                                     const storage::record& stored) mutable {
+                     if (!result.ec)
+                       queued_.push_back(make_queued_message(held_, stored));
+                     else  // the place local_engine reserved for it
+                       queues_.with_queue(stored.destination, [](queue& q) { q.unreserve(); });
+                     if (w >= completions_.size()) completions_.resize(w + 1);
+                     storage::append_result answer = result;
+                     answer.seq = 0;  // a queue's message has no x-seq for the sender
+                     if (!result.ec) answer.message_id = fmt::format("{}", result.seq);
+                     completions_[w].push_back({std::move(done), std::move(answer)});
+                   });
+}
+
+void history::remove(std::string destination, std::uint64_t seq) {
+  {
+    std::lock_guard lock(remove_mutex_);
+    to_remove_.emplace_back(std::move(destination), seq);
+    if (to_remove_.size() > 1) return;  // a removal is on its way and takes this one too
+  }
+  // On the writer after what is queued there now: the acknowledgements that arrive meanwhile
+  // go in the same transaction.
+  journal_->flush([this] {
+    std::vector<std::pair<std::string, std::uint64_t>> batch;
+    {
+      std::lock_guard lock(remove_mutex_);
+      batch.swap(to_remove_);
+    }
+    journal_->remove(std::move(batch), [](std::error_code ec) {
+      // Still stored: delivered again after a restart (at least once), never lost.
+      if (ec) log_warn("journal: removing acknowledged queue messages failed: {}", ec.message());
+    });
+  });
+}
+
+std::vector<storage::record> history::queued_at_start() const {
+  return journal_->stored_with_prefix("/queue/");
 }
 
 void history::flush(std::function<void()> done) { journal_->flush(std::move(done)); }

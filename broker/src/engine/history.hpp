@@ -16,6 +16,7 @@
 
 namespace broker {
 
+class queue_registry;
 class worker_pool;
 struct shared_metrics;
 
@@ -27,13 +28,17 @@ struct shared_metrics;
 // its writer thread publishes, in commit order, one batch per commit (router::publish_batch).
 // So every subscriber sees a destination's messages in x-seq order, whichever connection
 // published them. Thread-safe.
+//
+// Durable queues are kept in the same journal: a SEND to one is stored (enqueue), then put in
+// its queue; an acknowledged message is removed (remove); at start the messages still stored
+// are handed back (queued_at_start).
 class history {
  public:
   // Opens <data_dir>/stompd.db; throws storage::journal_error when it can't.
   // Receipts are posted to the workers through `workers`, committed messages published
-  // through `topics`; they count themselves in `held`.
-  history(const config& settings, worker_pool& workers, router& topics, held_bytes& held,
-          shared_metrics& metrics);
+  // through `topics` or put in their queue in `queues`; they count themselves in `held`.
+  history(const config& settings, worker_pool& workers, router& topics, queue_registry& queues,
+          held_bytes& held, shared_metrics& metrics);
   ~history();
 
   journal_rules::policy policy_for(std::string_view destination) const {
@@ -48,6 +53,15 @@ class history {
   // limits.max_journaled_destinations (engine::append).
   bool append(std::size_t w, std::string destination, header_list headers, std::string body,
               std::string idempotency_key, std::function<void(const storage::append_result&)> done);
+  // Stores a message of a durable queue, then puts it in the queue, into the place the
+  // caller reserved there (queue::reserve). `done` as for append.
+  void enqueue(std::size_t w, std::string destination, header_list headers, std::string body,
+               std::function<void(const storage::append_result&)> done);
+  // Removes an acknowledged durable-queue message, soon, in one transaction with the others
+  // of the moment.
+  void remove(std::string destination, std::uint64_t seq);
+  // The durable queues' messages stored when the journal opened (none acknowledged).
+  std::vector<storage::record> queued_at_start() const;
   // `done` runs (writer thread) once every earlier append completed.
   void flush(std::function<void()> done);
   // Reads history; `done` runs on a reader thread.
@@ -75,6 +89,7 @@ class history {
 
   worker_pool& workers_;
   router& topics_;
+  queue_registry& queues_;
   held_bytes& held_;
   lock_file lock_;
   journal_rules rules_;
@@ -90,6 +105,10 @@ class history {
   // Writer thread only: what a commit hands back, until its end (on_batch_done).
   std::vector<std::vector<completion>> completions_;  // per worker
   std::vector<message_ptr> batch_;                    // committed, not yet published
+  std::vector<message_ptr> queued_;                   // committed, not yet in their queues
+  // Acknowledged durable-queue messages waiting for their removal, under remove_mutex_.
+  std::mutex remove_mutex_;
+  std::vector<std::pair<std::string, std::uint64_t>> to_remove_;
   std::unique_ptr<storage::journal> journal_;
 };
 

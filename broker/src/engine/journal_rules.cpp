@@ -12,8 +12,9 @@ journal_rules::journal_rules(const config::journal_settings& settings)
 journal_rules::policy journal_rules::policy_for(std::string_view destination) const {
   for (const auto& r : rules_)
     if (r.pattern.matches(destination)) return r.value;
-  const bool topic = destination.starts_with("/topic/");
-  return {topic, topic ? default_retention_ : storage::retention{}};
+  // A queue's messages are kept until acknowledged: no retention.
+  if (destination.starts_with("/queue/")) return {true, {}};
+  return {true, default_retention_};
 }
 
 }  // namespace broker

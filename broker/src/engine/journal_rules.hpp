@@ -9,9 +9,10 @@
 
 namespace broker {
 
-// Which destinations keep history and for how long: journal.destinations (first matching
-// rule wins), else /topic/ destinations with the default retention and /queue/ ones not at
-// all. The same rules whichever engine stores the history. Immutable, so thread-safe.
+// Which destinations the journal keeps, and for how long: journal.destinations (first
+// matching rule wins), else every /topic/ destination, with the default retention, and every
+// /queue/ one (a durable queue: its messages stored until acknowledged, never trimmed). The
+// same rules whichever engine stores them. Immutable, so thread-safe.
 class journal_rules {
  public:
   struct policy {

@@ -1,6 +1,8 @@
 #include "engine/local_engine.hpp"
 
+#include "broker/log.hpp"
 #include "net/event_loop.hpp"
+#include "routing/publish.hpp"
 #include "routing/queue.hpp"
 #include "routing/router.hpp"
 
@@ -24,11 +26,58 @@ local_engine::local_engine(const config& settings, worker_pool& workers, router&
       topics_(topics),
       queues_(queues),
       db_path_(settings.data_dir / "stompd.db") {
-  if (settings.journal.enabled)
-    history_ = std::make_unique<history>(settings, workers, topics, held, metrics);
+  if (!settings.journal.enabled) return;
+  history_ = std::make_unique<history>(settings, workers, topics, queues, held, metrics);
+  // Before any session subscribes (the engine is made before the listeners open).
+  queues_.set_source(this);
+  restore_queues(held);
 }
 
-local_engine::~local_engine() = default;
+local_engine::~local_engine() {
+  // The event loops have ended: no queue calls the source any more.
+  if (history_) queues_.set_source(nullptr);
+}
+
+void local_engine::restore_queues(held_bytes& held) {
+  std::size_t restored = 0, left = 0;
+  for (const auto& r : history_->queued_at_start()) {
+    // Perhaps delivered before the stop, perhaps not: marked redelivered either way.
+    auto m = make_queued_message(held, r);
+    if (queues_.with_queue(r.destination, [&](queue& q) { q.supply({{std::move(m), true}}); }))
+      ++restored;
+    else
+      ++left;  // limits.max_queues: still stored, for a start with a higher limit
+  }
+  if (restored > 0) log_info("journal: {} queued messages restored to their queues", restored);
+  if (left > 0)
+    log_warn("journal: {} queued messages stay stored: their queues exceed limits.max_queues",
+             left);
+}
+
+bool local_engine::stores_queue(std::string_view destination) const noexcept {
+  return history_ && history_->policy_for(destination).journaled;
+}
+
+bool local_engine::enqueue(std::size_t w, std::string destination, header_list headers,
+                           std::string body, append_callback done) {
+  // A place in the queue is taken before the store, and given back if the store fails: the
+  // bound holds for SENDs in flight too.
+  bool reserved = false;
+  if (!queues_.with_queue(destination, [&](queue& q) { reserved = q.reserve(); })) return false;
+  if (!reserved) {
+    storage::append_result refused;
+    refused.ec = engine_errc::queue_full;
+    workers_.post(w, [done = std::move(done), refused] { done(refused); });
+    return true;
+  }
+  history_->enqueue(w, std::move(destination), std::move(headers), std::move(body),
+                    std::move(done));
+  return true;
+}
+
+void local_engine::settled(const queue& q, const message_ptr& m) {
+  if (m->seq != 0) history_->remove(q.name(), m->seq);  // 0: a queue kept in memory only
+}
 
 bool local_engine::journaled(std::string_view destination) const {
   // Only topics keep history; a queue's messages live in the queue until acknowledged.

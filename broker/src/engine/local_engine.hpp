@@ -3,6 +3,7 @@
 #include "broker/config.hpp"
 #include "engine/engine.hpp"
 #include "engine/history.hpp"
+#include "routing/queue.hpp"
 
 #include <filesystem>
 #include <memory>
@@ -21,11 +22,15 @@ engine::route_result route_on_node(router& topics, queue_registry& queues, std::
 
 // The single-node engine: journaled destinations are stored in this node's SQLite journal
 // (engine/history.hpp), and every message reaches subscribers through the in-process router
-// or the queue registry. With journal.enabled false nothing is journaled.
+// or the queue registry. Durable queues (every /queue/ unless a journal.destinations rule
+// says journaled: false) are kept in the journal too: stored before the RECEIPT, removed when
+// acknowledged (the engine is the registry's queue_source), and put back in their queues,
+// marked redelivered, when the node starts again. With journal.enabled false nothing is
+// stored.
 //
 // Opening the journal throws storage::journal_error (corrupt, newer schema, locked by another
 // stompd, unwritable): startup stops with the reason, never a silent fresh start.
-class local_engine final : public engine {
+class local_engine final : public engine, private queue_source {
  public:
   local_engine(const config& settings, worker_pool& workers, router& topics, queue_registry& queues,
                held_bytes& held, shared_metrics& metrics);
@@ -34,6 +39,9 @@ class local_engine final : public engine {
   bool journaled(std::string_view destination) const override;
   bool append(std::size_t w, std::string destination, header_list headers, std::string body,
               std::string idempotency_key, append_callback done) override;
+  bool stores_queue(std::string_view destination) const noexcept override;
+  bool enqueue(std::size_t w, std::string destination, header_list headers, std::string body,
+               append_callback done) override;
   route_result route(std::size_t w, const message_ptr& m, std::span<const stomp::header_view>,
                      std::string_view) override;
   // At once: the router delivers every commit after the subscription.
@@ -48,6 +56,12 @@ class local_engine final : public engine {
   std::uint64_t stored_bytes() const override;
 
  private:
+  // queue_source: an acknowledged durable-queue message leaves the journal.
+  void settled(const queue& q, const message_ptr& m) override;
+  bool shared() const noexcept override { return false; }
+  // At start: what the durable queues held when the node stopped goes back into them.
+  void restore_queues(held_bytes& held);
+
   worker_pool& workers_;
   router& topics_;
   queue_registry& queues_;

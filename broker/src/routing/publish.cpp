@@ -99,6 +99,19 @@ message_ptr make_stored_message(held_bytes& budget, const storage::record& r,
   return m;
 }
 
+message_ptr make_queued_message(held_bytes& budget, const storage::record& r) {
+  auto id = fmt::format("{}", r.seq);
+  std::vector<stomp::header_view> headers;
+  headers.reserve(r.headers.size() + 2);
+  headers.push_back({"destination", r.destination});
+  headers.push_back({"message-id", id});
+  for (const auto& [name, value] : r.headers) headers.push_back({name, value});
+  stomp::shared_message encoded(headers, r.body);
+  bool text = is_utf8(encoded.tail(stomp::version::v1_2));
+  return std::make_shared<message>(budget, r.destination, std::move(id), std::move(encoded), text,
+                                   r.seq);
+}
+
 std::optional<storage::replay_request> parse_replay(std::string_view v) {
   using kind = storage::replay_request::kind;
   storage::replay_request r;
@@ -140,10 +153,11 @@ publisher::status publisher::publish(std::size_t w, const request& r,
     break;  // the first one counts, as for every repeated header
   }
   auto passed = passable_headers(r.headers);
-  // A queue kept in a shared store is stored like a journaled topic's message: the RECEIPT
-  // after the store answered.
-  const bool shared_queue = r.destination.starts_with("/queue/") && engine_->shares_queues();
-  if (shared_queue || engine_->journaled(r.destination)) {
+  // A stored queue's message is stored like a journaled topic's: the RECEIPT after the store
+  // answered.
+  const bool stored_queue =
+      r.destination.starts_with("/queue/") && engine_->stores_queue(r.destination);
+  if (stored_queue || engine_->journaled(r.destination)) {
     engine::header_list kept;
     kept.reserve(passed.size());
     for (const auto& h : passed) kept.emplace_back(h.name, h.value);
@@ -159,13 +173,13 @@ publisher::status publisher::publish(std::size_t w, const request& r,
       if (auto l = listener.lock()) l->on_stored(ticket, a);
     };
     const bool accepted =
-        shared_queue ? engine_->enqueue(w, std::string(r.destination), std::move(kept),
+        stored_queue ? engine_->enqueue(w, std::string(r.destination), std::move(kept),
                                         std::string(r.body), std::move(done))
                      : engine_->append(w, std::string(r.destination), std::move(kept),
                                        std::string(r.body), std::string(key), std::move(done));
     if (accepted) return status::storing;
     pending_bytes_.fetch_sub(bytes, std::memory_order_relaxed);  // refused: never pending
-    return shared_queue ? status::too_many_queues : status::too_many_journaled;
+    return stored_queue ? status::too_many_queues : status::too_many_journaled;
   }
   auto m = make_live_message(held_, r.destination, fmt::format("{}-{}", r.sender, r.sender_seq),
                              passed, r.body);
@@ -239,7 +253,7 @@ void publisher::publish_from_admin(std::size_t w, std::string destination,
   auto n = admin_messages_.fetch_add(1, std::memory_order_relaxed) + 1;
   auto listener = std::make_shared<callback_listener>([done](const storage::append_result& r) {
     if (r.ec) return done({503, r.ec.message(), 0, {}, {}});
-    if (r.seq == 0) return done({200, {}, 0, {}, {}});  // a shared queue's: no x-seq
+    if (r.seq == 0) return done({200, {}, 0, r.message_id, {}});  // a queue's: no x-seq
     done({200, {}, r.seq, fmt::format("{}", r.seq), r.epoch, r.duplicate});
   });
   request r{destination, views, body, "admin", n};

@@ -58,6 +58,11 @@ message_ptr make_live_message(held_bytes& budget, std::string_view destination,
 message_ptr make_stored_message(held_bytes& budget, const storage::record& r,
                                 std::string_view epoch, bool replayed);
 
+// The MESSAGE for a durable queue's stored record: message-id from its seq (unique in the
+// queue, across restarts), no x-seq (a queue has no sequence for consumers); m->seq keeps
+// the seq, for removing it once acknowledged.
+message_ptr make_queued_message(held_bytes& budget, const storage::record& r);
+
 // x-replay: "last:N", "after:SEQ", "since:UNIX_MS" or "before:SEQ", decimal; nullopt when
 // malformed.
 std::optional<storage::replay_request> parse_replay(std::string_view value);

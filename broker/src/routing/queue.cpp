@@ -21,8 +21,21 @@ bool queue::enqueue(message_ptr m) {
   return true;
 }
 
-void queue::supply(std::vector<supplied> messages) {
+bool queue::reserve() {
   std::lock_guard lock(mutex_);
+  if (waiting_.size() + reserved_ >= max_messages_) return false;
+  ++reserved_;
+  return true;
+}
+
+void queue::unreserve() {
+  std::lock_guard lock(mutex_);
+  if (reserved_ > 0) --reserved_;
+}
+
+void queue::supply(std::vector<supplied> messages, std::size_t reserved) {
+  std::lock_guard lock(mutex_);
+  reserved_ -= std::min(reserved, reserved_);
   for (auto& m : messages) waiting_.push_back({std::move(m.msg), m.redelivered});
   hungry_ = false;
   dispatch();
@@ -50,6 +63,7 @@ void queue::tell_source(std::vector<message_ptr> settled) {
   auto* s = source();
   if (s == nullptr) return;
   for (const auto& m : settled) s->settled(*this, m);
+  if (!s->shared()) return;
   if (consumers_.empty()) {
     // Nobody here takes them: what waits goes back (and the source stops taking for us).
     std::vector<message_ptr> back;
@@ -195,7 +209,7 @@ bool queue::has_credit(const consumer& c) const noexcept {
 
 bool queue::idle() const {
   std::lock_guard lock(mutex_);
-  return waiting_.empty() && consumers_.empty();
+  return waiting_.empty() && consumers_.empty() && reserved_ == 0;
 }
 
 queue::stats queue::snapshot() const {

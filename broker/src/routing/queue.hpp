@@ -21,19 +21,24 @@ enum class ack_mode : std::uint8_t { auto_ack, client, client_individual };
 
 class queue;
 
-// Where a queue's messages are kept when they are not this node's alone (a shared engine's
-// store, docs/CLUSTER.md): the queue takes its messages from the source as its consumers can
-// take them, and gives back what they are done with. Called with the queue's mutex held, from
+// Where a queue's messages are kept besides the queue: this node's journal (durable queues),
+// or a store shared with other nodes (docs/CLUSTER.md), from which the queue takes its
+// messages as its consumers can take them. Either way the queue says which messages are done
+// with. Called with the queue's mutex held, from
 // whichever thread changed the queue: it must only hand the call to its own thread (post),
 // never call back into the queue synchronously.
 class queue_source {
  public:
-  // q's consumers can take more than waits here (q.wanted() says how many, when asked).
-  virtual void hungry(const std::shared_ptr<queue>& q) = 0;
   // Acknowledged (or written, in ack mode auto): gone for good.
   virtual void settled(const queue& q, const message_ptr& m) = 0;
-  // No consumer is left here: these waited, and go back for other nodes' consumers.
-  virtual void returned(const queue& q, std::vector<message_ptr> messages) = 0;
+  // True when other nodes take from the same store: then the queue also says when it is
+  // hungry, and gives back what waits once no consumer is left here. False (a store of this
+  // node's, such as the journal of durable queues): messages wait here for the next consumer.
+  virtual bool shared() const noexcept = 0;
+  // Shared only: q's consumers can take more than waits here (q.wanted() says how many).
+  virtual void hungry(const std::shared_ptr<queue>&) {}
+  // Shared only: no consumer is left here; these waited, and go back for other nodes'.
+  virtual void returned(const queue&, std::vector<message_ptr>) {}
 
  protected:
   ~queue_source() = default;
@@ -89,7 +94,12 @@ class queue : public std::enable_shared_from_this<queue> {
     message_ptr msg;
     bool redelivered = false;
   };
-  void supply(std::vector<supplied> messages);
+  // `reserved`: how many of them had a place reserved (reserve()), released now.
+  void supply(std::vector<supplied> messages, std::size_t reserved = 0);
+  // A place for a message on its way to the queue's store (a durable queue's SEND): false
+  // when max_messages wait or are on their way. Released by supply() or unreserve().
+  bool reserve();
+  void unreserve();
   // How many more messages the consumers could take than wait here now: their write windows'
   // frames and, in the client ack modes, their prefetch left.
   std::size_t wanted() const;
@@ -163,7 +173,8 @@ class queue : public std::enable_shared_from_this<queue> {
   const std::size_t max_messages_;
   const write_window window_;
   const std::atomic<queue_source*>* const source_;
-  bool hungry_ = false;  // told the source so, and nothing came since
+  bool hungry_ = false;       // told the source so, and nothing came since
+  std::size_t reserved_ = 0;  // places taken by reserve()
   mutable std::mutex mutex_;
   std::deque<entry> waiting_;
   std::vector<consumer> consumers_;

@@ -99,6 +99,9 @@ struct append_result {
   // The idempotency key was stored already: seq and timestamp_ms are the first append's,
   // and nothing was stored (or is to be delivered) now.
   bool duplicate = false;
+  // Not the journal's: set by a broker engine that stored a queue's message (seq 0 then),
+  // the message-id its consumer will see.
+  std::string message_id;
 };
 
 struct replay_request {
@@ -179,6 +182,17 @@ class journal {
   // Reads history on a reader thread, in one read transaction (a consistent snapshot);
   // `done` runs there (on the calling thread, with errc::closed, once the readers stopped).
   void replay(replay_request request, std::function<void(replay_result&&)> done);
+
+  // Deletes single messages, wherever they are in their destination (a durable queue's
+  // acknowledged ones: its stored seqs are then no longer contiguous, which is why queues
+  // keep no history to replay). One transaction on the writer, after every earlier append;
+  // `done` (writer thread, may be empty) gets its outcome. Retention's bookkeeping
+  // (purged_seq) is not touched.
+  void remove(std::vector<std::pair<std::string, std::uint64_t>> messages,
+              std::function<void(std::error_code)> done = {});
+  // Every message stored for a destination whose name starts with `prefix`, by destination
+  // and then seq (at startup: a durable queue's messages not yet acknowledged). Synchronous.
+  std::vector<record> stored_with_prefix(std::string_view prefix) const;
 
   // The journal's epoch (x-epoch): made when the file was, the same for its life.
   const std::string& epoch() const noexcept;

@@ -8,6 +8,9 @@ checks recovery of a journal that was itself recovered; fresh directories keep a
 after:0 replay (at most KILLS_PER_GROUP x (MAX_PER_ROUND + 1) messages) below the replay cap,
 which the config raises so that the publisher is still busy when the kill comes.
 
+DurableQueueCrashTest: kill -9 while a /queue/ is produced to and consumed: every receipted
+message is delivered at least once after the restart, acknowledged ones never again.
+
 ShutdownTest: SIGTERM while passcode checks and journal appends are pending exits cleanly.
 
 Run with /usr/bin/python3. Not named test_*.py: CTest runs it as its own test (e2e_crash_py).
@@ -35,8 +38,9 @@ class Publisher(threading.Thread):
     """Publishes numbered messages with receipts, up to `window` unconfirmed, until `limit`
     or until the broker dies. `sent` is the publish order; `confirmed` body -> RECEIPT x-seq."""
 
-    def __init__(self, port, prefix, window, limit):
+    def __init__(self, port, prefix, window, limit, destination=DEST):
         super().__init__(daemon=True)
+        self.destination = destination
         self.conn = Stomp.connected(port)  # before the kill timer starts
         self.prefix = prefix
         self.window = window
@@ -56,7 +60,7 @@ class Publisher(threading.Thread):
                 body = f"{self.prefix}-{i}"
                 pending[str(i)] = body
                 self.sent.append(body)
-                self.conn.publish(DEST, body, receipt=str(i))
+                self.conn.publish(self.destination, body, receipt=str(i))
             while pending:
                 self.take_receipt(pending)
         except (OSError, ConnectionError) as e:  # the kill closed the connection
@@ -71,7 +75,7 @@ class Publisher(threading.Thread):
         if frame[0] != "RECEIPT" or frame[1].get("receipt-id") not in pending:
             raise AssertionError(f"publisher: unexpected {describe(frame)}")
         body = pending.pop(frame[1]["receipt-id"])
-        self.confirmed[body] = int(frame[1]["x-seq"])
+        self.confirmed[body] = int(frame[1].get("x-seq", 0))  # a queue's has none
         self.confirmed_order.append(body)
 
 
@@ -187,6 +191,99 @@ def pbkdf2_hash(passcode, iterations):
     key = hashlib.pbkdf2_hmac("sha256", passcode.encode(), salt, iterations, 32)
     return (f"pbkdf2-sha256${iterations}${base64.b64encode(salt).decode()}$"
             f"{base64.b64encode(key).decode()}")
+
+
+class DurableQueueCrashTest(unittest.TestCase):
+    """A /queue/ is durable by default: kill -9 while producers send and a consumer works
+    (client-individual acks, some messages held unacknowledged at the kill), then a restart
+    on the same directory. Every receipted message is delivered at least once, exactly once
+    unless the consumer held it unacknowledged at the kill (then again, redelivered:true);
+    an acknowledged one never comes back. A journal.destinations rule with journaled: false
+    keeps a queue in memory only: its messages do not survive."""
+
+    QUEUE = "/queue/crash.jobs"
+    CONFIG = {"journal": {"destinations": [{"pattern": "/queue/fast.**", "journaled": False}]}}
+
+    def setUp(self):
+        self.broker = None
+
+    def tearDown(self):
+        if self.broker:
+            self.broker.kill()
+            self.broker.cleanup()
+
+    def consume(self, conn, until, ack=True, timeout=None):
+        """MESSAGEs until `until(list)` holds, ACKing each when `ack`; (body, headers) each."""
+        got = []
+        deadline = time.monotonic() + (timeout or scaled(10))
+        while not until(got):
+            self.assertLess(time.monotonic(), deadline, f"only {len(got)} messages came")
+            frame = conn.frame(max(0.01, deadline - time.monotonic()))
+            self.assertEqual(frame[0], "MESSAGE", describe(frame))
+            got.append((frame[2].decode(), frame[1]))
+            if ack:
+                conn.send_frame("ACK", [("id", frame[1]["ack"])])
+        return got
+
+    def subscribe(self, conn, dest, prefetch):
+        conn.send_frame("SUBSCRIBE", [("id", "q"), ("destination", dest),
+                                      ("ack", "client-individual"),
+                                      ("prefetch-count", str(prefetch)), ("receipt", "s")])
+        frame = conn.frame(scaled(5))
+        self.assertEqual(frame[0], "RECEIPT", describe(frame))
+
+    def test_receipted_queue_messages_survive_kill_9_and_acked_ones_stay_gone(self):
+        rng = random.Random(SEED)
+        self.broker = Broker.start(config=self.CONFIG)
+        data_dir = self.broker.data_dir
+        consumer = Stomp.connected(self.broker.tcp_port)
+        self.subscribe(consumer, self.QUEUE, prefetch=10)
+        fast = Stomp.connected(self.broker.tcp_port)
+        fast.publish_confirmed("/queue/fast.lane", "gone with the process")
+        pub = Publisher(self.broker.tcp_port, "job", window=20, limit=3000, destination=self.QUEUE)
+        pub.start()
+        # The consumer acknowledges what it gets for a while, then holds its last ten.
+        acked = self.consume(consumer, lambda got: len(got) >= 200)
+        held = self.consume(consumer, lambda got: len(got) >= 10, ack=False)
+        time.sleep(rng.uniform(0.0, 0.2))
+        code = self.broker.kill()
+        pub.join(scaled(15))
+        self.assertIsNone(pub.error, pub.error)
+        self.assertEqual(code, -9)
+        consumer.close()
+        fast.close()
+
+        self.broker = Broker.start(config=self.CONFIG, data_dir=data_dir)
+        again = Stomp.connected(self.broker.tcp_port)
+        self.subscribe(again, self.QUEUE, prefetch=0)
+        acked_bodies = {b for b, _ in acked}
+        held_bodies = {b for b, _ in held}
+        expected = set(pub.confirmed) - acked_bodies  # at least these
+        got = self.consume(again, lambda g: expected <= {b for b, _ in g}, timeout=scaled(30))
+        bodies = [b for b, _ in got]
+        self.assertFalse(acked_bodies & set(bodies), "an acknowledged message came back")
+        self.assertEqual(len(bodies), len(set(bodies)), "each once after the restart")
+        self.assertTrue(held_bodies <= set(bodies), "what was held unacked comes again")
+        self.assertTrue(all(h.get("redelivered") == "true" for _, h in got),
+                        "restored messages are marked redelivered")
+        extra = set(bodies) - expected  # sent, stored, but its RECEIPT lost in the kill
+        self.assertTrue(extra <= set(pub.sent) - set(pub.confirmed), extra)
+        print(f"\ncrash_test: durable queue, seed {SEED}: {len(pub.confirmed)} receipted, "
+              f"{len(acked)} acked before the kill, {len(bodies)} delivered after it",
+              file=sys.stderr)
+        # The in-memory queue lost its message with the process.
+        lane = Stomp.connected(self.broker.tcp_port)
+        self.subscribe(lane, "/queue/fast.lane", prefetch=0)
+        with self.assertRaises(TimeoutError):
+            frame = lane.frame(0.5)
+            self.fail(f"a journaled: false queue kept {describe(frame)}")
+        for c in (again, lane):
+            c.close()
+        code, graceful = self.broker.stop()
+        self.assertEqual((code, graceful), (0, True), self.broker.log())
+        self.assertEqual(sanitizer_reports(self.broker.log()), [])
+        self.broker.cleanup()
+        self.broker = None
 
 
 class ShutdownTest(unittest.TestCase):

@@ -14,8 +14,9 @@ constexpr std::string_view library = R"lua(#!lua name=stompd_queues
 
 local group = 'stompd'
 
--- KEYS: queue. ARGV: channel, max_waiting, headers, body. Returns 1, or 0 when max_waiting
--- messages already wait (those held by a consumer not counted) and nothing was stored.
+-- KEYS: queue. ARGV: channel, max_waiting, headers, body. Returns the entry's id, or 0 when
+-- max_waiting messages already wait (those held by a consumer not counted) and nothing was
+-- stored.
 local function enqueue(keys, args)
   local q = keys[1]
   if redis.call('EXISTS', q) == 0 then
@@ -23,9 +24,9 @@ local function enqueue(keys, args)
   end
   local held = redis.call('XPENDING', q, group)[1]
   if redis.call('XLEN', q) - held >= tonumber(args[2]) then return 0 end
-  redis.call('XADD', q, '*', 'h', args[3], 'b', args[4])
+  local id = redis.call('XADD', q, '*', 'h', args[3], 'b', args[4])
   redis.call('PUBLISH', args[1], '')
-  return 1
+  return id
 end
 
 -- KEYS: queue. ARGV: consumer, count, redelivery_ms. Returns {claimed, fresh}: up to count
@@ -123,8 +124,12 @@ void queue_store::enqueue(connection& c, std::string_view destination, const hea
             [done = std::move(done)](boost::system::error_code ec, reply r) {
               queued out;
               if (failed(ec, r, "stompd_enqueue", out)) return done(std::move(out));
-              if (r.kind != reply::type::integer) out.ec = errc::bad_reply;
-              out.full = r.integer == 0;
+              if (r.kind == reply::type::integer && r.integer == 0)
+                out.full = true;
+              else if (r.kind == reply::type::string)
+                out.id = std::move(r.str);
+              else
+                out.ec = errc::bad_reply;
               done(std::move(out));
             });
 }

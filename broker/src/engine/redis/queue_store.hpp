@@ -43,6 +43,7 @@ class queue_store {
     boost::system::error_code ec;
     std::string error;
     bool full = false;  // max_waiting already wait: nothing was stored
+    std::string id;     // else the entry's: the MESSAGE's message-id
   };
 
   explicit queue_store(std::string key_prefix) : prefix_(std::move(key_prefix)) {}

@@ -56,6 +56,7 @@ bool redis_engine::enqueue(std::size_t w, std::string destination, header_list h
                            storage::append_result result;
                            result.ec = q.ec;
                            if (!q.ec && q.full) result.ec = engine_errc::queue_full;
+                           result.message_id = std::move(q.id);
                            answer(std::move(result), nullptr);
                          });
   });

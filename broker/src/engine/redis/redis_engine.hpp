@@ -58,7 +58,7 @@ class redis_engine final : public engine, private queue_source {
   bool journaled(std::string_view destination) const override;
   bool append(std::size_t w, std::string destination, header_list headers, std::string body,
               std::string idempotency_key, append_callback done) override;
-  bool shares_queues() const noexcept override { return true; }
+  bool stores_queue(std::string_view) const noexcept override { return true; }
   bool enqueue(std::size_t w, std::string destination, header_list headers, std::string body,
                append_callback done) override;
   route_result route(std::size_t w, const message_ptr& m,
@@ -147,6 +147,7 @@ class redis_engine final : public engine, private queue_source {
   void run_waiting(follow& f);
   void publish_delivered();
   // queue_source, from any thread: handed to the engine thread.
+  bool shared() const noexcept override { return true; }
   void hungry(const std::shared_ptr<queue>& q) override;
   void settled(const queue& q, const message_ptr& m) override;
   void returned(const queue& q, std::vector<message_ptr> messages) override;
