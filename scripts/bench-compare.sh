@@ -16,7 +16,7 @@
 # build/bench-compare/DATE/. Everything it started is stopped on exit, failure or Ctrl-C.
 #
 # Scenarios (default: all): floor, fanout-10k, fanout-sat, rooms-2k, rooms-sat, rooms, idle,
-# journal, replay (see docs/BENCHMARKS.md).
+# journal, queue, replay (see docs/BENCHMARKS.md).
 # Run as root (or with sudo available): it installs packages and starts RabbitMQ as its user.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +30,7 @@ idle_connections=10000
 idle_hold=10
 rooms_rate=10000
 sat_window=200
-scenarios=floor,fanout-10k,fanout-sat,rooms-2k,rooms-sat,rooms,idle,journal,replay
+scenarios=floor,fanout-10k,fanout-sat,rooms-2k,rooms-sat,rooms,idle,journal,queue,replay
 write_docs=1
 
 usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -229,7 +229,7 @@ scenario_args() {
     rooms-2k) echo "rooms --rooms 1000 --members 2 --total-rate 2000 --warmup $warmup --duration $duration" ;;
     rooms-sat) echo "rooms --rooms 1000 --members 2 --window 6 --warmup $warmup --duration $duration" ;;
     idle) echo "idle --connections $idle_connections --hold $idle_hold --heart-beat 10000,10000" ;;
-    journal) echo "journal --publishers 1 --inflight 128 --warmup $warmup --duration $duration" ;;
+    journal|queue) echo "journal --publishers 1 --inflight 128 --warmup $warmup --duration $duration" ;;
     replay) echo "replay --replay-messages 1000 --count 200 --duration $duration" ;;
     floor) echo "floor --count 1000000 --subscribers 100 --rate 100 --duration $duration" ;;
   esac
@@ -243,9 +243,14 @@ broker_args() {
 }
 # RabbitMQ's counterpart of a journaled topic: a durable queue and persistent messages, whose
 # RECEIPTs RabbitMQ sends after the publisher confirm (the message is on disk).
+# queue: receipted publishing to a durable queue on both (stompd: stored in its journal before
+# the RECEIPT; RabbitMQ: persistent messages, RECEIPT after the publisher confirm).
 extra_args() {
   [[ $1 == rabbitmq && $2 == journal ]] &&
     echo "--destination /queue/bench.journal --header persistent:true"
+  [[ $1 == rabbitmq && $2 == queue ]] &&
+    echo "--destination /queue/bench.durable --header persistent:true"
+  [[ $1 == stompd && $2 == queue ]] && echo "--destination /queue/bench.durable"
   return 0
 }
 
@@ -256,6 +261,11 @@ run_one() {  # broker scenario repeat
   # 10.9 KiB per session where a reused one showed 3.5), so each idle run gets a fresh one.
   if [[ $scenario == idle && $broker == stompd ]]; then stop_stompd; start_stompd; fi
   if [[ $scenario == idle && $broker == rabbitmq ]]; then stop_rabbitmq; start_rabbitmq; fi
+  # queue leaves its messages queued (nobody consumes): each stompd run starts empty, as
+  # RabbitMQ's does once its queue is deleted below.
+  if [[ $scenario == queue && $broker == stompd ]]; then
+    stop_stompd; rm -rf "$work/stompd-data"; start_stompd
+  fi
   # shellcheck disable=SC2207
   local args=($(scenario_args "$scenario") $(broker_args "$broker") $(extra_args "$broker" "$scenario"))
   local logf=$work/logs/$scenario-$broker-$repeat.log
@@ -277,6 +287,9 @@ print(json.dumps({"broker": sys.argv[1], "scenario": sys.argv[2], "repeat": int(
   if [[ $broker == rabbitmq && $scenario == journal ]]; then
     rabbitmqctl_ delete_queue bench.journal >/dev/null 2>&1 || true
   fi
+  if [[ $broker == rabbitmq && $scenario == queue ]]; then
+    rabbitmqctl_ delete_queue bench.durable >/dev/null 2>&1 || true
+  fi
   sleep 2  # let the broker finish closing the run's connections
 }
 
@@ -285,7 +298,7 @@ for scenario in "${wanted[@]}"; do
   case "$scenario" in
     floor) run_one none floor 1 ;;
     replay) for r in $(seq "$repeats"); do run_one stompd replay "$r"; done ;;
-    fanout-10k|fanout-sat|rooms-2k|rooms-sat|rooms|idle|journal)
+    fanout-10k|fanout-sat|rooms-2k|rooms-sat|rooms|idle|journal|queue)
       for r in $(seq "$repeats"); do
         run_one stompd "$scenario" "$r"
         run_one rabbitmq "$scenario" "$r"

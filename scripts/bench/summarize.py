@@ -76,6 +76,14 @@ SCENARIOS = {
         ("broker CPU µs / message", "broker_cpu_us_per_message", "lower"),
         ("other processes' CPU (% of a core)", "other_cpu_pct", "lower"),
     ]),
+    "queue": ("(f) publish with receipts to a durable queue nobody consumes (stompd: /queue/ stored in "
+              "its journal, RECEIPT after commit; RabbitMQ: durable queue, persistent:true, RECEIPT "
+              "after publisher confirm)", [
+        ("receipted messages/s", "receipted_per_s", "higher"),
+        ("receipt latency p50 (ms)", "receipt_latency_us.p50", "lower"),
+        ("receipt latency p99 (ms)", "receipt_latency_us.p99", "lower"),
+        ("broker CPU µs / message", "broker_cpu_us_per_message", "lower"),
+    ]),
     "replay": ("replay: SUBSCRIBE x-replay:last:1000 until its RECEIPT (stompd only)", [
         ("replay p50 (ms)", "replay_latency_us.p50", "lower"),
         ("replay p99 (ms)", "replay_latency_us.p99", "lower"),

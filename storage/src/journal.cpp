@@ -120,6 +120,9 @@ struct journal::impl {
 
   // Any thread.
   bool submit_write(write_task& task);  // false (task untouched) once shutdown began
+  // A function for the writer that is taken until the writer has exited, shutdown included
+  // (flush, remove); false when it was not (then `task` is untouched).
+  bool submit_late(std::function<void()> task);
   void submit_read(read_task task);
   void remember_error(const status& st);
   // Synchronous members wait for the journal's threads; called from one of them they would
@@ -880,19 +883,19 @@ void journal::append(record r, append_callback done) {
 }
 
 void journal::flush(std::function<void()> done) {
-  {
-    std::unique_lock lk(impl_->queue_mu_);
-    // Unlike appends, a flush is still taken while the writer drains at shutdown: it then
-    // runs after the appends it waits for.
-    if (!impl_->writer_exited_) {
-      const bool was_empty = impl_->queue_.empty();
-      impl_->queue_.emplace_back(std::move(done));
-      lk.unlock();
-      if (was_empty) impl_->queue_cv_.notify_one();
-      return;
-    }
-  }
-  if (done) done();
+  // Unlike appends, a flush is still taken while the writer drains at shutdown: it then runs
+  // after the appends it waits for.
+  if (!impl_->submit_late(done) && done) done();
+}
+
+bool journal::impl::submit_late(std::function<void()> task) {
+  std::unique_lock lk(queue_mu_);
+  if (writer_exited_) return false;
+  const bool was_empty = queue_.empty();
+  queue_.emplace_back(std::move(task));
+  lk.unlock();
+  if (was_empty) queue_cv_.notify_one();
+  return true;
 }
 
 void journal::replay(replay_request request, std::function<void(replay_result&&)> done) {
@@ -964,13 +967,14 @@ std::uint64_t journal::purge(std::string_view destination) {
 
 void journal::remove(std::vector<std::pair<std::string, std::uint64_t>> messages,
                      std::function<void(std::error_code)> done) {
-  write_task task{
-      std::function<void()>([im = impl_.get(), messages = std::move(messages), done]() mutable {
-        const status st = im->remove_messages(messages);
-        if (st.failed()) im->remember_error(st);
-        if (done) done(st.ec);
-      })};
-  if (!impl_->submit_write(task) && done) done(make_error_code(errc::closed));
+  // Taken at shutdown too: an acknowledgement of the last moments is not redelivered after
+  // the restart.
+  const bool taken = impl_->submit_late([im = impl_.get(), messages = std::move(messages), done] {
+    const status st = im->remove_messages(messages);
+    if (st.failed()) im->remember_error(st);
+    if (done) done(st.ec);
+  });
+  if (!taken && done) done(make_error_code(errc::closed));
 }
 
 std::vector<record> journal::stored_with_prefix(std::string_view prefix) const {

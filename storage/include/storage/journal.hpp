@@ -187,7 +187,7 @@ class journal {
   // acknowledged ones: its stored seqs are then no longer contiguous, which is why queues
   // keep no history to replay). One transaction on the writer, after every earlier append;
   // `done` (writer thread, may be empty) gets its outcome. Retention's bookkeeping
-  // (purged_seq) is not touched.
+  // (purged_seq) is not touched. Taken while the journal shuts down, as flush is.
   void remove(std::vector<std::pair<std::string, std::uint64_t>> messages,
               std::function<void(std::error_code)> done = {});
   // Every message stored for a destination whose name starts with `prefix`, by destination

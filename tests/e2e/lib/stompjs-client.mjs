@@ -138,3 +138,19 @@ export function withDeadline(promise, ms, what) {
 export async function shutdown(...clients) {
   await Promise.all(clients.filter(Boolean).map((c) => c.deactivate({ force: true }).catch(() => {})));
 }
+
+// "Load older messages", as the README shows it: the `limit` messages before x-seq
+// `beforeSeq`, oldest first, and whether there are older ones still.
+export function loadOlder(client, destination, beforeSeq, limit = 50) {
+  return new Promise((resolve) => {
+    const id = `older-${beforeSeq}-${Math.random().toString(36).slice(2)}`;
+    const messages = [];
+    client.watchForReceipt(id, (receipt) => {
+      subscription.unsubscribe();  // ended already; this only forgets it in stomp.js
+      resolve({ messages, older: receipt.headers['x-replay-older'] === 'true' });
+    });
+    const subscription = client.subscribe(destination, (msg) => messages.push(msg), {
+      id, receipt: id, 'x-replay': `before:${beforeSeq}`, 'x-replay-limit': String(limit),
+    });
+  });
+}

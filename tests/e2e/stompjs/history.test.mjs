@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { scaled, startBroker } from '../lib/broker.mjs';
 import {
-  connectClient, Inbox, makeClient, publishConfirmed, shutdown, subscribe, withDeadline,
+  connectClient, Inbox, loadOlder, makeClient, publishConfirmed, shutdown, subscribe, withDeadline,
 } from '../lib/stompjs-client.mjs';
 
 const T = { timeout: scaled(30_000) };
@@ -53,22 +53,6 @@ function checkLive(m, seq) {
   assert.equal(m.headers['x-seq'], String(seq), `live x-seq: ${show(m)}`);
   assert.equal(m.headers['message-id'], String(seq), `message-id equals x-seq: ${show(m)}`);
   assert.equal(m.headers['x-replayed'], undefined, `a live frame is not flagged replayed: ${show(m)}`);
-}
-
-// "Load older messages", as the README shows it: the `limit` messages before x-seq
-// `beforeSeq`, oldest first, and whether there are older ones still.
-function loadOlder(client, destination, beforeSeq, limit = 50) {
-  return new Promise((resolve) => {
-    const id = `older-${beforeSeq}-${Math.random().toString(36).slice(2)}`;
-    const messages = [];
-    client.watchForReceipt(id, (receipt) => {
-      subscription.unsubscribe();  // ended already; this only forgets it in stomp.js
-      resolve({ messages, older: receipt.headers['x-replay-older'] === 'true' });
-    });
-    const subscription = client.subscribe(destination, (msg) => messages.push(msg), {
-      id, receipt: id, 'x-replay': `before:${beforeSeq}`, 'x-replay-limit': String(limit),
-    });
-  });
 }
 
 describe('history over stomp.js', () => {
