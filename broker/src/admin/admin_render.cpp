@@ -122,12 +122,16 @@ json::object to_json(const destination_info& d, bool with_subscriptions) {
                  {"last_seq", d.last_seq},
                  {"stored", d.stored},
                  {"oldest_ms", d.oldest_ms},
-                 {"queued", d.queued}};
+                 {"queued", d.queued},
+                 {"present", d.present}};
   if (with_subscriptions) {
     json::array subs;
     subs.reserve(d.subscriptions.size());
     for (const auto& s : d.subscriptions) subs.emplace_back(to_json(s));
     o["subscriptions"] = std::move(subs);
+    json::array members;
+    for (const auto& m : d.members) members.emplace_back(m);
+    o["members"] = std::move(members);
   }
   return o;
 }

@@ -148,6 +148,7 @@ std::vector<admin::destination_info> live_view::gather_destinations() {
   for (const auto& t : ctx_.topics.snapshot()) {
     auto& d = get(t.name);
     d.subscribers = t.subscribers;
+    d.present = ctx_.present.count(t.name);
     d.messages_in = t.published;
     d.messages_out = t.delivered;
   }
@@ -184,6 +185,7 @@ std::optional<admin::destination_info> live_view::destination(std::string_view n
            return v;
          }))
       d.subscriptions.insert(d.subscriptions.end(), part.begin(), part.end());
+    d.members = ctx_.present.members(name, 100);
     return std::move(d);
   }
   return std::nullopt;

@@ -21,6 +21,7 @@ struct message {
   bool utf8 = true;               // may travel in a WebSocket text message
   std::uint64_t seq = 0;          // x-seq of a journaled message; 0 when not journaled
   std::string epoch;              // x-epoch of a journaled message: what numbers seq
+  bool presence = false;          // a join or leave (x-presence): for those who asked only
   held_bytes::claim held;
 
   message(held_bytes& budget, std::string dest, std::string message_id, stomp::shared_message enc,

@@ -48,10 +48,22 @@ std::string destination_problem(std::string_view d, std::size_t max_bytes) {
 }
 
 bool is_reserved_header(std::string_view name) noexcept {
-  static constexpr std::array<std::string_view, 12> reserved = {
-      "destination", "receipt",      "transaction", "content-length",
-      "message-id",  "subscription", "ack",         "redelivered",
-      "x-seq",       "x-epoch",      "x-replayed",  idempotency_header};
+  // x-presence*: only the broker's join and leave events carry them, so none can be faked.
+  static constexpr std::array<std::string_view, 15> reserved = {"destination",
+                                                                "receipt",
+                                                                "transaction",
+                                                                "content-length",
+                                                                "message-id",
+                                                                "subscription",
+                                                                "ack",
+                                                                "redelivered",
+                                                                "x-seq",
+                                                                "x-epoch",
+                                                                "x-replayed",
+                                                                idempotency_header,
+                                                                "x-presence",
+                                                                "x-presence-user",
+                                                                "x-presence-count"};
   return std::find(reserved.begin(), reserved.end(), name) != reserved.end();
 }
 
@@ -110,6 +122,23 @@ message_ptr make_queued_message(held_bytes& budget, const storage::record& r) {
   bool text = is_utf8(encoded.tail(stomp::version::v1_2));
   return std::make_shared<message>(budget, r.destination, std::move(id), std::move(encoded), text,
                                    r.seq);
+}
+
+message_ptr make_presence_message(held_bytes& budget, std::string_view destination,
+                                  std::string message_id, std::string_view event,
+                                  std::string_view user, std::size_t count) {
+  const auto n = fmt::format("{}", count);
+  const stomp::header_view headers[] = {{"destination", destination},
+                                        {"message-id", message_id},
+                                        {"x-presence", event},
+                                        {"x-presence-user", user},
+                                        {"x-presence-count", n}};
+  stomp::shared_message encoded(headers, {});
+  bool text = is_utf8(encoded.tail(stomp::version::v1_2));
+  auto m = std::make_shared<message>(budget, std::string(destination), std::move(message_id),
+                                     std::move(encoded), text);
+  m->presence = true;
+  return m;
 }
 
 std::optional<storage::replay_request> parse_replay(std::string_view v) {

@@ -63,6 +63,12 @@ message_ptr make_stored_message(held_bytes& budget, const storage::record& r,
 // the seq, for removing it once acknowledged.
 message_ptr make_queued_message(held_bytes& budget, const storage::record& r);
 
+// A presence event (x-presence: join or leave) of topic `destination`: `user` came or went,
+// `count` users are there now. For the subscriptions that asked for them only.
+message_ptr make_presence_message(held_bytes& budget, std::string_view destination,
+                                  std::string message_id, std::string_view event,
+                                  std::string_view user, std::size_t count);
+
 // x-replay: "last:N", "after:SEQ", "since:UNIX_MS" or "before:SEQ", decimal; nullopt when
 // malformed.
 std::optional<storage::replay_request> parse_replay(std::string_view value);

@@ -457,8 +457,9 @@ void session::release_resources() {
     if (sub.is_queue) {
       // A flushing close still writes what is in flight; an abort writes nothing more.
       end_queue_subscription(sub, flush_then_close_);
-    } else {
+    } else if (!sub.history_only) {
       ctx_.topics.unsubscribe(worker_.index, sub.destination, this, key);
+      leave_presence(sub);
     }
   }
   subscriptions_.clear();

@@ -170,6 +170,8 @@ class session : public std::enable_shared_from_this<session>,
     // x-replay: before:S ("load older messages"): history only, never live; the subscription
     // ends with its RECEIPT.
     bool history_only = false;
+    // x-presence: true: this subscription also gets the topic's join and leave events.
+    bool presence = false;
     std::vector<message_ptr> pending;
     std::size_t pending_bytes = 0;  // of `pending`, part of the session's pending_live_bytes_
   };
@@ -267,6 +269,12 @@ class session : public std::enable_shared_from_this<session>,
   // Replays run one at a time per connection, each once the previous one is written, so
   // history never holds more than one replay's worth of a connection's memory.
   void start_next_replay();
+  // A topic subscription begins or ends: the user enters or leaves the topic's presence, and
+  // a join or leave event goes to the subscriptions that asked for them.
+  void enter_presence(const subscription& sub);
+  void leave_presence(const subscription& sub);
+  // x-presence-count for a RECEIPT of `sub`, when it asked.
+  std::vector<receipt_order::header> presence_headers(const subscription& sub) const;
   // "" when the SUBSCRIBE's x-replay `r` and x-replay-limit go together (and r.limit is set),
   // else the ERROR's detail.
   std::string older_history_problem(const stomp::frame_view& f, storage::replay_request& r) const;

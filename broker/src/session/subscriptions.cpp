@@ -74,6 +74,16 @@ void session::handle_subscribe(const stomp::frame_view& f) {
     if (auto e = f.header("x-epoch")) replay->epoch = std::string(*e);
   }
 
+  bool wants_presence = false;
+  if (auto p = f.header("x-presence")) {
+    if (*p != "true" && *p != "false")
+      return protocol_error("invalid x-presence",
+                            fmt::format("x-presence must be true or false, got '{}'", *p), &f);
+    wants_presence = *p == "true";
+    if (wants_presence && !dest->starts_with("/topic/"))
+      return protocol_error("invalid x-presence", "x-presence is for /topic/ destinations", &f);
+  }
+
   auto key = next_key_++;
   subscription sub;
   sub.id = sub_id;
@@ -81,6 +91,7 @@ void session::handle_subscribe(const stomp::frame_view& f) {
   sub.mode = mode;
   sub.is_queue = dest->starts_with("/queue/");
   sub.history_only = replay && replay->mode == storage::replay_request::kind::before;
+  sub.presence = wants_presence;
   sub.key = key;
   stomp::shared_message::head(sub.head, sub.id, {}, version_);
   if (mode != ack_mode::auto_ack && version_ == stomp::version::v1_2)
@@ -101,17 +112,23 @@ void session::handle_subscribe(const stomp::frame_view& f) {
     }
   } else if (!stored.history_only) {
     ctx_.topics.subscribe(worker_.index, stored.destination, this, key);
+    enter_presence(stored);
   }
   log_debug("session={} subscribed id={} destination={}", id_, stored.id, stored.destination);
   auto receipt = f.header("receipt");
   if (!replay && receipt && !stored.is_queue) {
     // The RECEIPT promises every message published after it; a shared engine first follows
     // the topic (for a journaled one, learns where its sequence stands); the local one at once.
-    ctx_.publishing->when_following(worker_.index, stored.destination,
-                                    [weak = weak_from_this(), held = receipts_.hold(*receipt)] {
-                                      if (auto self = weak.lock(); self && !self->closing_)
-                                        self->complete_receipt(held);
-                                    });
+    ctx_.publishing->when_following(
+        worker_.index, stored.destination,
+        [weak = weak_from_this(), key, held = receipts_.hold(*receipt)] {
+          auto self = weak.lock();
+          if (!self || self->closing_) return;
+          auto it = self->subscriptions_.find(key);
+          self->complete_receipt(held, it == self->subscriptions_.end()
+                                           ? std::vector<receipt_order::header>{}
+                                           : self->presence_headers(it->second));
+        });
     return;
   }
   if (!replay) return send_receipt(f);
@@ -139,6 +156,29 @@ std::string session::older_history_problem(const stomp::frame_view& f,
     r.limit = *n;
   }
   return {};
+}
+
+void session::enter_presence(const subscription& sub) {
+  if (auto now = ctx_.present.enter(sub.destination, user_)) {
+    ctx_.topics.publish(
+        worker_.index,
+        make_presence_message(ctx_.held, sub.destination,
+                              fmt::format("presence-{}-{}", id_, sub.key), "join", user_, *now));
+  }
+}
+
+void session::leave_presence(const subscription& sub) {
+  if (auto now = ctx_.present.leave(sub.destination, user_)) {
+    ctx_.topics.publish(worker_.index,
+                        make_presence_message(ctx_.held, sub.destination,
+                                              fmt::format("presence-{}-{}-left", id_, sub.key),
+                                              "leave", user_, *now));
+  }
+}
+
+std::vector<receipt_order::header> session::presence_headers(const subscription& sub) const {
+  if (!sub.presence) return {};
+  return {{"x-presence-count", fmt::format("{}", ctx_.present.count(sub.destination))}};
 }
 
 void session::start_next_replay() {
@@ -179,6 +219,7 @@ void session::on_replay(std::uint64_t key, storage::replay_result&& r) {
         {"x-replay-complete", r.complete ? "true" : "false"},
         {"x-epoch", r.epoch}};
     if (sub.history_only) said.push_back({"x-replay-older", r.older ? "true" : "false"});
+    for (auto& h : presence_headers(sub)) said.push_back(std::move(h));
     complete_receipt(*std::exchange(sub.replay_receipt, std::nullopt), std::move(said));
   }
   if (sub.history_only) {
@@ -233,8 +274,9 @@ void session::handle_unsubscribe(const stomp::frame_view& f) {
   if (auto held = std::exchange(it->second.replay_receipt, std::nullopt)) complete_receipt(*held);
   if (it->second.is_queue) {
     end_queue_subscription(it->second, true);
-  } else {
+  } else if (!it->second.history_only) {
     ctx_.topics.unsubscribe(worker_.index, it->second.destination, this, key);
+    leave_presence(it->second);
   }
   subscriptions_.erase(it);
   send_receipt(f);
@@ -308,6 +350,7 @@ void session::on_topic_message(const message_ptr& m, std::uint64_t key) {
   auto it = subscriptions_.find(key);
   if (it == subscriptions_.end()) return;
   auto& sub = it->second;
+  if (m->presence && !sub.presence) return;  // a join or leave: for those who asked
   if (!sub.replaying) {
     if (!sub.advance(*m)) return;  // the replay delivered it
     return deliver(sub, m, false);

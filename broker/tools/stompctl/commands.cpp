@@ -126,6 +126,15 @@ int cmd_destination(const context& ctx) {
     rows.emplace_back("journaled", "no");
   }
   if (str(d, "type") == "queue") rows.emplace_back("queued", fmt::format("{}", u64(d, "queued")));
+  if (str(d, "type") == "topic") {
+    std::string who;
+    if (auto it = d.find("members"); it != d.end() && it->value().is_array())
+      for (const auto& m : it->value().get_array())
+        if (m.is_string())
+          who += fmt::format("{}{}", who.empty() ? "" : ", ", m.get_string().c_str());
+    rows.emplace_back("present", fmt::format("{}{}", u64(d, "present"),
+                                             who.empty() ? "" : fmt::format(" ({})", who)));
+  }
   fmt::print("{}", key_values(rows));
   const auto& subs = array(d, "subscriptions");
   if (subs.empty()) {

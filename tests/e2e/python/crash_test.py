@@ -17,8 +17,6 @@ Run with /usr/bin/python3. Not named test_*.py: CTest runs it as its own test (e
 STOMPD_E2E_SEED=N repeats the random choices of a failed run (the seed is in every failure).
 """
 
-import base64
-import hashlib
 import os
 import random
 import socket
@@ -28,7 +26,7 @@ import time
 import unittest
 
 from history_support import Stomp, bodies_of, describe, seqs_of
-from stompd_harness import Broker, sanitizer_reports, scaled
+from stompd_harness import Broker, pbkdf2_hash, sanitizer_reports, scaled
 
 SEED = int(os.environ.get("STOMPD_E2E_SEED") or time.time_ns() % 1_000_000)
 DEST = "/topic/crash.log"
@@ -183,14 +181,6 @@ class CrashTest(unittest.TestCase):
         finally:
             sub.close()
         return bodies + [f"{pub.prefix}-after"]
-
-
-def pbkdf2_hash(passcode, iterations):
-    """The encoding stompd accepts: pbkdf2-sha256$<iterations>$<base64 salt>$<base64 key>."""
-    salt = os.urandom(16)
-    key = hashlib.pbkdf2_hmac("sha256", passcode.encode(), salt, iterations, 32)
-    return (f"pbkdf2-sha256${iterations}${base64.b64encode(salt).decode()}$"
-            f"{base64.b64encode(key).decode()}")
 
 
 class DurableQueueCrashTest(unittest.TestCase):

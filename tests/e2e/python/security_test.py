@@ -8,8 +8,6 @@ keep the suite fast); rules give the council role the lost-item rooms.
 Run with /usr/bin/python3 (Debian's python3-stomp), through CTest (e2e_security_py).
 """
 
-import base64
-import hashlib
 import os
 import shutil
 import socket
@@ -27,18 +25,10 @@ except ImportError as e:
                       "test) and run with /usr/bin/python3") from e
 
 from stomp_py_support import Collector
-from stompd_harness import Broker, scaled
+from stompd_harness import Broker, pbkdf2_hash, scaled
 
 HOST = "127.0.0.1"
 ROOM = "/topic/lost-item.42.room.7"
-
-
-def pbkdf2_hash(passcode, iterations=10_000):
-    """The encoding stompd accepts: pbkdf2-sha256$<iterations>$<base64 salt>$<base64 key>."""
-    salt = os.urandom(16)
-    key = hashlib.pbkdf2_hmac("sha256", passcode.encode(), salt, iterations, 32)
-    return (f"pbkdf2-sha256${iterations}${base64.b64encode(salt).decode()}$"
-            f"{base64.b64encode(key).decode()}")
 
 
 def make_certificate(directory):

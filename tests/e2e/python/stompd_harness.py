@@ -6,6 +6,8 @@ bound ports are read from its "listening transport=... address=HOST:PORT" log li
 kept for failure messages.
 """
 
+import base64
+import hashlib
 import http.client
 import os
 import queue
@@ -34,6 +36,14 @@ _LISTENING = re.compile(r"listening transport=(\w+)(?:\+tls)? address=([0-9.]+):
 def unique(name):
     """A destination name no other test (or earlier run on the same journal) uses."""
     return f"{name}.{uuid.uuid4().hex[:8]}"
+
+
+def pbkdf2_hash(passcode, iterations=10_000):
+    """The encoding stompd accepts: pbkdf2-sha256$<iterations>$<base64 salt>$<base64 key>."""
+    salt = os.urandom(16)
+    key = hashlib.pbkdf2_hmac("sha256", passcode.encode(), salt, iterations, 32)
+    return (f"pbkdf2-sha256${iterations}${base64.b64encode(salt).decode()}$"
+            f"{base64.b64encode(key).decode()}")
 
 
 def sanitizer_reports(stderr):

@@ -3,8 +3,12 @@
 Run with /usr/bin/python3: that is the interpreter Debian's python3-stomp is installed for.
 """
 
+import http.client
+import json
+import os
 import time
 import unittest
+import urllib.parse
 import uuid
 
 try:
@@ -14,7 +18,7 @@ except ImportError as e:  # a clear message instead of a bare traceback
                       "test) and run with /usr/bin/python3") from e
 
 from stomp_py_support import Collector
-from stompd_harness import SHIPPED_CONFIG, Broker, RawStomp, scaled, unique
+from stompd_harness import SHIPPED_CONFIG, Broker, RawStomp, pbkdf2_hash, scaled, unique
 
 
 class BrokerTestCase(unittest.TestCase):
@@ -144,6 +148,74 @@ class IdempotencyTest(BrokerTestCase):
         self.assertEqual(receipts[1].get("x-duplicate"), "true")
         self.assertEqual(sub_l.message().body, "once")
         sub_l.no_message(scaled(0.3))
+
+
+class PresenceTest(BrokerTestCase):
+    """x-presence: who is in a room, by user: the SUBSCRIBE's RECEIPT says how many, join and
+    leave events come to those who asked, a user with two connections counts once and leaves
+    with the last; it needs the subscribe grant like any subscription."""
+
+    ROOM = "/topic/lost-item.42.room.7"
+    CONFIG = {"auth": {
+        "anonymous": False,
+        "users": [{"name": n, "passcode": f'"{pbkdf2_hash(n + "-pw")}"'}
+                  for n in ("council", "alice", "bob")],
+        "rules": [{"users": ["council", "alice", "bob"], "subscribe": ["/topic/lost-item.**"],
+                   "send": ["/topic/lost-item.**"]}],
+    }}
+
+    def join(self, user, presence=True):
+        conn, listener = self.connect(username=user, passcode=user + "-pw")
+        receipt = uuid.uuid4().hex
+        headers = {"receipt": receipt}
+        if presence:
+            headers["x-presence"] = "true"
+        conn.subscribe(self.ROOM, id="room", headers=headers)
+        return conn, listener, listener.receipt(receipt).headers
+
+    def event(self, listener):
+        m = listener.message()
+        self.assertNotIn("x-seq", m.headers, "presence events are not journaled")
+        return (m.headers["x-presence"], m.headers["x-presence-user"],
+                int(m.headers["x-presence-count"]))
+
+    def test_counts_users_once_and_tells_who_joins_and_leaves(self):
+        council, council_l, r = self.join("council")
+        self.assertEqual(r["x-presence-count"], "1")
+        self.assertEqual(self.event(council_l), ("join", "council", 1))  # its own
+        alice, alice_l, r = self.join("alice")
+        self.assertEqual(r["x-presence-count"], "2")
+        self.assertEqual(self.event(council_l), ("join", "alice", 2))
+        self.assertEqual(self.event(alice_l), ("join", "alice", 2))
+        alice_phone, _, r = self.join("alice", presence=False)  # a second device
+        self.assertNotIn("x-presence-count", r)
+        council_l.no_message(scaled(0.3))  # alice was there already
+        bob, bob_l, _ = self.join("bob", presence=False)  # bob does not ask for events
+        self.assertEqual(self.event(council_l), ("join", "bob", 3))
+        self.send_confirmed(council, council_l, self.ROOM, "hello")
+        self.assertEqual(bob_l.message().body, "hello")
+        bob_l.no_message(scaled(0.3))  # no presence events for him
+        self.assertEqual(council_l.message().body, "hello")
+        alice_l.message()
+        # The admin API (and stompctl destination) shows who is there.
+        conn = http.client.HTTPConnection("127.0.0.1", self.broker.admin_port, timeout=scaled(5))
+        conn.request("GET", "/api/destinations/" + urllib.parse.quote(self.ROOM, safe=""))
+        room = json.loads(conn.getresponse().read())
+        conn.close()
+        self.assertEqual((room["present"], room["members"]), (3, ["alice", "bob", "council"]))
+        alice.disconnect()
+        council_l.no_message(scaled(0.3))  # her phone is still there
+        alice_phone.disconnect()
+        self.assertEqual(self.event(council_l), ("leave", "alice", 2))
+
+    def test_a_sender_cannot_fake_a_presence_event(self):
+        council, council_l, _ = self.join("council")
+        self.event(council_l)
+        self.send_confirmed(council, council_l, self.ROOM, "fake",
+                            **{"x-presence": "leave", "x-presence-user": "alice"})
+        m = council_l.message()
+        self.assertEqual(m.body, "fake")
+        self.assertNotIn("x-presence", m.headers)
 
 
 class LargeMessageTest(BrokerTestCase):

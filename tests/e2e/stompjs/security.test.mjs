@@ -20,7 +20,7 @@ import WebSocket from 'ws';
 
 import { scaled, startBroker } from '../lib/broker.mjs';
 import {
-  connectClient, makeClient, publishConfirmed, shutdown, stompProtocols, subscribe,
+  connectClient, makeClient, publishConfirmed, shutdown, stompProtocols, subscribe, withDeadline,
 } from '../lib/stompjs-client.mjs';
 import { encodeFrame, RawTcpClient, RawWsClient, waitFor } from '../lib/stomp-raw.mjs';
 
@@ -191,6 +191,29 @@ describe('JWT HS256 over stomp.js', () => {
   it('AcceptsATokenAsPasscodeWithoutLogin', T, async () => {
     const token = hs(claimsFor('alice', { stomp: dmGrants }));
     await connect(broker.wsUrl, { connectHeaders: { passcode: token } });
+  });
+
+  it('TellsWhoIsInARoomByUserToThoseWhoAskWithXPresence', T, async () => {
+    const room = '/topic/notice.presence';
+    const alice = await connect(tokenUrl('alice'));
+    const watching = await subscribe(alice, room, { 'x-presence': 'true' });
+    assert.equal(watching.receipt.headers['x-presence-count'], '1');
+    const event = async () => {
+      const m = await watching.take();
+      return [m.headers['x-presence'], m.headers['x-presence-user'], m.headers['x-presence-count']];
+    };
+    assert.deepEqual(await event(), ['join', 'alice', '1']);
+    const bob = await connect(tokenUrl('bob'));
+    const bobsInbox = await subscribe(bob, room);  // bob does not ask: he gets no events
+    assert.deepEqual(await event(), ['join', 'bob', '2']);
+    const bobOnPhone = await connect(tokenUrl('bob'));
+    await subscribe(bobOnPhone, room);
+    await new Promise((r) => setTimeout(r, scaled(300)));
+    assert.equal(watching.items.length, 0, 'his phone did not make him join again');
+    assert.equal(bobsInbox.items.length, 0, 'no presence events for a subscription that did not ask');
+    await withDeadline(bob.deactivate(), scaled(5000), 'bob to leave');
+    await withDeadline(bobOnPhone.deactivate(), scaled(5000), "bob's phone to leave");
+    assert.deepEqual(await event(), ['leave', 'bob', '1']);
   });
 
   it('AcceptsATokenInAnAuthorizationHeader', T, async () => {
