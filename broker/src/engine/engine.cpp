@@ -17,10 +17,6 @@ struct engine_error_category final : std::error_category {
 
 }  // namespace
 
-bool engine::enqueue(std::size_t, std::string, header_list, std::string, append_callback) {
-  return false;  // route() takes this engine's queue messages
-}
-
 const std::error_category& engine_category() noexcept {
   static const engine_error_category category;
   return category;

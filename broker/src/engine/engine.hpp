@@ -66,13 +66,12 @@ class engine {
   // durable queue in this node's journal, or any queue in a shared store, from which each
   // node's registry takes what its consumers can take (queue_source). False: the message
   // waits in this node's memory only, put there by route().
-  virtual bool stores_queue(std::string_view /*destination*/) const noexcept { return false; }
+  virtual bool stores_queue(std::string_view destination) const noexcept = 0;
   // Stores a message for queue `destination` of an engine that stores_queue() it; `done` as
   // for append (seq 0; ec engine_errc::queue_full when limits.max_queue_messages wait). False,
-  // and `done` never runs, when the queue is new here and limits.max_queues exist, or (the
-  // default) when the engine stores no queue.
+  // and `done` never runs, when the queue is new here and limits.max_queues exist.
   virtual bool enqueue(std::size_t w, std::string destination, header_list headers,
-                       std::string body, append_callback done);
+                       std::string body, append_callback done) = 0;
 
   // Delivers a message that is not stored: to a topic's subscribers (on every node, with a
   // shared engine), or into this node's queue, which may be full. On w's thread. `passed` and
