@@ -127,9 +127,9 @@ void journal::impl::shutdown() {
   }
 }
 
-bool journal::impl::submit_write(write_task& task) {
+bool journal::impl::submit_write(write_task& task, bool until_exit) {
   std::unique_lock lk(queue_mu_);
-  if (stopping_) return false;
+  if (until_exit ? writer_exited_ : stopping_) return false;
   const bool was_empty = queue_.empty();
   queue_.push_back(std::move(task));
   lk.unlock();
@@ -184,17 +184,9 @@ void journal::append(record r, append_callback done) {
 void journal::flush(std::function<void()> done) {
   // Unlike appends, a flush is still taken while the writer drains at shutdown: it then runs
   // after the appends it waits for.
-  if (!impl_->submit_late(done) && done) done();
-}
-
-bool journal::impl::submit_late(std::function<void()> task) {
-  std::unique_lock lk(queue_mu_);
-  if (writer_exited_) return false;
-  const bool was_empty = queue_.empty();
-  queue_.emplace_back(std::move(task));
-  lk.unlock();
-  if (was_empty) queue_cv_.notify_one();
-  return true;
+  write_task task{std::move(done)};
+  if (impl_->submit_write(task, true)) return;
+  if (auto& f = std::get<std::function<void()>>(task)) f();
 }
 
 void journal::replay(replay_request request, std::function<void(replay_result&&)> done) {
@@ -268,12 +260,12 @@ void journal::remove(std::vector<std::pair<std::string, std::uint64_t>> messages
                      std::function<void(std::error_code)> done) {
   // Taken at shutdown too: an acknowledgement of the last moments is not redelivered after
   // the restart.
-  const bool taken = impl_->submit_late([im = impl_.get(), messages = std::move(messages), done] {
+  write_task task{std::function<void()>([im = impl_.get(), messages = std::move(messages), done] {
     const status st = im->remove_messages(messages);
     if (st.failed()) im->remember_error(st);
     if (done) done(st.ec);
-  });
-  if (!taken && done) done(make_error_code(errc::closed));
+  })};
+  if (!impl_->submit_write(task, true) && done) done(make_error_code(errc::closed));
 }
 
 std::vector<record> journal::stored_with_prefix(std::string_view prefix) const {

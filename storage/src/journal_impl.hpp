@@ -135,10 +135,9 @@ struct journal::impl {
   void shutdown();
 
   // Any thread.
-  bool submit_write(write_task& task);  // false (task untouched) once shutdown began
-  // A function for the writer that is taken until the writer has exited, shutdown included
-  // (flush, remove); false when it was not (then `task` is untouched).
-  bool submit_late(std::function<void()> task);
+  // False (task untouched) once shutdown began, or with `until_exit` (flush, remove: taken
+  // while the writer drains at shutdown) once the writer has exited.
+  bool submit_write(write_task& task, bool until_exit = false);
   void submit_read(read_task task);
   void remember_error(const status& st);
   // Synchronous members wait for the journal's threads; called from one of them they would
