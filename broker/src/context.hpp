@@ -6,7 +6,6 @@
 #include "net/connection_limiter.hpp"
 #include "net/event_loop.hpp"
 #include "routing/held_bytes.hpp"
-#include "routing/presence.hpp"
 #include "routing/publish.hpp"
 #include "routing/queue.hpp"
 #include "routing/router.hpp"
@@ -49,7 +48,6 @@ struct broker_context {
   // worker or the admin listener runs, and not changed after.
   std::string node_name;
   router topics;
-  presence present;  // who is in each topic (x-presence)
   queue_registry queues;
   connection_limiter connections;  // sessions give their slots back when freed
   // Server certificate and key when a listener has tls: true; shared by all TLS sessions,

@@ -244,6 +244,9 @@ struct config {
       // A queue message held by a node that stopped renewing its hold this long (the node
       // died) goes to a consumer on another node.
       std::chrono::milliseconds queue_redelivery_timeout{30000};
+      // Presence (x-presence): a node silent this long (killed) no longer vouches for its
+      // users; each one it alone had leaves.
+      std::chrono::milliseconds presence_timeout{15000};
     } redis;
     bool enabled() const noexcept { return !redis.addresses.empty(); }
   };

@@ -52,7 +52,7 @@ struct destination_info {
   std::uint64_t stored = 0;          // journaled only: messages kept
   std::int64_t oldest_ms = 0;        // journaled only: oldest stored, Unix ms; 0 if none
   std::size_t queued = 0;            // queues only: messages waiting for a consumer
-  std::size_t present = 0;           // topics only: users subscribed on this node (x-presence)
+  std::size_t present = 0;           // topics only: users subscribed (x-presence), all nodes'
   std::vector<std::string> members;  // filled by destination() only: the first 100 of them
   std::vector<subscription_info> subscriptions;  // filled by destination() only
 };

@@ -18,7 +18,8 @@ namespace broker {
 namespace {
 
 constexpr auto gather_timeout = std::chrono::seconds(2);
-constexpr std::size_t samples_kept = 11;  // one a second: rates over the last ~10 s
+constexpr std::size_t samples_kept = 11;    // one a second: rates over the last ~10 s
+constexpr std::size_t members_shown = 100;  // of a topic's users present
 
 // Runs fn(worker&) on every worker's thread and returns the results, in worker order. A
 // worker that doesn't answer in time (it would have to be stuck) is left out.
@@ -145,10 +146,16 @@ std::vector<admin::destination_info> live_view::gather_destinations() {
     }
     return d;
   };
-  for (const auto& t : ctx_.topics.snapshot()) {
+  const auto topics = ctx_.topics.snapshot();
+  std::vector<std::string> topic_names;
+  topic_names.reserve(topics.size());
+  for (const auto& t : topics) topic_names.push_back(t.name);
+  auto present = ctx_.publishing->presence_of(topic_names, 0);  // counts only
+  for (std::size_t i = 0; i < topics.size(); ++i) {
+    const auto& t = topics[i];
     auto& d = get(t.name);
     d.subscribers = t.subscribers;
-    d.present = ctx_.present.count(t.name);
+    d.present = present[i].count;
     d.messages_in = t.published;
     d.messages_out = t.delivered;
   }
@@ -185,7 +192,12 @@ std::optional<admin::destination_info> live_view::destination(std::string_view n
            return v;
          }))
       d.subscriptions.insert(d.subscriptions.end(), part.begin(), part.end());
-    d.members = ctx_.present.members(name, 100);
+    if (d.type == "topic") {
+      const std::string names[] = {d.name};
+      auto present = ctx_.publishing->presence_of(names, members_shown);
+      d.present = present.front().count;
+      d.members = std::move(present.front().members);
+    }
     return std::move(d);
   }
   return std::nullopt;

@@ -451,6 +451,7 @@ std::vector<entry> schema(config& c) {
                 {"command_timeout_ms", read_ms(c.cluster.redis.command_timeout, 1)},
                 {"queue_redelivery_timeout_ms",
                  read_ms(c.cluster.redis.queue_redelivery_timeout, 100)},
+                {"presence_timeout_ms", read_ms(c.cluster.redis.presence_timeout, 300)},
             }},
        }},
       {"threads", read_uint(c.threads, 0, config::max_threads)},  // 0: one per core

@@ -90,6 +90,25 @@ class engine {
   // The same from any thread, for shutdown: `done` runs on an engine thread.
   virtual void drain(std::function<void()> done) = 0;
 
+  // Presence (x-presence) of topic `destination`: `user` began a subscription there on
+  // worker w (enter) or ended one (leave). The engine counts the users present, each once
+  // however many subscriptions and connections it has (on this node, or across the nodes
+  // with a shared engine), and delivers each join and leave as a message marked presence to
+  // the topic's subscribers. `counted` runs on w's thread, always, with the number present
+  // once `user` counts.
+  virtual void enter_presence(std::size_t w, std::string_view destination, std::string_view user,
+                              std::function<void(std::size_t)> counted) = 0;
+  virtual void leave_presence(std::size_t w, std::string_view destination,
+                              std::string_view user) = 0;
+  // For the admin API, from any thread: who is present in each of `destinations`, the first
+  // `limit` users sorted.
+  struct presence_info {
+    std::size_t count = 0;
+    std::vector<std::string> members;
+  };
+  virtual std::vector<presence_info> presence_of(std::span<const std::string> destinations,
+                                                 std::size_t limit) const = 0;
+
   // Reads a journaled destination's history. `done` runs on an engine thread (any thread).
   virtual void replay(storage::replay_request request, replay_callback done) = 0;
 

@@ -6,6 +6,8 @@
 #include "routing/queue.hpp"
 #include "routing/router.hpp"
 
+#include <fmt/format.h>
+
 #include <system_error>
 
 namespace broker {
@@ -25,6 +27,7 @@ local_engine::local_engine(const config& settings, worker_pool& workers, router&
     : workers_(workers),
       topics_(topics),
       queues_(queues),
+      held_(held),
       db_path_(settings.data_dir / "stompd.db") {
   if (!settings.journal.enabled) return;
   history_ = std::make_unique<history>(settings, workers, topics, queues, held, metrics);
@@ -144,6 +147,33 @@ std::optional<std::uint64_t> local_engine::purge(std::string_view destination) {
 std::uint64_t local_engine::stored_bytes() const {
   if (!history_) return 0;
   return size_of(db_path_) + size_of(db_path_.string() + "-wal");
+}
+
+void local_engine::enter_presence(std::size_t w, std::string_view destination,
+                                  std::string_view user, std::function<void(std::size_t)> counted) {
+  if (auto now = present_.enter(destination, user)) {
+    topics_.publish(
+        w, make_presence_message(held_, destination, fmt::format("presence-{}", ++presence_events_),
+                                 "join", user, *now));
+  }
+  counted(present_.count(destination));
+}
+
+void local_engine::leave_presence(std::size_t w, std::string_view destination,
+                                  std::string_view user) {
+  if (auto now = present_.leave(destination, user)) {
+    topics_.publish(
+        w, make_presence_message(held_, destination, fmt::format("presence-{}", ++presence_events_),
+                                 "leave", user, *now));
+  }
+}
+
+std::vector<engine::presence_info> local_engine::presence_of(
+    std::span<const std::string> destinations, std::size_t limit) const {
+  std::vector<presence_info> out;
+  out.reserve(destinations.size());
+  for (const auto& d : destinations) out.push_back({present_.count(d), present_.members(d, limit)});
+  return out;
 }
 
 }  // namespace broker

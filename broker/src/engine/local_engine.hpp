@@ -3,8 +3,10 @@
 #include "broker/config.hpp"
 #include "engine/engine.hpp"
 #include "engine/history.hpp"
+#include "routing/presence.hpp"
 #include "routing/queue.hpp"
 
+#include <atomic>
 #include <filesystem>
 #include <memory>
 
@@ -54,6 +56,12 @@ class local_engine final : public engine, private queue_source {
   std::vector<storage::destination_stats> stored() const override;
   std::optional<std::uint64_t> purge(std::string_view destination) override;
   std::uint64_t stored_bytes() const override;
+  // This node's subscribers are everyone: joins and leaves go through the router.
+  void enter_presence(std::size_t w, std::string_view destination, std::string_view user,
+                      std::function<void(std::size_t)> counted) override;
+  void leave_presence(std::size_t w, std::string_view destination, std::string_view user) override;
+  std::vector<presence_info> presence_of(std::span<const std::string> destinations,
+                                         std::size_t limit) const override;
 
  private:
   // queue_source: an acknowledged durable-queue message leaves the journal.
@@ -65,6 +73,9 @@ class local_engine final : public engine, private queue_source {
   worker_pool& workers_;
   router& topics_;
   queue_registry& queues_;
+  held_bytes& held_;
+  presence present_;
+  std::atomic<std::uint64_t> presence_events_{0};  // numbers their message-ids
   const std::filesystem::path db_path_;
   std::unique_ptr<history> history_;  // null when the journal is off
 };

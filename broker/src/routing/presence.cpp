@@ -54,4 +54,17 @@ std::vector<std::string> presence::members(std::string_view destination, std::si
   return out;
 }
 
+std::vector<std::pair<std::string, std::vector<std::string>>> presence::rooms() const {
+  std::vector<std::pair<std::string, std::vector<std::string>>> out;
+  for (const auto& sh : shards_) {
+    std::lock_guard lock(sh.mutex);
+    for (const auto& [destination, users] : sh.rooms) {
+      auto& room = out.emplace_back(destination, std::vector<std::string>{});
+      room.second.reserve(users.size());
+      for (const auto& [user, n] : users) room.second.push_back(user);
+    }
+  }
+  return out;
+}
+
 }  // namespace broker

@@ -8,15 +8,17 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace broker {
 
 // Who is in each topic: the principals with at least one subscription to it on this node. A
 // user with several subscriptions or connections counts once, and leaves with the last one
-// (anonymous connections are all the one user "anonymous"). What a subscriber sees of it
-// (x-presence) is in session/subscriptions.cpp. Bounded by the subscriptions that exist: an
-// entry lives as long as one of them. Thread-safe: one mutex per shard of destinations.
+// (anonymous connections are all the one user "anonymous"). Each engine keeps one: the local
+// engine's is the whole answer, the Redis engine's what this node vouches for across the
+// nodes (engine::enter_presence). Bounded by the subscriptions that exist: an entry lives as
+// long as one of them. Thread-safe: one mutex per shard of destinations.
 class presence {
  public:
   // A subscription of `user` to `destination` began. When it is the user's first there, the
@@ -28,6 +30,9 @@ class presence {
   std::size_t count(std::string_view destination) const;
   // The users present, sorted, at most `limit` of them.
   std::vector<std::string> members(std::string_view destination, std::size_t limit) const;
+  // Every destination with someone present, and who (unsorted): what a shared engine keeps
+  // vouching for.
+  std::vector<std::pair<std::string, std::vector<std::string>>> rooms() const;
 
  private:
   struct shard {

@@ -135,6 +135,19 @@ class publisher {
     engine_->when_following(w, destination, std::move(done));
   }
 
+  // x-presence: engine::enter_presence, leave_presence and presence_of.
+  void enter_presence(std::size_t w, std::string_view destination, std::string_view user,
+                      std::function<void(std::size_t)> counted) {
+    engine_->enter_presence(w, destination, user, std::move(counted));
+  }
+  void leave_presence(std::size_t w, std::string_view destination, std::string_view user) {
+    engine_->leave_presence(w, destination, user);
+  }
+  std::vector<engine::presence_info> presence_of(std::span<const std::string> destinations,
+                                                 std::size_t limit) const {
+    return engine_->presence_of(destinations, limit);
+  }
+
   bool journaled(std::string_view destination) const { return engine_->journaled(destination); }
   // Bytes of journaled publishes handed to the engine and not yet stored, all senders
   // together (for limits.max_pending_store_bytes_total); any thread.

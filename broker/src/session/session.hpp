@@ -140,6 +140,13 @@ class session : public std::enable_shared_from_this<session>,
   std::string transport_token_;
 
  private:
+  // The x-presence-count of a subscription's RECEIPT: known once the engine has counted
+  // (engine::enter_presence, which may ask Redis); a RECEIPT ready sooner waits in `then`.
+  // Shared with those callbacks, so it outlives an UNSUBSCRIBE in between.
+  struct presence_count {
+    std::optional<std::size_t> n;
+    std::function<void(std::size_t)> then;
+  };
   struct subscription {
     std::string id;
     std::string destination;
@@ -170,8 +177,10 @@ class session : public std::enable_shared_from_this<session>,
     // x-replay: before:S ("load older messages"): history only, never live; the subscription
     // ends with its RECEIPT.
     bool history_only = false;
-    // x-presence: true: this subscription also gets the topic's join and leave events.
+    // x-presence: true: this subscription also gets the topic's join and leave events, and
+    // its RECEIPT the number present, once the engine counted (presence_count).
     bool presence = false;
+    std::shared_ptr<presence_count> counted;
     std::vector<message_ptr> pending;
     std::size_t pending_bytes = 0;  // of `pending`, part of the session's pending_live_bytes_
   };
@@ -271,10 +280,11 @@ class session : public std::enable_shared_from_this<session>,
   void start_next_replay();
   // A topic subscription begins or ends: the user enters or leaves the topic's presence, and
   // a join or leave event goes to the subscriptions that asked for them.
-  void enter_presence(const subscription& sub);
+  void enter_presence(subscription& sub);
   void leave_presence(const subscription& sub);
-  // x-presence-count for a RECEIPT of `sub`, when it asked.
-  std::vector<receipt_order::header> presence_headers(const subscription& sub) const;
+  // Completes a RECEIPT of `sub` with `said`, and x-presence-count when it asked, once known.
+  void complete_subscribe_receipt(const subscription& sub, receipt_order::ticket t,
+                                  std::vector<receipt_order::header> said = {});
   // "" when the SUBSCRIBE's x-replay `r` and x-replay-limit go together (and r.limit is set),
   // else the ERROR's detail.
   std::string older_history_problem(const stomp::frame_view& f, storage::replay_request& r) const;

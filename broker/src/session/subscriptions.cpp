@@ -125,9 +125,8 @@ void session::handle_subscribe(const stomp::frame_view& f) {
           auto self = weak.lock();
           if (!self || self->closing_) return;
           auto it = self->subscriptions_.find(key);
-          self->complete_receipt(held, it == self->subscriptions_.end()
-                                           ? std::vector<receipt_order::header>{}
-                                           : self->presence_headers(it->second));
+          if (it == self->subscriptions_.end()) return self->complete_receipt(held);
+          self->complete_subscribe_receipt(it->second, held);
         });
     return;
   }
@@ -158,27 +157,31 @@ std::string session::older_history_problem(const stomp::frame_view& f,
   return {};
 }
 
-void session::enter_presence(const subscription& sub) {
-  if (auto now = ctx_.present.enter(sub.destination, user_)) {
-    ctx_.topics.publish(
-        worker_.index,
-        make_presence_message(ctx_.held, sub.destination,
-                              fmt::format("presence-{}-{}", id_, sub.key), "join", user_, *now));
-  }
+void session::enter_presence(subscription& sub) {
+  if (sub.presence) sub.counted = std::make_shared<presence_count>();
+  ctx_.publishing->enter_presence(worker_.index, sub.destination, user_,
+                                  [counted = sub.counted](std::size_t n) {
+                                    if (!counted) return;
+                                    counted->n = n;
+                                    if (auto then = std::exchange(counted->then, nullptr)) then(n);
+                                  });
 }
 
 void session::leave_presence(const subscription& sub) {
-  if (auto now = ctx_.present.leave(sub.destination, user_)) {
-    ctx_.topics.publish(worker_.index,
-                        make_presence_message(ctx_.held, sub.destination,
-                                              fmt::format("presence-{}-{}-left", id_, sub.key),
-                                              "leave", user_, *now));
-  }
+  ctx_.publishing->leave_presence(worker_.index, sub.destination, user_);
 }
 
-std::vector<receipt_order::header> session::presence_headers(const subscription& sub) const {
-  if (!sub.presence) return {};
-  return {{"x-presence-count", fmt::format("{}", ctx_.present.count(sub.destination))}};
+void session::complete_subscribe_receipt(const subscription& sub, receipt_order::ticket t,
+                                         std::vector<receipt_order::header> said) {
+  if (!sub.counted) return complete_receipt(t, std::move(said));
+  auto finish = [weak = weak_from_this(), t, said = std::move(said)](std::size_t n) mutable {
+    auto self = weak.lock();
+    if (!self || self->closing_) return;
+    said.push_back({"x-presence-count", fmt::format("{}", n)});
+    self->complete_receipt(t, std::move(said));
+  };
+  if (sub.counted->n) return finish(*sub.counted->n);
+  sub.counted->then = std::move(finish);
 }
 
 void session::start_next_replay() {
@@ -219,8 +222,8 @@ void session::on_replay(std::uint64_t key, storage::replay_result&& r) {
         {"x-replay-complete", r.complete ? "true" : "false"},
         {"x-epoch", r.epoch}};
     if (sub.history_only) said.push_back({"x-replay-older", r.older ? "true" : "false"});
-    for (auto& h : presence_headers(sub)) said.push_back(std::move(h));
-    complete_receipt(*std::exchange(sub.replay_receipt, std::nullopt), std::move(said));
+    complete_subscribe_receipt(sub, *std::exchange(sub.replay_receipt, std::nullopt),
+                               std::move(said));
   }
   if (sub.history_only) {
     // Older messages only, and they are sent: the subscription ends, its id free again.

@@ -48,10 +48,12 @@ class Stomp(RawStomp):
         self.receipt_counter = 0
 
     @classmethod
-    def connected(cls, port, **kwargs):
+    def connected(cls, port, login=None, passcode=None, **kwargs):
         c = cls(port, **kwargs)
-        c.send_frame("CONNECT", [("accept-version", "1.2"), ("host", "localhost"),
-                                 ("heart-beat", "0,0")], escape_values=False)
+        headers = [("accept-version", "1.2"), ("host", "localhost"), ("heart-beat", "0,0")]
+        if login is not None:
+            headers += [("login", login), ("passcode", passcode or "")]
+        c.send_frame("CONNECT", headers, escape_values=False)
         command, headers, body = c.frame()
         if command != "CONNECTED":
             c.close()

@@ -7,7 +7,8 @@ Client A is on node 1 and client B on node 2, in the same room. Both publish at 
 see every message exactly once, in the same x-seq order, in one x-epoch. Then B leaves, A
 goes on talking, and B comes back on the other node (node 1) with `x-replay: after:<last
 x-seq B saw>` and the `x-epoch` it saw: exactly the messages B missed, flagged x-replayed,
-before the SUBSCRIBE's RECEIPT, then live ones.
+before the SUBSCRIBE's RECEIPT, then live ones. And presence (PresenceTest): alice on node 1
+and bob on node 2 and his phone on node 1, counted once each, joins and leaves on both nodes.
 
 Each test starts its own redis-server on a free loopback port (redis_support.RedisServer);
 it fails, naming scripts/install-deps test, when there is none. Every wait has a deadline
@@ -28,7 +29,7 @@ except ImportError as e:  # a clear message instead of a bare traceback
 
 from redis_support import RedisServer
 from stomp_py_support import Collector
-from stompd_harness import Broker, readyz, scaled, stop_all, unique
+from stompd_harness import Broker, pbkdf2_hash, readyz, scaled, stop_all, unique
 
 PER_CLIENT = 4  # messages each of A and B publishes while both are in the room
 MISSED = 3      # messages A publishes while B is away
@@ -123,9 +124,11 @@ class RoomListener(Collector):
         return found()
 
 
-class StompPyClusterTest(unittest.TestCase):
-    """Two nodes on one Redis, each with --redis. A node that does not stop with exit code 0
-    on SIGTERM, or whose sanitizer build reports anything, fails the test."""
+class TwoNodesCase(unittest.TestCase):
+    """Two nodes on one Redis, each with --redis (and CONFIG). A node that does not stop with
+    exit code 0 on SIGTERM, or whose sanitizer build reports anything, fails the test."""
+
+    CONFIG = {}
 
     def setUp(self):
         self.redis = RedisServer()
@@ -137,7 +140,7 @@ class StompPyClusterTest(unittest.TestCase):
         self.dest = unique("/topic/room")
 
     def start_node(self, name):
-        node = Broker.start(config={"node_name": name},
+        node = Broker.start(config={"node_name": name, **self.CONFIG},
                             extra_args=["--redis", self.redis.address])
         self.nodes.append(node)
         deadline = time.monotonic() + scaled(10)
@@ -159,13 +162,14 @@ class StompPyClusterTest(unittest.TestCase):
 
     # --- clients ---
 
-    def connect(self, node):
+    def connect(self, node, user=None):
         conn = stomp.Connection12([("127.0.0.1", node.tcp_port)], heartbeats=(0, 0),
                                   timeout=scaled(5), reconnect_attempts_max=1)
         listener = RoomListener()
         conn.set_listener("room", listener)
         self.addCleanup(self.disconnect_quietly, conn)
-        conn.connect(wait=False)  # waited for below, with a deadline
+        credentials = {"username": user, "passcode": user + "-pw"} if user else {}
+        conn.connect(wait=False, **credentials)  # waited for below, with a deadline
         listener.wait_connected()
         return conn, listener
 
@@ -196,7 +200,10 @@ class StompPyClusterTest(unittest.TestCase):
         got = listener.wait_receipts(rids)
         return {body: got[rid][0].headers for rid, body in rids.items()}
 
-    # --- checks ---
+
+
+class StompPyClusterTest(TwoNodesCase):
+    """The chat room: both clients talking at once, and one resuming on the other node."""
 
     def assert_live(self, frame, seq, body, epoch, who):
         what = f"{who}: {describe(frame)}"
@@ -324,6 +331,45 @@ class StompPyClusterTest(unittest.TestCase):
         self.assertEqual(len(back_l.received()), MISSED + 2,
                          "B: the missed ones, then the two live ones, nothing else")
         self.assertEqual(len(a_l.received()), welcome + 1, "A: nothing else")
+
+
+class PresenceTest(TwoNodesCase):
+    """x-presence through stomp.py: alice on node 1 and bob on node 2 (and on his phone on
+    node 1) are counted once each; both nodes' subscribers get the joins and the leave."""
+
+    USERS = ("alice", "bob")
+    CONFIG = {"auth": {
+        "anonymous": False,
+        "users": [{"name": n, "passcode": f'"{pbkdf2_hash(n + "-pw")}"'} for n in USERS],
+        "rules": [{"users": list(USERS), "subscribe": ["/topic/room.**"],
+                   "send": ["/topic/room.**"]}],
+    }}
+
+    def event(self, listener, k):
+        """The k-th MESSAGE (from 1), which must be a presence event: (event, user, count)."""
+        m = listener.wait_messages(k)[k - 1]
+        self.assertNotIn("x-seq", m.headers, f"presence is not journaled: {describe(m)}")
+        return (m.headers.get("x-presence"), m.headers.get("x-presence-user"),
+                m.headers.get("x-presence-count"))
+
+    def test_counts_users_once_across_nodes_and_both_nodes_see_joins_and_leaves(self):
+        node1, node2 = self.nodes
+        alice, alice_l = self.connect(node1, "alice")
+        _, receipt = self.subscribe(alice, alice_l, **{"x-presence": "true"})
+        self.assertEqual(receipt.headers.get("x-presence-count"), "1", describe(receipt))
+        self.assertEqual(self.event(alice_l, 1), ("join", "alice", "1"))
+        bob, bob_l = self.connect(node2, "bob")
+        _, receipt = self.subscribe(bob, bob_l, **{"x-presence": "true"})
+        self.assertEqual(receipt.headers.get("x-presence-count"), "2", describe(receipt))
+        self.assertEqual(self.event(alice_l, 2), ("join", "bob", "2"))
+        self.assertEqual(self.event(bob_l, 1), ("join", "bob", "2"))
+        phone, phone_l = self.connect(node1, "bob")
+        self.subscribe(phone, phone_l)
+        bob.disconnect()
+        time.sleep(scaled(0.3))
+        self.assertEqual(len(alice_l.received()), 2, "bob is still there, on his phone")
+        phone.disconnect()
+        self.assertEqual(self.event(alice_l, 3), ("leave", "bob", "1"))
 
 
 if __name__ == "__main__":

@@ -9,12 +9,15 @@
 // saw>` and the `x-epoch` it saw: exactly the messages B missed, flagged x-replayed, before
 // the SUBSCRIBE's RECEIPT, then live ones.
 //
-// The suite starts its own redis-server on a free loopback port (lib/redis.mjs); it fails,
+// Presence (x-presence) across the two nodes: users on either node counted once each, in the
+// RECEIPT's x-presence-count and in the join and leave events both nodes' subscribers get.
+//
+// Each suite starts its own redis-server on a free loopback port (lib/redis.mjs); it fails,
 // naming scripts/install-deps test, when there is none. Every room is a fresh destination, so
 // sequences start at 1.
 
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { pbkdf2Sync, randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 
@@ -68,6 +71,23 @@ async function waitReady(broker, name) {
   }
 }
 
+// Ends the clients, then the nodes and Redis: every node must stop cleanly (exit 0 on SIGTERM,
+// no sanitizer report).
+async function stopCleanly(clients, nodes, redis) {
+  await shutdown(...clients);
+  const problems = [];
+  for (const [k, node] of nodes.entries()) {
+    const exit = await node.dispose();
+    const reports = sanitizerReports(node.stderr);
+    if (exit.code !== 0 || !exit.graceful || reports.length) {
+      problems.push(`node-${k + 1}: exit ${JSON.stringify(exit)}, sanitizer reports ` +
+                    `${JSON.stringify(reports)}\n${node.log()}`);
+    }
+  }
+  if (redis) await redis.dispose();
+  assert.deepEqual(problems, [], 'every node stops cleanly');
+}
+
 // Publishes bodies one after the other, each confirmed; returns the RECEIPT frames.
 async function publishAll(client, destination, list) {
   const receipts = [];
@@ -95,20 +115,7 @@ describe('a chat room on two nodes over stomp.js', () => {
     }
   });
 
-  after(async () => {
-    await shutdown(...clients);
-    const problems = [];
-    for (const [k, node] of nodes.entries()) {
-      const exit = await node.dispose();
-      const reports = sanitizerReports(node.stderr);
-      if (exit.code !== 0 || !exit.graceful || reports.length) {
-        problems.push(`node-${k + 1}: exit ${JSON.stringify(exit)}, sanitizer reports ` +
-                      `${JSON.stringify(reports)}\n${node.log()}`);
-      }
-    }
-    if (redis) await redis.dispose();
-    assert.deepEqual(problems, [], 'every node stops cleanly');
-  });
+  after(() => stopCleanly(clients, nodes, redis));
 
   // A on node 1 and B on node 2 subscribe (to the RECEIPT) and publish PER_CLIENT messages
   // each, at the same time. Returns what both saw, live, and the RECEIPTs of every SEND.
@@ -216,5 +223,69 @@ describe('a chat room on two nodes over stomp.js', () => {
     checkLive(await inboxA.take(), inboxA, reply, 'A');
     assert.equal(inbox.all.length, MISSED + 2, 'B: the missed ones, then the two live ones, nothing else');
     assert.equal(inbox.items.length + inboxA.items.length, 0, 'nothing more for A or B');
+  });
+});
+
+// The passcode encoding stompd accepts (stompd --hash-passcode): pbkdf2-sha256$<n>$<salt>$<key>.
+function hashPasscode(passcode, iterations = 10_000) {
+  const salt = randomBytes(16);
+  const key = pbkdf2Sync(passcode, salt, iterations, 32, 'sha256');
+  return `pbkdf2-sha256$${iterations}$${salt.toString('base64')}$${key.toString('base64')}`;
+}
+
+describe('who is in a room on two nodes over stomp.js (x-presence)', () => {
+  let redis;
+  const nodes = [];
+  const clients = [];
+  const users = ['alice', 'bob'];
+  const connect = async (node, user) => {
+    const { client } = await connectClient(node.wsUrl, { connectHeaders: { login: user, passcode: `${user}-pw` } });
+    clients.push(client);
+    return client;
+  };
+  const logs = () => [...nodes.map((n, k) => `=== node-${k + 1} ===\n${n.log()}`), redis.log()].join('\n');
+
+  before(async () => {
+    redis = await startRedis();
+    const auth = {
+      anonymous: false,
+      users: users.map((name) => ({ name, passcode: `"${hashPasscode(`${name}-pw`)}"` })),
+      rules: [{ users, subscribe: ['/topic/room.**'], send: ['/topic/room.**'] }],
+    };
+    for (const name of ['node-1', 'node-2']) {
+      const node = await startBroker({ config: { node_name: name, auth }, extraArgs: ['--redis', redis.address] });
+      nodes.push(node);
+      await waitReady(node, name);
+    }
+  });
+
+  after(() => stopCleanly(clients, nodes, redis));
+
+  it('CountsEachUserOnceAcrossBothNodesAndTellsBothNodesWhoJoinsAndLeaves', T, async () => {
+    const dest = room();
+    const [node1, node2] = nodes;
+    const alice = await connect(node1, 'alice');
+    const watching = await subscribe(alice, dest, { 'x-presence': 'true' });
+    assert.equal(watching.receipt.headers['x-presence-count'], '1', show(watching.receipt));
+    const event = async (inbox) => {
+      const m = await inbox.take().catch((e) => assert.fail(`${e.message}\n${logs()}`));
+      assert.equal(m.headers['x-seq'], undefined, `presence is not journaled: ${show(m)}`);
+      return [m.headers['x-presence'], m.headers['x-presence-user'], m.headers['x-presence-count']];
+    };
+    assert.deepEqual(await event(watching), ['join', 'alice', '1']);
+    const bob = await connect(node2, 'bob');
+    const bobWatching = await subscribe(bob, dest, { 'x-presence': 'true' });
+    assert.equal(bobWatching.receipt.headers['x-presence-count'], '2', show(bobWatching.receipt));
+    assert.deepEqual(await event(watching), ['join', 'bob', '2'], 'alice on node 1 sees bob join on node 2');
+    assert.deepEqual(await event(bobWatching), ['join', 'bob', '2']);
+    const bobOnPhone = await connect(node1, 'bob');
+    await subscribe(bobOnPhone, dest);
+    await new Promise((r) => setTimeout(r, scaled(300)));
+    assert.equal(watching.items.length, 0, 'his phone on the other node did not make him join again');
+    await withDeadline(bob.deactivate(), scaled(5000), 'bob on node 2 to leave');
+    await new Promise((r) => setTimeout(r, scaled(300)));
+    assert.equal(watching.items.length, 0, 'bob is still there, on his phone');
+    await withDeadline(bobOnPhone.deactivate(), scaled(5000), "bob's phone to leave");
+    assert.deepEqual(await event(watching), ['leave', 'bob', '1']);
   });
 });

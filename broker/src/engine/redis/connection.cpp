@@ -295,6 +295,7 @@ void connection::release_descriptor() {
 }
 
 void connection::deliver(reply_handler handler, boost::system::error_code ec, reply r) {
+  if (!handler) return;
   net::post(io_, [handler = std::move(handler), ec, r = std::move(r)]() mutable {
     handler(ec, std::move(r));
   });

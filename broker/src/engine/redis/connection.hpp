@@ -91,7 +91,8 @@ class connection : public std::enable_shared_from_this<connection> {
   void connect(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout,
                done_handler done);
   // Sends one command, its arguments binary-safe. The handler gets the reply (a Redis error
-  // reply is a reply, with kind error), or not_connected / connection_lost / closed.
+  // reply is a reply, with kind error), or not_connected / connection_lost / closed. A null
+  // handler: the reply is not wanted.
   void command(const std::vector<std::string>& args, reply_handler handler);
   // Pub/sub (a connection that subscribes does nothing else, as Redis requires): every
   // message published on `channel` goes to `on_message`, in order, until unsubscribe() or

@@ -36,9 +36,7 @@ void redis_engine::set_interest(std::string destination, bool wanted) {
     if (it == follows_.end()) return;
     auto& f = *it->second;
     auto& sub = f.home->subscriber;
-    const auto channel = f.live
-                             ? redis::live_channel(settings_.cluster.redis.key_prefix, destination)
-                             : store_.channel(destination);
+    const auto channel = channel_of(destination);
     if (sub && sub->subscribed(channel)) sub->unsubscribe(channel);
     run_waiting(f);
     follows_.erase(it);
@@ -72,11 +70,12 @@ void redis_engine::subscribe(follow& f) {
   f.early.clear();
   f.missed_early = false;
   s.subscriber->subscribe(
-      f.live ? redis::live_channel(settings_.cluster.redis.key_prefix, f.destination)
-             : store_.channel(f.destination),
+      channel_of(f.destination),
       [this, d = f.destination, g = f.generation](std::string payload) {
         auto* here = find_follow(d, g);
         if (!here) return;
+        if (auto e = redis::presence_store::parse_event(payload))
+          return on_presence(*here, std::move(*e));
         if (here->live) return on_live(*here, payload);
         auto a = redis::stream_store::parse_announcement(payload);
         if (!a) return log_warn("redis: an announcement on {} that is not one", d);
@@ -146,6 +145,12 @@ void redis_engine::read_head(follow& f) {
                   publish_delivered();
                   run_waiting(*here);
                 });
+}
+
+std::string redis_engine::channel_of(std::string_view destination) const {
+  return journaled(destination)
+             ? store_.channel(destination)
+             : redis::live_channel(settings_.cluster.redis.key_prefix, destination);
 }
 
 void redis_engine::run_waiting(follow& f) {

@@ -70,7 +70,9 @@ redis_engine::redis_engine(const config& settings, worker_pool& workers, router&
       lines_(workers.size()),
       watchdog_(io_),
       queue_timer_(io_),
-      consumer_(fmt::format("stompd-{}", origin_)) {
+      consumer_(fmt::format("stompd-{}", origin_)),
+      presence_store_(settings.cluster.redis.key_prefix, settings.cluster.redis.presence_timeout),
+      presence_timer_(io_) {
   for (const auto& a : settings.cluster.redis.addresses) {
     auto s = std::make_unique<shard>();
     s->address = a;
@@ -103,6 +105,7 @@ redis_engine::redis_engine(const config& settings, worker_pool& workers, router&
     for (auto& s : shards_) connect(*s);
     watchdog();
     queue_tick();
+    vouch();
   });
 }
 
@@ -123,6 +126,7 @@ redis_engine::~redis_engine() {
   net::post(io_, [this] {
     watchdog_.cancel();
     queue_timer_.cancel();
+    presence_timer_.cancel();
     for (auto& s : shards_) {
       s->retry->cancel();
       if (auto c = std::exchange(s->commands, nullptr)) c->close();
@@ -364,30 +368,10 @@ void redis_engine::replay(storage::replay_request request, replay_callback done)
   });
 }
 
-template <typename T>
-std::optional<T> redis_engine::ask(std::function<void(std::function<void(T)>)> step) const {
-  auto promise = std::make_shared<std::promise<T>>();
-  auto future = promise->get_future();
-  net::post(io_, [step = std::move(step), promise] {
-    step([promise](T value) { promise->set_value(std::move(value)); });
-  });
-  if (future.wait_for(settings_.cluster.redis.command_timeout) != std::future_status::ready)
-    return std::nullopt;
-  return future.get();
-}
-
 std::vector<storage::destination_stats> redis_engine::stored() const {
   using list = std::vector<storage::destination_stats>;
   auto out = ask<list>([this](std::function<void(list)> done) {
-    struct gather {
-      list found;
-      std::size_t left = 1;
-      std::function<void(list)> done;
-      void one() {
-        if (--left == 0) done(std::move(found));
-      }
-    };
-    auto g = std::make_shared<gather>();
+    auto g = std::make_shared<gathering<list>>();
     g->done = std::move(done);
     for (auto& s : shards_) {
       if (!s->up) continue;

@@ -5,16 +5,20 @@
 #include "engine/journal_rules.hpp"
 #include "engine/redis/connection.hpp"
 #include "engine/redis/ordered_feed.hpp"
+#include "engine/redis/presence_store.hpp"
 #include "engine/redis/queue_store.hpp"
 #include "engine/redis/stream_store.hpp"
+#include "routing/presence.hpp"
 #include "routing/queue.hpp"
 #include "routing/router.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
 #include <deque>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -38,9 +42,12 @@ class worker_pool;
 // consumer group (queue_store): the node's queue registry takes from them what its consumers
 // can take, and settles what they acknowledge (the engine is the registry's queue_source).
 //
+// Who is subscribed to each topic is kept across the nodes too (presence_store): each node
+// vouches for its own users, and joins and leaves travel on the destination's channel.
+//
 // Files: redis_engine.cpp (construction and the engine interface), shards.cpp (the
 // connections to each Redis), follows.cpp (following destinations for subscribers),
-// queues.cpp (queues shared by the nodes).
+// queues.cpp (queues shared by the nodes), presence.cpp (who is in each topic).
 //
 // Its own thread runs an io_context with every Redis connection: per Redis, one for commands
 // (pipelined) and one for pub/sub. Workers hand it work by posting; it hands results back the
@@ -71,6 +78,11 @@ class redis_engine final : public engine, private queue_source {
   std::vector<storage::destination_stats> stored() const override;
   std::optional<std::uint64_t> purge(std::string_view destination) override;
   std::uint64_t stored_bytes() const override;
+  void enter_presence(std::size_t w, std::string_view destination, std::string_view user,
+                      std::function<void(std::size_t)> counted) override;
+  void leave_presence(std::size_t w, std::string_view destination, std::string_view user) override;
+  std::vector<presence_info> presence_of(std::span<const std::string> destinations,
+                                         std::size_t limit) const override;
   bool ready() const override { return ready_.load(std::memory_order_relaxed); }
   counters statistics() const override {
     return {reconnects_.load(std::memory_order_relaxed),
@@ -146,6 +158,13 @@ class redis_engine final : public engine, private queue_source {
   void read_head(follow& f);
   void run_waiting(follow& f);
   void publish_delivered();
+  // The channel `destination`'s followers listen on: its announcements', or a live-only
+  // topic's messages'.
+  std::string channel_of(std::string_view destination) const;
+  // Presence, engine thread: a join or leave from the channel; this node's users vouched for
+  // again (every third of cluster.redis.presence_timeout).
+  void on_presence(const follow& f, redis::presence_store::event e);
+  void vouch();
   // queue_source, from any thread: handed to the engine thread.
   bool shared() const noexcept override { return true; }
   void hungry(const std::shared_ptr<queue>& q) override;
@@ -186,6 +205,17 @@ class redis_engine final : public engine, private queue_source {
   // timeout (for the admin API, which calls from its own thread).
   template <typename T>
   std::optional<T> ask(std::function<void(std::function<void(T)>)> step) const;
+  // What several Redis calls of one ask() gather: `done` gets `found` once one() was called
+  // as many times as `left` (1 for the caller's own, plus one per call made).
+  template <typename T>
+  struct gathering {
+    T found;
+    std::size_t left = 1;
+    std::function<void(T)> done;
+    void one() {
+      if (--left == 0) done(std::move(found));
+    }
+  };
 
   const config& settings_;
   worker_pool& workers_;
@@ -227,6 +257,12 @@ class redis_engine final : public engine, private queue_source {
   std::chrono::steady_clock::time_point last_touch_;
   const std::string consumer_;  // this run's name in the queues' consumer group
 
+  // The users this node's subscriptions have in each topic, which it vouches for.
+  presence present_;
+  redis::presence_store presence_store_;
+  boost::asio::steady_timer presence_timer_;
+  std::uint64_t presence_events_ = 0;  // engine thread: numbers their message-ids here
+
   // Destinations this node has written or followed, for limits.max_journaled_destinations;
   // queues it has sent to, for limits.max_queues.
   mutable std::mutex known_mutex_;
@@ -235,5 +271,17 @@ class redis_engine final : public engine, private queue_source {
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guard_;
   std::thread thread_;
 };
+
+template <typename T>
+std::optional<T> redis_engine::ask(std::function<void(std::function<void(T)>)> step) const {
+  auto promise = std::make_shared<std::promise<T>>();
+  auto future = promise->get_future();
+  boost::asio::post(io_, [step = std::move(step), promise] {
+    step([promise](T value) { promise->set_value(std::move(value)); });
+  });
+  if (future.wait_for(settings_.cluster.redis.command_timeout) != std::future_status::ready)
+    return std::nullopt;
+  return future.get();
+}
 
 }  // namespace broker

@@ -108,6 +108,7 @@ void redis_engine::set_up(shard& s) {
   };
   store_.load(*c, loaded);
   queue_store_.load(*c, loaded);
+  presence_store_.load(*c, loaded);
   auto appendonly = std::make_shared<std::string>();
   c->command({"CONFIG", "GET", "appendonly"},
              [appendonly](error_code ec, redis::reply r) { *appendonly = config_value(ec, r); });
