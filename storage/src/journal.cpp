@@ -131,11 +131,15 @@ bool journal::impl::submit_write(write_task& task, bool until_exit) {
   std::unique_lock lk(queue_mu_);
   if (until_exit ? writer_exited_ : stopping_) return false;
   const bool was_empty = queue_.empty();
+  if (was_empty && opts_.commit_window.count() > 0)
+    first_queued_ = std::chrono::steady_clock::now();
   queue_.push_back(std::move(task));
+  const bool full = opts_.commit_window.count() > 0 && queue_.size() == opts_.commit_window_fill;
   lk.unlock();
-  // The writer only sleeps on an empty queue, so only the first task needs to wake it: one
-  // futex call per batch instead of one per append.
-  if (was_empty) queue_cv_.notify_one();
+  // The writer sleeps on an empty queue, or in the commit window until enough wait: only the
+  // first task and the one that fills the window need to wake it, one futex call per batch
+  // instead of one per append.
+  if (was_empty || full) queue_cv_.notify_one();
   return true;
 }
 

@@ -31,6 +31,12 @@ void journal::impl::writer_main() {
           queue_cv_.wait(lk, ready);
         }
       }
+      if (opts_.commit_window.count() > 0 && !queue_.empty()) {
+        // Group commit: what comes within the window joins the first task's transaction.
+        queue_cv_.wait_until(lk, first_queued_ + opts_.commit_window, [this] {
+          return stopping_ || queue_.size() >= opts_.commit_window_fill;
+        });
+      }
       draining = stopping_;
       if (queue_.empty() && stopping_) {
         writer_exited_ = true;

@@ -756,6 +756,43 @@ TEST_F(JournalTest, GroupCommitPutsAppendsMadeWhileTheWriterIsBusyIntoOneTransac
   EXPECT_EQ(j->batches_committed() - batches, 1u);
 }
 
+TEST_F(JournalTest, TheCommitWindowGathersAppendsMadeApartIntoOneTransaction) {
+  auto o = options();
+  o.commit_window = std::chrono::milliseconds(300);  // far longer than the appends take
+  journal j(o);
+  std::promise<void> all;
+  std::atomic<int> committed{0};
+  for (int i = 0; i < 5; ++i) {
+    j.append(make_record("/topic/a"), [&](const append_result& r, const record&) {
+      if (!r.ec && ++committed == 5) all.set_value();
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // each alone, without a window
+  }
+  all.get_future().wait();
+  EXPECT_EQ(j.batches_committed(), 1u);
+  EXPECT_EQ(j.head_seq("/topic/a"), 5u);
+}
+
+TEST_F(JournalTest, AFilledWindowAndAClosingJournalDoNotWaitOutTheCommitWindow) {
+  auto o = options();
+  o.commit_window = std::chrono::hours(1);
+  o.commit_window_fill = 10;
+  {
+    journal j(o);
+    std::promise<void> full;
+    std::atomic<int> committed{0};
+    for (int i = 0; i < 10; ++i) {
+      j.append(make_record("/topic/a"), [&](const append_result& r, const record&) {
+        if (!r.ec && ++committed == 10) full.set_value();
+      });
+    }
+    EXPECT_EQ(full.get_future().wait_for(std::chrono::seconds(20)), std::future_status::ready);
+    j.append(make_record("/topic/a"), nullptr);  // alone in its window when the journal closes
+  }
+  journal reopened(options());
+  EXPECT_EQ(reopened.head_seq("/topic/a"), 11u);
+}
+
 TEST_F(JournalTest, MaxBatchBoundsTheAppendsPerTransaction) {
   auto o = options();
   o.max_batch = 10;

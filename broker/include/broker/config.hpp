@@ -205,6 +205,10 @@ struct config {
     // A SEND's x-idempotency-key is remembered this long (across restarts): a retry with it
     // gets the first SEND's RECEIPT, and nothing is stored again.
     std::chrono::milliseconds idempotency_window{10LL * 60 * 1000};
+    // Group commit (storage::journal_options::commit_window): appends within this long of
+    // the first waiting one share its transaction. At most this much more RECEIPT and
+    // delivery latency, for far less CPU and I/O per message at chat rates; 0: off.
+    std::chrono::milliseconds commit_window{2};
 
     // Retention of a /topic/ destination that no rule matches: the newest
     // default_max_messages, none older than default_max_age (0: no limit). Finite by

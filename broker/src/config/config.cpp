@@ -427,6 +427,7 @@ std::vector<entry> schema(config& c) {
            {"replay_max_bytes", read_positive(c.journal.replay_max_bytes)},
            {"retention_interval_ms", read_ms(c.journal.retention_interval, 10)},
            {"idempotency_window_ms", read_ms(c.journal.idempotency_window, 1)},
+           {"commit_window_ms", read_ms(c.journal.commit_window, 0)},
            {"default_max_messages", read_uint(c.journal.default_max_messages)},   // 0: no limit
            {"default_max_age_ms", read_retention_ms(c.journal.default_max_age)},  // 0: no limit
            {"destinations", list_item([&rules = c.journal.destinations]() -> std::vector<entry> {

@@ -55,6 +55,7 @@ history::history(const config& settings, worker_pool& workers, router& topics,
                : storage::durability::process;
   o.retention_interval = settings.journal.retention_interval;
   o.idempotency_window = settings.journal.idempotency_window;
+  o.commit_window = settings.journal.commit_window;
   o.retention_for = [this](std::string_view d) {
     // A queue's messages are removed when acknowledged, never by age or count.
     return d.starts_with("/queue/") ? storage::retention{} : policy_for(d).retention;

@@ -72,7 +72,14 @@ struct journal_options {
   std::filesystem::path path;  // the SQLite file; its directory is created
   durability mode = durability::process;
   std::size_t max_batch = 4096;  // appends per transaction at most
-  std::size_t readers = 2;       // read connections, each with its own thread
+  // Group commit: the writer lets what comes within this long of the first waiting task join
+  // its transaction, unless commit_window_fill tasks wait sooner, so that at low rates a
+  // commit carries many appends too, for at most this much more latency. Under load tasks
+  // wait while the previous commit runs, a batch is that full already, and the window adds
+  // nothing. 0: commit at once.
+  std::chrono::microseconds commit_window{0};
+  std::size_t commit_window_fill = 16;
+  std::size_t readers = 2;  // read connections, each with its own thread
   // Which retention applies to a destination; called on the writer thread.
   std::function<retention(std::string_view destination)> retention_for;
   // How often the writer runs retention; 0: only when enforce_retention() is called.
