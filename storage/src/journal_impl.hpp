@@ -184,8 +184,8 @@ struct journal::impl {
   std::deque<write_task> queue_;  // guarded by queue_mu_
   // guarded by queue_mu_: when queue_ last went from empty to not (the commit window's start)
   std::chrono::steady_clock::time_point first_queued_;
-  bool stopping_ = false;         // guarded by queue_mu_: appends are refused
-  bool writer_exited_ = false;    // guarded by queue_mu_: flush runs inline
+  bool stopping_ = false;       // guarded by queue_mu_: appends are refused
+  bool writer_exited_ = false;  // guarded by queue_mu_: flush runs inline
 
   std::mutex read_mu_;
   std::condition_variable read_cv_;
