@@ -230,7 +230,7 @@ void session::on_replay(std::uint64_t key, storage::replay_result&& r) {
     log_debug("session={} sent older history destination={} count={} older={}", id_,
               sub.destination, r.records.size(), r.older);
     subscription_keys_.erase(sub.id);
-    if (ended_history_ids_.size() == 64) ended_history_ids_.pop_front();
+    if (ended_history_ids_.size() == 64) ended_history_ids_.erase(ended_history_ids_.begin());
     ended_history_ids_.push_back(std::move(sub.id));
     subscriptions_.erase(it);
     return start_next_replay();
