@@ -153,6 +153,13 @@ std::string redis_engine::channel_of(std::string_view destination) const {
              : redis::live_channel(settings_.cluster.redis.key_prefix, destination);
 }
 
+void redis_engine::after_follow_starts(const std::string& destination, std::function<void()> step) {
+  auto it = follows_.find(destination);
+  if (it != follows_.end() && !it->second->started() && it->second->home->up)
+    return it->second->until_ready.push_back(std::move(step));
+  step();
+}
+
 void redis_engine::run_waiting(follow& f) {
   for (auto& task : std::exchange(f.until_ready, {})) task();
 }

@@ -38,10 +38,7 @@ void redis_engine::enter_presence(std::size_t w, std::string_view destination,
     };
     // Once the topic is followed (the subscription made the follow, posted before this), so
     // the join reaches this node's subscribers too, the user's own among them, as on one node.
-    auto it = follows_.find(d);
-    if (it != follows_.end() && !it->second->started() && it->second->home->up)
-      return it->second->until_ready.push_back(std::move(step));
-    step();
+    after_follow_starts(d, std::move(step));
   });
 }
 
@@ -51,8 +48,11 @@ void redis_engine::leave_presence(std::size_t, std::string_view destination,
   // the entry is no longer vouched for, and times out.
   if (!present_.leave(destination, user)) return;
   net::post(io_, [this, d = std::string(destination), u = std::string(user)] {
-    auto& s = shard_for(d);
-    if (s.up) presence_store_.leave(*s.commands, d, channel_of(d), origin_, u);
+    // Behind an enter still waiting for the follow, never before it.
+    after_follow_starts(d, [this, d, u] {
+      auto& s = shard_for(d);
+      if (s.up) presence_store_.leave(*s.commands, d, channel_of(d), origin_, u);
+    });
   });
 }
 

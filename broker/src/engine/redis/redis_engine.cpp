@@ -315,11 +315,8 @@ void redis_engine::when_following(std::size_t w, std::string_view destination,
                                   std::function<void()> done) {
   // Posted after the interest the subscription caused (both from w, FIFO): the follow exists.
   net::post(io_, [this, w, d = std::string(destination), done = std::move(done)]() mutable {
-    auto then = [this, w, done = std::move(done)]() mutable { workers_.post(w, std::move(done)); };
-    auto it = follows_.find(d);
-    if (it != follows_.end() && !it->second->started() && it->second->home->up)
-      return it->second->until_ready.push_back(std::move(then));
-    then();
+    after_follow_starts(
+        d, [this, w, done = std::move(done)]() mutable { workers_.post(w, std::move(done)); });
   });
 }
 
@@ -361,10 +358,7 @@ void redis_engine::replay(storage::replay_request request, replay_callback done)
     };
     // A subscriber's replay reads after its destination's feed has read the head: then the
     // replay's head is at or past the feed's, and everything after it comes live.
-    auto it = follows_.find(request.destination);
-    if (it != follows_.end() && !it->second->feed && it->second->home->up)
-      return it->second->until_ready.push_back(std::move(read));
-    read();
+    after_follow_starts(request.destination, std::move(read));
   });
 }
 

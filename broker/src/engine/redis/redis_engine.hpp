@@ -157,6 +157,10 @@ class redis_engine final : public engine, private queue_source {
   void on_live(follow& f, std::string_view payload);
   void read_head(follow& f);
   void run_waiting(follow& f);
+  // Runs `step` once `destination`'s follow has started (at once if it has, or there is none,
+  // or its Redis is down), after the steps already waiting: SUBSCRIBE receipts, replays and
+  // presence changes keep their order.
+  void after_follow_starts(const std::string& destination, std::function<void()> step);
   void publish_delivered();
   // The channel `destination`'s followers listen on: its announcements', or a live-only
   // topic's messages'.
