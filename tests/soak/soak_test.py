@@ -191,6 +191,10 @@ class Soak:
         c.send_frame("SUBSCRIBE", [("id", "q"), ("destination", f"/queue/soak.{mode}"),
                                    ("ack", mode), ("prefetch-count", "8")])
         unacked, taken = [], 0  # [(ack id, body)] not yet settled, in delivery order
+        # ACKs sent with a receipt and not yet answered: receipt id -> the bodies they settle.
+        # A connection that dies (close with data unread: the peer sees a reset) may take an
+        # ACK still in the broker's receive buffer with it, so only an answered one counts.
+        unconfirmed, receipts = {}, 0
         ends = time.monotonic() + visit_seconds
         while time.monotonic() < ends:
             try:
@@ -198,6 +202,9 @@ class Soak:
             except TimeoutError:
                 if draining:  # a second with nothing: the queue is empty
                     break
+                continue
+            if frame[0] == "RECEIPT" and frame[1].get("receipt-id") in unconfirmed:
+                del unconfirmed[frame[1]["receipt-id"]]
                 continue
             if frame[0] != "MESSAGE":
                 raise AssertionError(f"{mode} consumer: {describe(frame)}")
@@ -214,17 +221,18 @@ class Soak:
                     self.released[mode].add(body)
                 continue
             unacked.append((ack, body))
-            if mode == "client-individual":
-                c.send_frame("ACK", [("id", ack)])
-                unacked.clear()
-            elif len(unacked) >= 4 or draining:  # cumulative: settles everything before it
-                c.send_frame("ACK", [("id", ack)])
+            # client-individual settles one; client, cumulative, everything before it too.
+            if mode == "client-individual" or len(unacked) >= 4 or draining:
+                receipts += 1
+                c.send_frame("ACK", [("id", ack), ("receipt", f"ack-{receipts}")])
+                unconfirmed[f"ack-{receipts}"] = [b for _, b in unacked]
                 unacked.clear()
         if mode == "auto" or draining or random.random() < 0.5:
             self.drain_and_disconnect(c, mode, unacked)
         else:
             with self.lock:  # dies holding them: the queue hands them out again
                 self.released[mode].update(body for _, body in unacked)
+                self.released[mode].update(b for bodies in unconfirmed.values() for b in bodies)
             c.close()
         return taken
 
@@ -235,6 +243,8 @@ class Soak:
             frame = c.frame(timeout=scaled(10))
             if frame[0] == "RECEIPT" and frame[1].get("receipt-id") == "bye":
                 break
+            if frame[0] == "RECEIPT" and frame[1].get("receipt-id", "").startswith("ack-"):
+                continue  # an ACK's, before the DISCONNECT's: it was settled
             if frame[0] == "MESSAGE":
                 body = frame[2].decode()
                 with self.lock:
