@@ -1,5 +1,7 @@
 #include "engine/engine.hpp"
 
+#include "routing/presence.hpp"
+
 namespace broker {
 
 namespace {
@@ -20,6 +22,14 @@ struct engine_error_category final : std::error_category {
 const std::error_category& engine_category() noexcept {
   static const engine_error_category category;
   return category;
+}
+
+std::vector<engine::presence_info> engine::presence_on_node(
+    const presence& tally, std::span<const std::string> destinations, std::size_t limit) {
+  std::vector<presence_info> out;
+  out.reserve(destinations.size());
+  for (const auto& d : destinations) out.push_back({tally.count(d), tally.members(d, limit)});
+  return out;
 }
 
 }  // namespace broker

@@ -17,6 +17,8 @@
 
 namespace broker {
 
+class presence;
+
 // Why an engine did not store a message it was asked to (append_result::ec), besides the
 // store's own failures.
 enum class engine_errc {
@@ -127,6 +129,13 @@ class engine {
     std::uint64_t live_not_shared = 0;
   };
   virtual counters statistics() const { return {}; }
+
+ protected:
+  // presence_of() from a node's own tally: the whole answer on one node, and what a shared
+  // engine answers for a destination whose store does not.
+  static std::vector<presence_info> presence_on_node(const presence& tally,
+                                                     std::span<const std::string> destinations,
+                                                     std::size_t limit);
 };
 
 }  // namespace broker

@@ -151,29 +151,25 @@ std::uint64_t local_engine::stored_bytes() const {
 
 void local_engine::enter_presence(std::size_t w, std::string_view destination,
                                   std::string_view user, std::function<void(std::size_t)> counted) {
-  if (auto now = present_.enter(destination, user)) {
-    topics_.publish(
-        w, make_presence_message(held_, destination, fmt::format("presence-{}", ++presence_events_),
-                                 "join", user, *now));
-  }
+  if (auto now = present_.enter(destination, user)) announce(w, destination, "join", user, *now);
   counted(present_.count(destination));
 }
 
 void local_engine::leave_presence(std::size_t w, std::string_view destination,
                                   std::string_view user) {
-  if (auto now = present_.leave(destination, user)) {
-    topics_.publish(
-        w, make_presence_message(held_, destination, fmt::format("presence-{}", ++presence_events_),
-                                 "leave", user, *now));
-  }
+  if (auto now = present_.leave(destination, user)) announce(w, destination, "leave", user, *now);
+}
+
+void local_engine::announce(std::size_t w, std::string_view destination, std::string_view event,
+                            std::string_view user, std::size_t count) {
+  topics_.publish(
+      w, make_presence_message(held_, destination, fmt::format("presence-{}", ++presence_events_),
+                               event, user, count));
 }
 
 std::vector<engine::presence_info> local_engine::presence_of(
     std::span<const std::string> destinations, std::size_t limit) const {
-  std::vector<presence_info> out;
-  out.reserve(destinations.size());
-  for (const auto& d : destinations) out.push_back({present_.count(d), present_.members(d, limit)});
-  return out;
+  return presence_on_node(present_, destinations, limit);
 }
 
 }  // namespace broker

@@ -69,6 +69,9 @@ class local_engine final : public engine, private queue_source {
   bool shared() const noexcept override { return false; }
   // At start: what the durable queues held when the node stopped goes back into them.
   void restore_queues(held_bytes& held);
+  // A join or leave, to the topic's subscribers on this node.
+  void announce(std::size_t w, std::string_view destination, std::string_view event,
+                std::string_view user, std::size_t count);
 
   worker_pool& workers_;
   router& topics_;

@@ -60,9 +60,7 @@ std::vector<engine::presence_info> redis_engine::presence_of(
     std::span<const std::string> destinations, std::size_t limit) const {
   using list = std::vector<presence_info>;
   // What this node alone knows, for a destination whose Redis does not answer.
-  list out;
-  out.reserve(destinations.size());
-  for (const auto& d : destinations) out.push_back({present_.count(d), present_.members(d, limit)});
+  list out = presence_on_node(present_, destinations, limit);
   // Copied: after a timeout the step may still run, once this call has returned.
   std::vector<std::string> names(destinations.begin(), destinations.end());
   auto asked = ask<list>(
